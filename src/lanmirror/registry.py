@@ -1,0 +1,308 @@
+"""OCI distribution verbs against one registry (like go-containerregistry's `pkg/v1/remote`).
+
+No policy lives here: which source to ask, what to copy and what to do on failure is for the
+use cases. This module only knows the wire protocol and checks every digest it touches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urljoin
+
+import requests
+
+from lanmirror.errors import DigestMismatch, NotFound, RegistryError
+from lanmirror.reference import validate_digest, validate_repository
+from lanmirror.transport import Transport, error_detail
+
+log = logging.getLogger("lanmirror.registry")
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+INDEX_TYPES = frozenset({DOCKER_LIST, OCI_INDEX})
+MANIFEST_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
+ACCEPT = ", ".join(MANIFEST_TYPES)
+# Large enough that Python's per-chunk overhead vanishes, small enough to keep memory flat.
+CHUNK = 1 << 20
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Docker Hub's rate-limit headers (`ratelimit-limit: 100;w=21600`)."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    source: str | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Any) -> RateLimit | None:
+        def first_int(value: str | None) -> int | None:
+            if not value:
+                return None
+            head = value.split(";", 1)[0].strip()
+            return int(head) if head.isdigit() else None
+
+        limit = first_int(headers.get("ratelimit-limit"))
+        remaining = first_int(headers.get("ratelimit-remaining"))
+        source = headers.get("docker-ratelimit-source")
+        if limit is None and remaining is None:
+            return None
+        return cls(limit, remaining, source)
+
+
+@dataclass(frozen=True)
+class ManifestHead:
+    digest: str
+    media_type: str
+    size: int
+    ratelimit: RateLimit | None = None
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    platform: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest exactly as the registry stored it: copied byte for byte so digests survive."""
+
+    body: bytes = field(repr=False)
+    media_type: str
+    digest: str
+
+    def parsed(self) -> dict[str, Any]:
+        data = json.loads(self.body)
+        if not isinstance(data, dict):
+            raise RegistryError("manifest is not a JSON object")
+        return data
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+    def children(self) -> list[Descriptor]:
+        """Platform manifests of an index."""
+        return [Descriptor(m.get("mediaType", ""), validate_digest(m["digest"]), int(m.get("size", 0)),
+                           m.get("platform")) for m in self.parsed().get("manifests", [])]
+
+    def blobs(self) -> list[Descriptor]:
+        """Config first, then layers, of an image manifest."""
+        data = self.parsed()
+        out = []
+        if "config" in data:
+            c = data["config"]
+            out.append(Descriptor(c.get("mediaType", ""), validate_digest(c["digest"]), int(c.get("size", 0))))
+        for layer in data.get("layers", []):
+            out.append(Descriptor(layer.get("mediaType", ""), validate_digest(layer["digest"]),
+                                  int(layer.get("size", 0))))
+        return out
+
+
+def pull_scope(repo: str) -> str:
+    return f"repository:{repo}:pull"
+
+
+def push_scope(repo: str) -> str:
+    return f"repository:{repo}:pull,push"
+
+
+class HashingReader:
+    """Wraps a byte iterator, hashing on the way; raises DigestMismatch at the end if the bytes
+    are not what `digest` promised. Used on every streamed blob so corruption never lands."""
+
+    def __init__(self, chunks: Iterable[bytes], digest: str, on_bytes: Any = None) -> None:
+        self._chunks = chunks
+        self.digest = digest
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._on_bytes = on_bytes
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            self._hash.update(chunk)
+            self.size += len(chunk)
+            if self._on_bytes:
+                self._on_bytes(len(chunk))
+            yield chunk
+        actual = "sha256:" + self._hash.hexdigest()
+        if actual != self.digest:
+            raise DigestMismatch(f"blob bytes hash to {actual}, expected {self.digest}: corrupt data refused")
+
+
+class Registry:
+    """The distribution API of one registry, on top of a Transport."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.name = transport.registry
+
+    def __repr__(self) -> str:
+        return f"Registry({self.name})"
+
+    def _fail(self, resp: requests.Response, what: str) -> RegistryError:
+        detail = error_detail(resp)
+        msg = f"{self.name}: {what} failed with HTTP {resp.status_code}" + (f" ({detail})" if detail else "")
+        resp.close()
+        if resp.status_code == 404:
+            return NotFound(msg, registry=self.name, status=404)
+        return RegistryError(msg, registry=self.name, status=resp.status_code)
+
+    # -- manifests ------------------------------------------------------------------------
+
+    def head_manifest(self, repo: str, ref: str, *, retry: bool = True, deadline: float | None = None,
+                      timeout: tuple[float, float] | None = None) -> ManifestHead | None:
+        """HEAD a manifest: free on Docker Hub (a GET counts as a pull). None when absent."""
+        validate_repository(repo)
+        resp = self.transport.request("HEAD", f"/v2/{repo}/manifests/{ref}", scope=pull_scope(repo),
+                                      headers={"Accept": ACCEPT}, retry=retry, deadline=deadline, timeout=timeout)
+        resp.close()
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise self._fail(resp, f"HEAD manifest {repo}:{ref}")
+        digest = resp.headers.get("Docker-Content-Digest", "")
+        if not digest:
+            raise RegistryError(f"{self.name}: HEAD manifest {repo}:{ref} returned no Docker-Content-Digest",
+                                registry=self.name)
+        return ManifestHead(validate_digest(digest), resp.headers.get("Content-Type", ""),
+                            int(resp.headers.get("Content-Length") or 0), RateLimit.from_headers(resp.headers))
+
+    def get_manifest(self, repo: str, ref: str) -> Manifest:
+        """GET a manifest (counts as a pull on Docker Hub: use only when the bytes are needed)."""
+        validate_repository(repo)
+        resp = self.transport.request("GET", f"/v2/{repo}/manifests/{ref}", scope=pull_scope(repo),
+                                      headers={"Accept": ACCEPT})
+        if resp.status_code != 200:
+            raise self._fail(resp, f"GET manifest {repo}:{ref}")
+        body = resp.content
+        digest = sha256_digest(body)
+        expected = ref if ref.startswith("sha256:") else resp.headers.get("Docker-Content-Digest", digest)
+        if digest != expected:
+            raise DigestMismatch(f"{self.name}: manifest {repo}@{ref} hashes to {digest}, expected {expected}")
+        media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if media_type not in MANIFEST_TYPES:
+            media_type = json.loads(body).get("mediaType", media_type)
+        return Manifest(body, media_type, digest)
+
+    def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> str:
+        """PUT manifest bytes unchanged; returns the digest the registry computed."""
+        validate_repository(repo)
+        resp = self.transport.request("PUT", f"/v2/{repo}/manifests/{ref}", scope=push_scope(repo),
+                                      headers={"Content-Type": manifest.media_type}, data=manifest.body)
+        if resp.status_code not in (200, 201, 202):
+            raise self._fail(resp, f"PUT manifest {repo}:{ref}")
+        resp.close()
+        digest = resp.headers.get("Docker-Content-Digest", "")
+        if digest and digest != manifest.digest:
+            raise DigestMismatch(f"{self.name}: stored manifest {repo}:{ref} as {digest}, expected {manifest.digest}")
+        return manifest.digest
+
+    def delete_manifest(self, repo: str, digest: str) -> None:
+        validate_repository(repo)
+        validate_digest(digest)
+        resp = self.transport.request("DELETE", f"/v2/{repo}/manifests/{digest}", scope=f"repository:{repo}:*")
+        if resp.status_code not in (200, 202):
+            raise self._fail(resp, f"DELETE manifest {repo}@{digest}")
+        resp.close()
+
+    def list_tags(self, repo: str, page_size: int = 1000) -> list[str]:
+        """All tags of `repo`, following `Link: <...>; rel="next"` pagination."""
+        validate_repository(repo)
+        tags: list[str] = []
+        path: str | None = f"/v2/{repo}/tags/list?{urlencode({'n': page_size})}"
+        while path:
+            resp = self.transport.request("GET", path, scope=pull_scope(repo))
+            if resp.status_code == 404:
+                resp.close()
+                return tags
+            if resp.status_code != 200:
+                raise self._fail(resp, f"list tags of {repo}")
+            tags.extend(resp.json().get("tags") or [])
+            nxt = resp.links.get("next", {}).get("url")
+            path = urljoin(self.transport.url("/"), nxt) if nxt else None
+        return tags
+
+    # -- blobs ----------------------------------------------------------------------------
+
+    def head_blob(self, repo: str, digest: str) -> int | None:
+        """Size of the blob if present, else None."""
+        resp = self.transport.request("HEAD", f"/v2/{repo}/blobs/{validate_digest(digest)}", scope=pull_scope(repo))
+        resp.close()
+        if resp.status_code == 404:
+            return None
+        if resp.status_code not in (200, 307):
+            raise self._fail(resp, f"HEAD blob {repo}@{digest}")
+        return int(resp.headers.get("Content-Length") or 0)
+
+    def open_blob(self, repo: str, digest: str, *, start: int = 0, end: int | None = None) -> requests.Response:
+        """A streaming GET of a blob (or a bounded byte range of it). Redirects to a CDN are followed
+        and requests drops the Authorization header when the host changes."""
+        headers = {}
+        if start or end is not None:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end}"
+        resp = self.transport.request("GET", f"/v2/{repo}/blobs/{validate_digest(digest)}", scope=pull_scope(repo),
+                                      headers=headers, stream=True)
+        if resp.status_code not in (200, 206):
+            raise self._fail(resp, f"GET blob {repo}@{digest}")
+        return resp
+
+    def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
+        """Cross-repository mount: the registry links a blob it already holds. True if mounted."""
+        query = urlencode({"mount": validate_digest(digest), "from": validate_repository(from_repo)})
+        resp = self.transport.request(
+            "POST", f"/v2/{repo}/blobs/uploads/?{query}",
+            scope=f"{push_scope(repo)} {pull_scope(from_repo)}", headers={"Content-Length": "0"},
+        )
+        resp.close()
+        if resp.status_code == 201:
+            return True
+        if resp.status_code == 202:
+            # Not mountable: the registry opened an upload session instead; cancel it.
+            location = resp.headers.get("Location")
+            if location:
+                self.transport.request("DELETE", urljoin(self.transport.url("/"), location),
+                                       scope=push_scope(repo)).close()
+            return False
+        raise self._fail(resp, f"mount {from_repo}@{digest} into {repo}")
+
+    def upload_blob(self, repo: str, digest: str, chunks: Iterable[bytes]) -> None:
+        """Upload a blob as one streamed PUT. Not retried here: the body is a one-shot stream, so
+        the caller retries the whole copy (with the same policy)."""
+        validate_digest(digest)
+        resp = self.transport.request("POST", f"/v2/{repo}/blobs/uploads/", scope=push_scope(repo),
+                                      headers={"Content-Length": "0"})
+        resp.close()
+        if resp.status_code != 202 or not resp.headers.get("Location"):
+            raise self._fail(resp, f"start upload to {repo}")
+        location = urljoin(self.transport.url("/"), resp.headers["Location"])
+        sep = "&" if "?" in location else "?"
+        put = self.transport.request(
+            "PUT", f"{location}{sep}{urlencode({'digest': digest})}", scope=push_scope(repo),
+            headers={"Content-Type": "application/octet-stream"}, data=iter(chunks), retry=False,
+        )
+        put.close()
+        if put.status_code != 201:
+            raise self._fail(put, f"upload {repo}@{digest}")
+
+    def upload_bytes(self, repo: str, data: bytes) -> str:
+        """Upload a small in-memory blob (configs, test layers); retried as a whole."""
+        digest = sha256_digest(data)
+        self.transport.policy.call(lambda: self.upload_blob(repo, digest, [data]), f"upload {repo}@{digest[:19]}")
+        return digest

@@ -1,0 +1,133 @@
+"""The one retry policy, for every caller: HTTP requests, blob copies, engine pulls, logins.
+
+Exponential backoff with *full jitter* (a uniform wait in [0, min(cap, base * 2**n)]) so that a
+fleet of runners hit by the same outage does not come back in lock-step; `Retry-After` wins
+when the server sends one. Only transient failures are retried: a 401 or a 404 will not change
+by waiting, and Docker Hub's pull limit lasts hours, so those fail (or fall back) at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import requests
+import tenacity
+
+from lanmirror.errors import TransientError
+
+log = logging.getLogger("lanmirror.retry")
+
+T = TypeVar("T")
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    current = now or dt.datetime.now(dt.timezone.utc)
+    return max(0.0, (when - current).total_seconds())
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that may succeed on a later attempt."""
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return True
+    # docker-py raises APIError subclasses of requests.HTTPError; only 429/5xx are transient.
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        status = exc.response.status_code
+        return status == 429 or status >= 500
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    return f"{name}: {text}"[:300] if text else name
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry. One instance is passed down to every layer."""
+
+    attempts: int = 5
+    base: float = 0.5
+    cap: float = 30.0
+    max_retry_after: float = 120.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter wait after failed attempt number `attempt` (1-based)."""
+        ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
+        return self.rng.uniform(0, ceiling)
+
+    def wait_for(self, attempt: int, exc: BaseException | None) -> float:
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            # Honour the server, plus a little jitter so a fleet does not return at one instant.
+            return min(self.max_retry_after, float(retry_after)) + self.rng.uniform(0, min(1.0, self.base))
+        return self.backoff(attempt)
+
+    def call(
+        self,
+        fn: Callable[[], T],
+        what: str,
+        *,
+        deadline: float | None = None,
+        retry_if: Callable[[BaseException], bool] = is_transient,
+    ) -> T:
+        """Run `fn` until it succeeds, fails permanently, runs out of attempts or passes `deadline`
+        (seconds from now). The last exception is re-raised unchanged."""
+        attempts = self.attempts
+        start = time.monotonic()
+
+        def _wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = self.wait_for(state.attempt_number, exc)
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - (time.monotonic() - start)))
+            return wait
+
+        def _stop(state: tenacity.RetryCallState) -> bool:
+            if state.attempt_number >= attempts:
+                return True
+            return deadline is not None and time.monotonic() - start >= deadline
+
+        def _before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            log.warning(
+                "%s: attempt %d/%d failed (%s); retrying in %.1fs",
+                what, state.attempt_number, attempts, describe(exc) if exc else "?", wait,
+            )
+
+        retrying = tenacity.Retrying(
+            stop=_stop,
+            wait=_wait,
+            retry=tenacity.retry_if_exception(retry_if),
+            before_sleep=_before_sleep,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(fn)
+
+
+DEFAULT_POLICY = RetryPolicy()

@@ -1,0 +1,310 @@
+"""HTTP to one registry: scheme choice, auth challenges, token exchange, timeouts, retries.
+
+Like go-containerregistry's `remote/transport`: the layers above ask for `GET /v2/<repo>/...`
+with a scope and get a response; how the bearer token was obtained (anonymous or with the
+credentials docker itself would use), and whether the request was retried, is decided here.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from lanmirror import __version__
+from lanmirror.errors import AuthError, PullLimitExceeded, RegistryError, TransientError
+from lanmirror.reference import DOCKER_HUB, api_host, normalize_registry
+from lanmirror.retry import DEFAULT_POLICY, RetryPolicy, parse_retry_after
+
+log = logging.getLogger("lanmirror.transport")
+
+USER_AGENT = f"lanmirror/{__version__}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A username and password or token. `repr` never shows the secret."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, password='***')"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Connect and read timeouts in seconds. Small connect timeouts are what keep a dead LAN
+    registry from costing minutes: the original bash waited 20-30 s per probe."""
+
+    connect: float = 3.0
+    read: float = 30.0
+
+    def pair(self) -> tuple[float, float]:
+        return (self.connect, self.read)
+
+
+def host_of(registry: str) -> str:
+    host = registry
+    if host.startswith("["):
+        return host[1:host.index("]")]
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def is_loopback(registry: str) -> bool:
+    host = host_of(registry)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_insecure(registry: str, insecure: Iterable[str] = ()) -> bool:
+    """Whether plain HTTP may be used: loopback, or a registry (HOST[:PORT], host or CIDR) that the
+    user or the Docker daemon marked insecure. Everything else is HTTPS with verification."""
+    registry = normalize_registry(registry)
+    if is_loopback(registry):
+        return True
+    host = host_of(registry)
+    for entry in insecure:
+        entry = entry.strip()
+        if not entry:
+            continue
+        if "/" in entry:
+            try:
+                if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+        elif normalize_registry(entry) in (registry, host):
+            return True
+    return False
+
+
+def credentials_from_docker_config(registry: str) -> Credentials | None:
+    """The credentials `docker login` stored for `registry`, through docker-py's own reader
+    (honours DOCKER_CONFIG and credential helpers), so we never parse config.json by hand."""
+    import docker.auth
+
+    try:
+        config = docker.auth.load_config()
+        entry = docker.auth.resolve_authconfig(config, None if registry == DOCKER_HUB else registry)
+    except Exception as exc:  # a broken credential helper must not stop an anonymous pull
+        log.warning("could not read Docker credentials for %s: %s", registry, type(exc).__name__)
+        return None
+    if not entry:
+        return None
+    username = entry.get("username") or entry.get("Username")
+    password = entry.get("password") or entry.get("Password") or entry.get("IdentityToken")
+    if username and password:
+        return Credentials(username, password)
+    return None
+
+
+_CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """Split `Bearer realm="...",service="..."` into ("bearer", {...})."""
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), dict(_CHALLENGE_RE.findall(rest))
+
+
+class Transport:
+    """Authenticated, retried, time-bounded HTTP to one registry's /v2/ API."""
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        insecure: bool | None = None,
+        credentials: Credentials | None = None,
+        timeouts: Timeouts | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        pool_size: int = 32,
+    ) -> None:
+        self.registry = normalize_registry(registry)
+        self.host = api_host(self.registry)
+        plain = is_loopback(self.registry) if insecure is None else insecure
+        self.scheme = "http" if plain else "https"
+        if plain and not is_loopback(self.registry):
+            log.warning("using plain HTTP for insecure registry %s", self.registry)
+        self.credentials = credentials
+        self.timeouts = timeouts or Timeouts()
+        self.policy = policy
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._lock = threading.Lock()
+        self._challenge: tuple[str, dict[str, str]] | None = None
+        self._tokens: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Transport({self.scheme}://{self.host})"
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.scheme}://{self.host}{path}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- auth -------------------------------------------------------------------------------
+
+    def _auth_header(self, scope: str | None) -> dict[str, str]:
+        with self._lock:
+            challenge = self._challenge
+            token = self._tokens.get(scope or "")
+        if challenge is None:
+            return {}
+        kind, _ = challenge
+        if kind == "bearer" and token:
+            return {"Authorization": f"Bearer {token}"}
+        if kind == "basic" and self.credentials:
+            raw = f"{self.credentials.username}:{self.credentials.password}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+        return {}
+
+    def _fetch_token(self, params: dict[str, str], scope: str | None) -> None:
+        realm = params.get("realm")
+        if not realm:
+            raise RegistryError(f"{self.registry}: bearer challenge without a realm", registry=self.registry)
+        query = {k: v for k, v in params.items() if k in ("service",)}
+        if scope:
+            query["scope"] = scope
+        auth = (self.credentials.username, self.credentials.password) if self.credentials else None
+        try:
+            resp = self.session.get(realm, params=query, auth=auth, timeout=self.timeouts.pair())
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TransientError(f"{self.registry}: token endpoint {realm} unreachable: {type(exc).__name__}") from None
+        if resp.status_code in (401, 403):
+            who = f"user {self.credentials.username!r}" if self.credentials else "anonymous access"
+            raise AuthError(
+                f"{self.registry}: authentication failed for {who} (HTTP {resp.status_code}); "
+                "check the username and token, or run `docker login`",
+                registry=self.registry, status=resp.status_code,
+            )
+        self._raise_for_transient(resp, "token endpoint")
+        if resp.status_code != 200:
+            raise RegistryError(f"{self.registry}: token endpoint answered HTTP {resp.status_code}",
+                                registry=self.registry, status=resp.status_code)
+        try:
+            body = resp.json()
+        except ValueError:
+            raise RegistryError(f"{self.registry}: token endpoint returned non-JSON", registry=self.registry) from None
+        token = body.get("token") or body.get("access_token")
+        if not token:
+            raise RegistryError(f"{self.registry}: token endpoint returned no token", registry=self.registry)
+        with self._lock:
+            self._tokens[scope or ""] = token
+
+    def _authenticate(self, resp: requests.Response, scope: str | None) -> bool:
+        """Handle a 401: remember the challenge and get a token. False if nothing can be done."""
+        header = resp.headers.get("WWW-Authenticate", "")
+        if not header:
+            return False
+        kind, params = parse_challenge(header)
+        with self._lock:
+            self._challenge = (kind, params)
+        if kind == "bearer":
+            self._fetch_token(params, scope or params.get("scope"))
+            return True
+        return kind == "basic" and self.credentials is not None
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _raise_for_transient(self, resp: requests.Response, what: str) -> None:
+        status = resp.status_code
+        if status == 429:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            remaining = resp.headers.get("ratelimit-remaining", "").split(";")[0].strip()
+            if retry_after is None and ("TOOMANYREQUESTS" in resp.text[:2000].upper() or remaining == "0"):
+                raise PullLimitExceeded(
+                    f"{self.registry}: pull rate limit reached (429 TOOMANYREQUESTS, "
+                    f"ratelimit-remaining={remaining or '?'}); "
+                    "log in with a paid account or wait for the window to reset",
+                    registry=self.registry, status=429, code="TOOMANYREQUESTS",
+                )
+            raise TransientError(f"{self.registry}: {what} HTTP 429 (Retry-After {retry_after})",
+                                 status=429, retry_after=retry_after)
+        if status >= 500:
+            resp.close()
+            raise TransientError(f"{self.registry}: {what} HTTP {status}", status=status,
+                                 retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+
+    def _send_once(
+        self, method: str, path: str, scope: str | None, headers: Mapping[str, str] | None,
+        timeout: tuple[float, float] | None, **kwargs: Any,
+    ) -> requests.Response:
+        url = self.url(path)
+        for _ in range(2):
+            hdrs = {**(headers or {}), **self._auth_header(scope)}
+            try:
+                resp = self.session.request(method, url, headers=hdrs, timeout=timeout or self.timeouts.pair(),
+                                            **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise type(exc)(f"{self.registry}: {method} {path}: {type(exc).__name__}") from None
+            if resp.status_code == 401 and "Authorization" not in hdrs and self._authenticate(resp, scope):
+                resp.close()
+                continue
+            break
+        if resp.status_code == 401:
+            resp.close()
+            raise AuthError(f"{self.registry}: {method} {path} unauthorized (HTTP 401); "
+                            "check credentials or repository access", registry=self.registry, status=401)
+        self._raise_for_transient(resp, f"{method} {path}")
+        return resp
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool = True,
+        deadline: float | None = None,
+        timeout: tuple[float, float] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send a request, authenticating on a challenge. Transient failures are retried with the
+        one policy unless `retry` is False (for requests whose body is a one-shot stream)."""
+        if not retry:
+            return self._send_once(method, path, scope, headers, timeout, **kwargs)
+        return self.policy.call(
+            lambda: self._send_once(method, path, scope, headers, timeout, **kwargs),
+            f"{method} {self.registry}{path}", deadline=deadline,
+        )
+
+    def ping(self) -> requests.Response:
+        """`GET /v2/`: tells whether the registry is up and learns its auth challenge."""
+        resp = self.session.get(self.url("/v2/"), timeout=self.timeouts.pair())
+        if resp.status_code == 401:
+            header = resp.headers.get("WWW-Authenticate", "")
+            if header:
+                with self._lock:
+                    self._challenge = parse_challenge(header)
+        return resp
+
+
+def error_detail(resp: requests.Response) -> str:
+    """The registry's own error code and message from an OCI error body, if any."""
+    try:
+        errors = resp.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return ""
+    parts = [f"{e.get('code', '')}: {e.get('message', '')}" for e in errors if isinstance(e, dict)]
+    return "; ".join(parts)[:300]

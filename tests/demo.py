@@ -1,0 +1,63 @@
+"""`./dev demo`: the main job on an embedded default, on the local stack.
+
+Starts dockerd, a token-auth "Docker Hub", two LAN registries and the fault proxies; publishes
+a synthetic nightly to the "Hub"; mirrors it to the LAN with `lanmirror mirror`; resolves it with
+`lanmirror resolve` (which pulls it from the LAN); and prints what crossed each proxy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.stack import Stack, images
+
+REPO = "rocm/sgl-dev"
+BASE = "v0.5.5-rocm700-mi30x"
+
+
+def run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    print(f"\n$ {' '.join(cmd)}", flush=True)
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, text=True, capture_output=True)
+    sys.stdout.write(proc.stderr)
+    sys.stdout.write(proc.stdout)
+    print(f"[exit {proc.returncode} in {time.monotonic() - start:.2f}s]", flush=True)
+    return proc
+
+
+def main() -> int:
+    root = Path(tempfile.mkdtemp(prefix="lanmirror-demo-"))
+    print(f"starting the local stack under {root} ...", flush=True)
+    stack = Stack.create(root).start()
+    try:
+        env = {**stack.env(), "DOCKER_CONFIG": str(root / "docker-config")}
+        today = dt.datetime.now(dt.timezone.utc).date()
+        tag = f"{BASE}-{today:%Y%m%d}"
+        image = images.build([f"demo-{i}" for i in range(4)], 2 << 20)
+        images.push(stack.hub_client(), REPO, tag, image)
+        print(f"published {REPO}:{tag} ({image.digest}) to the local Hub at {stack.hub}")
+        stack.clear_faults()
+        lm = str(Path(sys.executable).with_name("lanmirror"))
+        mirror = run([lm, "mirror", "--repo", REPO, "--tag", tag, "--source-registry", stack.hub,
+                      "--lan-registry", stack.lan], env)
+        resolve = run([lm, "resolve", "--repo", REPO, "--base-tag", BASE, "--hub-registry", stack.hub,
+                       "--lan-registry", stack.lan], env)
+        print("\nrequests seen by the proxies:")
+        for proxy in (stack.hub_proxy, stack.lan_proxy):
+            entries = proxy.entries()
+            print(f"  {proxy.name:4} {len(entries):3} requests, {proxy.bytes_out() / 1e6:7.1f} MB of blobs served, "
+                  f"{proxy.counted_gets()} counted manifest GETs")
+        return max(mirror.returncode, resolve.returncode)
+    finally:
+        stack.stop()
+        os.sync()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.stack import Stack, images
+
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+LANMIRROR = str(Path(sys.executable).with_name("lanmirror"))
+
+
+def tag_for(base: str, days_ago: int, today: dt.date = TODAY) -> str:
+    return f"{base}-{today - dt.timedelta(days=days_ago):%Y%m%d}"
+
+
+def publish(stack: Stack, repo: str, base: str, days_ago: int, *, hub: bool = True, lan: bool = False,
+            lan2: bool = False, size: int = 20_000, layers: int = 2, variant: str = "") -> images.Image:
+    """Push a synthetic nightly `<base>-<date>` to the Hub and/or the LAN registries, then reset the
+    proxies' logs and faults."""
+    tag = tag_for(base, days_ago)
+    img = images.build([f"{repo}-{tag}-{i}{variant}" for i in range(layers)], size)
+    if hub:
+        images.push(stack.hub_client(), repo, tag, img)
+    if lan:
+        images.push(stack.client(stack.lan), repo, tag, img)
+    if lan2:
+        images.push(stack.client(stack.lan2), repo, tag, img)
+    stack.clear_faults()  # tests count only what happens after the setup
+    return img
+
+
+def run_cli(stack: Stack, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
+            prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**stack.env(), **(env or {})}
+    full_env.setdefault("DOCKER_CONFIG", os.environ.get("DOCKER_CONFIG", ""))
+    return subprocess.run([*(prefix or []), LANMIRROR, *args], env=full_env, text=True, capture_output=True,
+                          timeout=timeout)

@@ -1,0 +1,116 @@
+"""The local stack every integration test, the demo and the benchmarks run against.
+
+    dockerd (own data root + socket)
+    token server ─ token proxy ─┐
+    "Docker Hub": Distribution with token auth ─ hub proxy (Hub rate-limit rules + faults)
+    "LAN mirror": Distribution, plain HTTP ─ lan proxy (faults)
+    second LAN mirror (another site) ─ lan2 proxy
+
+Clients always go through the proxies, so every request is counted and can be broken.
+Only 127.0.0.1 is ever used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lanmirror.registry import Registry as RegistryClient
+from lanmirror.transport import Credentials, Timeouts, Transport
+
+from .daemons import Dockerd, Registry
+from .proxy import FaultProxy
+from .tokens import ISSUER, SERVICE, TokenServer
+
+HUB_USER = "ci-bot"
+# Distinctive so that a test can grep every output of the suite for it.
+HUB_PASSWORD = "s3cret-Pa55-n3ver-pr1nt"
+HUB_CREDS = Credentials(HUB_USER, HUB_PASSWORD)
+
+
+@dataclass
+class Stack:
+    root: Path
+    with_docker: bool = True
+    dockerd: Dockerd | None = None
+    tokens: TokenServer = field(init=False)
+    token_proxy: FaultProxy = field(init=False)
+    hub_registry: Registry = field(init=False)
+    hub_proxy: FaultProxy = field(init=False)
+    lan_registry: Registry = field(init=False)
+    lan_proxy: FaultProxy = field(init=False)
+    lan2_registry: Registry = field(init=False)
+    lan2_proxy: FaultProxy = field(init=False)
+
+    @classmethod
+    def create(cls, root: Path | None = None, with_docker: bool = True) -> Stack:
+        root = root or Path(tempfile.mkdtemp(prefix="lanmirror-stack-"))
+        return cls(root, with_docker)
+
+    def start(self) -> Stack:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tokens = TokenServer(self.root, {HUB_USER: HUB_PASSWORD}).start()
+        self.token_proxy = FaultProxy(f"127.0.0.1:{self.tokens.port}", "token").start()
+        self.hub_registry = Registry(self.root, "hub", token_realm=f"http://{self.token_proxy.address}/token",
+                                     token_cert=self.tokens.cert_path, service=SERVICE, issuer=ISSUER).start()
+        self.hub_proxy = FaultProxy(self.hub_registry.address, "hub", hub_rules=True, limit=100).start()
+        self.lan_registry = Registry(self.root, "lan").start()
+        self.lan_proxy = FaultProxy(self.lan_registry.address, "lan").start()
+        self.lan2_registry = Registry(self.root, "lan2").start()
+        self.lan2_proxy = FaultProxy(self.lan2_registry.address, "lan2").start()
+        if self.with_docker:
+            self.dockerd = Dockerd(self.root / "docker").start()
+        return self
+
+    def stop(self) -> None:
+        for part in ("dockerd", "hub_registry", "lan_registry", "lan2_registry"):
+            obj = getattr(self, part, None)
+            if obj is not None:
+                obj.stop()
+        for part in ("hub_proxy", "lan_proxy", "lan2_proxy", "token_proxy", "tokens"):
+            obj = getattr(self, part, None)
+            if obj is not None:
+                obj.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @property
+    def proxies(self) -> list[FaultProxy]:
+        return [self.hub_proxy, self.lan_proxy, self.lan2_proxy, self.token_proxy]
+
+    def clear_faults(self) -> None:
+        for p in self.proxies:
+            p.clear()
+
+    @property
+    def hub(self) -> str:
+        return self.hub_proxy.address
+
+    @property
+    def lan(self) -> str:
+        return self.lan_proxy.address
+
+    @property
+    def lan2(self) -> str:
+        return self.lan2_proxy.address
+
+    @property
+    def docker_host(self) -> str:
+        assert self.dockerd is not None
+        return self.dockerd.host
+
+    def client(self, address: str, creds: Credentials | None = None,
+               timeouts: Timeouts | None = None) -> RegistryClient:
+        return RegistryClient(Transport(address, credentials=creds, timeouts=timeouts))
+
+    def hub_client(self, creds: Credentials | None = HUB_CREDS) -> RegistryClient:
+        return self.client(self.hub, creds)
+
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess that should use this stack."""
+        env = dict(os.environ)
+        if self.dockerd:
+            env["DOCKER_HOST"] = self.dockerd.host
+        return env

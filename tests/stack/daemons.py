@@ -1,0 +1,155 @@
+"""Real daemons for the tests: dockerd with its own data root and socket, and CNCF Distribution.
+
+Nothing here touches a system daemon: every path is under the stack's own temp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check, what: str, timeout: float = 60.0, proc: subprocess.Popen | None = None, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise StackError(f"{what} exited with {proc.returncode}:\n{tail}")
+        try:
+            if check():
+                return
+        except Exception as exc:
+            last = exc
+        time.sleep(0.1)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise StackError(f"{what} did not come up in {timeout}s ({last}):\n{tail}")
+
+
+def require(binary: str) -> str:
+    path = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
+    if not path:
+        raise StackError(f"{binary} not found: run the README's test command, which installs it")
+    return path
+
+
+class Dockerd:
+    """dockerd with --data-root/--exec-root/socket/pidfile in `root`, no bridge, no iptables."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "docker.sock"
+        self.host = f"unix://{self.socket}"
+        self.log = root / "dockerd.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Dockerd:
+        # The exec-root holds unix sockets, whose paths must stay under 108 bytes.
+        self.root.mkdir(parents=True, exist_ok=True)
+        exec_root = Path(f"/tmp/lmx-{os.getpid()}-{abs(hash(str(self.root))) % 10**6}")
+        self.exec_root = exec_root
+        cmd = [require("dockerd"), "--data-root", str(self.root / "data"), "--exec-root", str(exec_root),
+               "-H", self.host, "--pidfile", str(self.root / "docker.pid"), "--bridge=none", "--iptables=false",
+               "--ip-masq=false", "--userland-proxy=false", "--log-level=warn"]
+        env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        import docker
+
+        def up() -> bool:
+            return bool(docker.APIClient(base_url=self.host, version="auto", timeout=5).ping())
+
+        wait_for(up, "dockerd", 90, self.proc, self.log)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        # containerd-shim leftovers hold mounts; best effort, then remove our folders.
+        script = f"grep -o ' {self.root}/data[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l"
+        subprocess.run(["bash", "-c", script], check=False, capture_output=True)
+        shutil.rmtree(getattr(self, "exec_root", self.root / "none"), ignore_errors=True)
+
+
+class Registry:
+    """CNCF Distribution (`docker-registry serve`) on 127.0.0.1, plain HTTP, deletes enabled,
+    optionally with Docker-Hub-style token auth."""
+
+    def __init__(self, root: Path, name: str, *, token_realm: str | None = None, token_cert: Path | None = None,
+                 service: str = "", issuer: str = "", port: int | None = None) -> None:
+        self.root = root / name
+        self.name = name
+        self.port = port or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log = self.root / "registry.log"
+        self.config = self.root / "config.yml"
+        self.token = (token_realm, token_cert, service, issuer) if token_realm else None
+        self.proc: subprocess.Popen | None = None
+
+    def _write_config(self) -> None:
+        auth = ""
+        if self.token:
+            realm, cert, service, issuer = self.token
+            auth = (f"auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n"
+                    f"    rootcertbundle: {cert}\n")
+        self.config.write_text(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
+            "  cache:\n    blobdescriptor: inmemory\n"
+            f"http:\n  addr: {self.address}\n  secret: lanmirror-test-{self.name}\n"
+            "  headers:\n    X-Content-Type-Options: [nosniff]\n" + auth
+        )
+
+    def start(self) -> Registry:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([require("docker-registry"), "serve", str(self.config)],
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def up() -> bool:
+            return requests.get(f"http://{self.address}/v2/", timeout=2).status_code in (200, 401)
+
+        wait_for(up, f"registry {self.name}", 30, self.proc, self.log)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def wipe(self) -> None:
+        """Empty the storage (between tests that need an empty mirror)."""
+        self.stop()
+        shutil.rmtree(self.root / "data", ignore_errors=True)
+        self.start()

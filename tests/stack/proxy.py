@@ -1,0 +1,379 @@
+"""A fault-injecting HTTP proxy that sits in front of a registry (or the token server).
+
+It speaks HTTP/1.1 to both sides, streams bodies in both directions without buffering them, and
+can: play Docker Hub's rate-limit rules (a manifest GET counts, a HEAD does not; 429
+TOOMANYREQUESTS when exhausted), answer with injected statuses (5xx bursts, abuse 429 with
+Retry-After), refuse or black-hole connections, add latency, and break blob bodies (reset, stall
+or corrupt after N bytes). Every request is logged so tests can assert what crossed the wire.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MANIFEST_RE = re.compile(r"^/v2/.+/manifests/[^/]+$")
+BLOB_RE = re.compile(r"^/v2/.+/blobs/sha256:[a-f0-9]{64}$")
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+              "expect"}
+CHUNK = 1 << 20
+
+
+@dataclass
+class Entry:
+    method: str
+    path: str
+    status: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    counted: bool = False
+    fault: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class StatusRule:
+    """Answer the next `count` requests that match with `status` instead of forwarding them."""
+
+    status: int
+    count: int
+    method: str | None = None
+    path: re.Pattern[str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and (self.path is None or bool(self.path.search(path)))
+
+
+@dataclass
+class BodyRule:
+    """Break the body of matching responses after `after` bytes: 'reset', 'stall' or 'corrupt'."""
+
+    kind: str
+    after: int
+    count: int = 1
+    path: re.Pattern[str] = BLOB_RE
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, name: str, *, hub_rules: bool = False, limit: int = 100) -> None:
+        self.upstream_host, port = upstream.rsplit(":", 1)
+        self.upstream_port = int(port)
+        self.name = name
+        self.hub_rules = hub_rules
+        self.limit = limit
+        self.remaining = limit
+        self.log: list[Entry] = []
+        self.mode: str | None = None  # None | "refuse" | "blackhole"
+        self.latency = 0.0
+        self.status_rules: list[StatusRule] = []
+        self.body_rules: list[BodyRule] = []
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def setup(self) -> None:
+                super().setup()
+                self.upstream: http.client.HTTPConnection | None = None
+
+            def handle_one_request(self) -> None:
+                if proxy.mode == "refuse":
+                    _reset(self.connection)
+                    self.close_connection = True
+                    return
+                if proxy.mode == "blackhole":
+                    proxy._release.wait(600)
+                    self.close_connection = True
+                    return
+                super().handle_one_request()
+
+            def __getattr__(self, name: str):  # do_GET, do_PUT, ... all go through one method
+                if name.startswith("do_"):
+                    return lambda: proxy._handle(self)
+                raise AttributeError(name)
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                finally:
+                    if self.upstream is not None:
+                        self.upstream.close()
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+
+    # -- control ----------------------------------------------------------------------------
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def clear(self) -> None:
+        """Remove every fault and forget the log; the rate-limit budget is refilled."""
+        with self._lock:
+            self.mode = None
+            self.latency = 0.0
+            self.status_rules.clear()
+            self.body_rules.clear()
+            self.log.clear()
+            self.remaining = self.limit
+            self._release.set()
+            self._release = threading.Event()
+
+    def fail(self, status: int, count: int, *, method: str | None = None, path: str | None = None,
+             headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        with self._lock:
+            self.status_rules.append(StatusRule(status, count, method, re.compile(path) if path else None,
+                                                headers or {}, body))
+
+    def break_body(self, kind: str, after: int, count: int = 1, path: str | None = None) -> None:
+        assert kind in ("reset", "stall", "corrupt")
+        with self._lock:
+            self.body_rules.append(BodyRule(kind, after, count, re.compile(path) if path else BLOB_RE))
+
+    def entries(self, method: str | None = None, pattern: str | None = None) -> list[Entry]:
+        rx = re.compile(pattern) if pattern else None
+        with self._lock:
+            return [e for e in self.log if (method is None or e.method == method) and (rx is None or rx.search(e.path))]
+
+    def counted_gets(self) -> int:
+        return sum(1 for e in self.entries() if e.counted)
+
+    def bytes_out(self, pattern: str = BLOB_RE.pattern) -> int:
+        return sum(e.bytes_out for e in self.entries(pattern=pattern))
+
+    def bytes_in(self) -> int:
+        return sum(e.bytes_in for e in self.entries())
+
+    # -- the proxy ----------------------------------------------------------------------------
+
+    def _take_status_rule(self, method: str, path: str) -> StatusRule | None:
+        with self._lock:
+            for rule in self.status_rules:
+                if rule.count > 0 and rule.matches(method, path):
+                    rule.count -= 1
+                    return rule
+        return None
+
+    def _take_body_rule(self, path: str, length: int | None) -> BodyRule | None:
+        """The first matching rule whose cut point lies inside this body; a body too short to
+        break (a config blob, say) leaves the rule for the next one."""
+        with self._lock:
+            for rule in self.body_rules:
+                if rule.count > 0 and rule.path.search(path) and (length is None or length > rule.after):
+                    rule.count -= 1
+                    return rule
+        return None
+
+    def _ratelimit_headers(self) -> dict[str, str]:
+        return {"ratelimit-limit": f"{self.limit};w=21600", "ratelimit-remaining": f"{max(self.remaining, 0)};w=21600",
+                "docker-ratelimit-source": "127.0.0.1"}
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        started = time.monotonic()
+        method = h.command
+        path = h.path.split("?", 1)[0]
+        entry = Entry(method, h.path)
+        with self._lock:
+            self.log.append(entry)
+        try:
+            self._serve(h, method, path, entry)
+        except (TimeoutError, ConnectionError, BrokenPipeError, OSError) as exc:
+            entry.fault = entry.fault or f"connection: {type(exc).__name__}"
+            h.close_connection = True
+        finally:
+            entry.seconds = time.monotonic() - started
+
+    def _serve(self, h: BaseHTTPRequestHandler, method: str, path: str, entry: Entry) -> None:
+        if self.latency:
+            time.sleep(self.latency)
+        extra: dict[str, str] = {}
+        is_manifest = bool(MANIFEST_RE.match(path))
+        if self.hub_rules and is_manifest:
+            with self._lock:
+                if method == "GET":
+                    if self.remaining <= 0:
+                        rule: StatusRule | None = StatusRule(
+                            429, 1, body=b'{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your '
+                                         b'pull rate limit. You may increase the limit by authenticating and '
+                                         b'upgrading: https://www.docker.com/increase-rate-limit"}]}')
+                    else:
+                        self.remaining -= 1
+                        entry.counted = True
+                        rule = None
+                else:
+                    rule = None
+                extra = self._ratelimit_headers()
+        else:
+            rule = None
+        rule = rule or self._take_status_rule(method, path)
+        body_in = self._request_body(h, entry)
+        if rule is not None:
+            for _ in body_in:
+                pass
+            entry.status, entry.fault = rule.status, entry.fault or f"injected {rule.status}"
+            h.send_response(rule.status)
+            for k, v in {**extra, **rule.headers}.items():
+                h.send_header(k, v)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(rule.body)))
+            h.end_headers()
+            if method != "HEAD":
+                h.wfile.write(rule.body)
+            return
+        # A list, not a dict: the daemon sends several Accept headers, and collapsing them makes
+        # the registry pick another manifest format (and digest).
+        headers = [(k, v) for k, v in h.headers.items()
+                   if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
+        length = h.headers.get("Content-Length")
+        chunked = length is None and h.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        if length is not None:
+            headers.append(("Content-Length", length))
+        elif chunked:
+            headers.append(("Transfer-Encoding", "chunked"))
+        if h.upstream is None:
+            h.upstream = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=600)
+        try:
+            up = h.upstream
+            up.putrequest(method, h.path, skip_host=True, skip_accept_encoding=True)
+            for k, v in headers:
+                up.putheader(k, v)
+            up.endheaders()
+            if length is not None or chunked:
+                for data in body_in:
+                    up.send(f"{len(data):x}\r\n".encode() + data + b"\r\n" if chunked else data)
+                if chunked:
+                    up.send(b"0\r\n\r\n")
+            resp = up.getresponse()
+        except (ConnectionError, OSError, http.client.HTTPException) as exc:
+            entry.fault = f"upstream: {type(exc).__name__}: {exc}"
+            h.upstream.close()
+            h.upstream = None
+            h.send_response(502)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            entry.status = 502
+            return
+        entry.status = resp.status
+        h.send_response(resp.status)
+        resp_len = resp.getheader("Content-Length")
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+                h.send_header(k, v)
+        for k, v in extra.items():
+            h.send_header(k, v)
+        if method == "HEAD" or resp.status in (204, 304):
+            if resp_len is not None:
+                h.send_header("Content-Length", resp_len)
+            h.end_headers()
+            resp.read()
+            return
+        use_chunked = resp_len is None
+        if use_chunked:
+            h.send_header("Transfer-Encoding", "chunked")
+        else:
+            h.send_header("Content-Length", resp_len)
+        h.end_headers()
+        body_rule = (self._take_body_rule(path, int(resp_len) if resp_len else None)
+                     if method == "GET" and resp.status in (200, 206) else None)
+        sent = 0
+        while True:
+            data = resp.read1(CHUNK) if hasattr(resp, "read1") else resp.read(CHUNK)
+            if not data:
+                break
+            if body_rule and sent + len(data) > body_rule.after:
+                cut = body_rule.after - sent
+                if body_rule.kind == "corrupt":
+                    data = data[:cut] + bytes([data[cut] ^ 0xFF]) + data[cut + 1:]
+                    body_rule = None
+                else:
+                    self._write(h, data[:cut], use_chunked)
+                    entry.bytes_out += cut
+                    entry.fault = f"{body_rule.kind} after {body_rule.after} bytes"
+                    h.wfile.flush()
+                    if body_rule.kind == "stall":
+                        self._release.wait(600)
+                    _reset(h.connection)
+                    h.close_connection = True
+                    h.upstream.close()
+                    h.upstream = None
+                    return
+            self._write(h, data, use_chunked)
+            sent += len(data)
+            entry.bytes_out += len(data)
+        resp.close()  # read1 never marks the response done; without this the connection can't be reused
+        if use_chunked:
+            h.wfile.write(b"0\r\n\r\n")
+
+    @staticmethod
+    def _write(h: BaseHTTPRequestHandler, data: bytes, chunked: bool) -> None:
+        if not data:
+            return
+        if chunked:
+            h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        else:
+            h.wfile.write(data)
+
+    @staticmethod
+    def _request_body(h: BaseHTTPRequestHandler, entry: Entry) -> Iterator[bytes]:
+        length = h.headers.get("Content-Length")
+        if length is not None:
+            remaining = int(length)
+            while remaining > 0:
+                data = h.rfile.read(min(CHUNK, remaining))
+                if not data:
+                    raise ConnectionError("client closed mid-body")
+                remaining -= len(data)
+                entry.bytes_in += len(data)
+                yield data
+            return
+        if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(h.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while h.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return
+                remaining = size
+                while remaining > 0:
+                    data = h.rfile.read(min(CHUNK, remaining))
+                    if not data:
+                        raise ConnectionError("client closed mid-chunk")
+                    remaining -= len(data)
+                    entry.bytes_in += len(data)
+                    yield data
+                h.rfile.readline()
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with RST (SO_LINGER 0), the way a crashed peer or a firewall reject looks."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    except OSError:
+        pass
