@@ -10,16 +10,25 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from lanmirror import __version__
+from lanmirror.artifacts import tags_from_artifact
 from lanmirror.engine import Engine
 from lanmirror.errors import BadInput, LanmirrorError
+from lanmirror.mirror import MirrorOptions, MirrorReport, mirror
 from lanmirror.progress import Progress
+from lanmirror.prune import prune
 from lanmirror.reference import normalize_registry
+from lanmirror.registry import Registry
 from lanmirror.resolve import POLICIES, NothingFound, ResolveOptions, resolve
+from lanmirror.retry import DEFAULT_POLICY
 from lanmirror.settings import hub_credentials, hub_registry, lan_registries, split_list
+from lanmirror.tagsource import backfill_tags, read_tag_file
+from lanmirror.transport import Transport, is_insecure
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -100,6 +109,60 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
     _common(r)
     r.set_defaults(func=cmd_resolve)
+
+    m = sub.add_parser(
+        "mirror", help="copy nightly tags from the Hub to the LAN registry",
+        description="Copy tags registry-to-registry (no daemon, no disk): blobs already on the LAN are skipped, "
+                    "others are mounted from --mount-from repositories or streamed and hashed on the way; "
+                    "manifests are copied byte for byte, the tag's manifest last, only after every blob is "
+                    "verified present; the LAN digest must equal the source digest. Memory stays bounded: "
+                    "at most --parallel streams of 1 MiB chunks are in flight. Exit 0 all mirrored, 1 any "
+                    "failed (the others are still done), 2 bad input.",
+    )
+    m.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
+    m.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag to mirror (repeatable)")
+    m.add_argument("--tag-file", metavar="PATH",
+                   help="file with one tag per line, or a folder of <arch>.txt files (the publish job's artifact)")
+    m.add_argument("--from-artifact", metavar="NAME-OR-GLOB",
+                   help="read the tag file from this GitHub Actions artifact (GITHUB_TOKEN, GITHUB_REPOSITORY, "
+                        "GITHUB_API_URL; the current run unless --run-id or --workflow)")
+    m.add_argument("--run-id", type=int, help="workflow run that holds the artifact")
+    m.add_argument("--workflow", metavar="FILE", help="take the artifact from this workflow's latest successful run")
+    m.add_argument("--backfill", type=_days, metavar="DAYS",
+                   help="mirror every nightly of the last DAYS days that the source has (needs --base-tag)")
+    m.add_argument("--base-tag", action="append", default=[], metavar="TAG", help="nightly prefix for --backfill")
+    m.add_argument("--lan-registry", metavar="HOST[:PORT]",
+                   help="target registry (default: $LANMIRROR_LAN_REGISTRY or $LOCAL_DOCKER_REGISTRY)")
+    m.add_argument("--source-registry", metavar="HOST[:PORT]",
+                   help="source registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
+    m.add_argument("--engine", choices=("registry", "docker"), default="registry",
+                   help="registry: direct registry-to-registry copy (default); docker: pull, tag, push through "
+                        "the daemon (also leaves the image in this host's cache)")
+    m.add_argument("--parallel", type=int, default=4, help="blobs copied at once (default 4)")
+    m.add_argument("--mount-from", action="append", default=[], metavar="REPO",
+                   help="repository on the LAN registry to mount shared layers from (repeatable)")
+    m.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
+    m.add_argument("--no-overwrite", dest="overwrite", action="store_false",
+                   help="fail a tag that exists on the LAN with a different digest instead of replacing it")
+    m.add_argument("--hub-username", help="source registry user (default: $DOCKERHUB_USERNAME, else `docker login`)")
+    _common(m)
+    m.set_defaults(func=cmd_mirror)
+
+    pr = sub.add_parser(
+        "prune", help="delete LAN nightlies older than the window",
+        description="Delete tags <base-tag>-<YYYYMMDD> older than --keep-days from the LAN registry through the "
+                    "registry API (by digest; a digest still used by a kept tag is left alone). Tags outside the "
+                    "nightly pattern are never touched. The registry only frees disk space when its garbage "
+                    "collector runs (`registry garbage-collect CONFIG`), and needs `storage.delete.enabled: true`.",
+    )
+    pr.add_argument("--repo", required=True)
+    pr.add_argument("--lan-registry", metavar="HOST[:PORT]")
+    pr.add_argument("--keep-days", type=_days, required=True, help="keep nightlies of this many days, today included")
+    pr.add_argument("--base-tag", action="append", default=[], metavar="TAG",
+                    help="only prune nightlies of these prefixes (default: any <prefix>-<YYYYMMDD> tag)")
+    pr.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
+    _common(pr)
+    pr.set_defaults(func=cmd_prune)
     return parser
 
 
@@ -143,6 +206,75 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json(), indent=2))
     else:
         print(result.image)
+    return EXIT_OK
+
+
+def _lan(flag: str | None) -> str:
+    found = lan_registries([flag] if flag else None)
+    if not found:
+        raise BadInput("no LAN registry: give --lan-registry HOST[:PORT] or set LANMIRROR_LAN_REGISTRY")
+    return found[0]
+
+
+def cmd_mirror(args: argparse.Namespace) -> int:
+    source = normalize_registry(hub_registry(args.source_registry))
+    lan = _lan(args.lan_registry)
+    policy = DEFAULT_POLICY
+    tags = split_list(args.tag)
+    if args.tag_file:
+        tags += read_tag_file(args.tag_file)
+    if args.from_artifact:
+        with tempfile.TemporaryDirectory(prefix="lanmirror-artifact-") as tmp:
+            tags += tags_from_artifact(args.from_artifact, Path(tmp), run_id=args.run_id, workflow=args.workflow)
+    creds = hub_credentials(source, args.hub_username)
+    insecure = split_list(args.insecure_registry)
+    if args.backfill:
+        reg = Registry(Transport(source, insecure=is_insecure(source, insecure), credentials=creds, policy=policy))
+        repo = f"library/{args.repo}" if source == "docker.io" and "/" not in args.repo else args.repo
+        found = backfill_tags(reg, repo, split_list(args.base_tag), args.backfill)
+        logging.getLogger("lanmirror").info("backfill: %d nightlies of the last %d day(s) on %s", len(found),
+                                            args.backfill, source)
+        tags += found
+        if not tags:
+            logging.getLogger("lanmirror").info("nothing to mirror: no nightly in the window on %s", source)
+            if args.json:
+                print(json.dumps(MirrorReport([]).to_json()))
+            return EXIT_OK
+    opts = MirrorOptions(repo=args.repo, tags=tags, lan_registry=lan, source_registry=source, engine=args.engine,
+                         dry_run=args.dry_run, overwrite=args.overwrite, parallel=args.parallel,
+                         mount_from=split_list(args.mount_from), source_credentials=creds,
+                         insecure_registries=insecure)
+    bars: dict[str, Progress] = {}
+
+    def on_bytes(tag: str, done: int, total: int) -> None:
+        bars.setdefault(tag, Progress(f"mirror {tag}", total)).set(done, total)
+
+    report = mirror(opts, policy=policy, engine=Engine() if args.engine == "docker" else None, on_bytes=on_bytes)
+    for bar in bars.values():
+        bar.close()
+    log = logging.getLogger("lanmirror")
+    for r in report.results:
+        for line in r.plan:
+            log.info("  %s: %s", r.tag, line)
+        log.info("%-10s %s %s%s", r.status, r.tag, r.digest[:19], f"  ({r.error})" if r.error else "")
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    lan = _lan(args.lan_registry)
+    reg = Registry(Transport(lan, insecure=is_insecure(lan, split_list(args.insecure_registry))))
+    report = prune(reg, args.repo, args.keep_days, base_tags=split_list(args.base_tag), dry_run=args.dry_run)
+    log = logging.getLogger("lanmirror")
+    verb = "would delete" if args.dry_run else "deleted"
+    log.info("%s %d tag(s); kept %d; %d old tag(s) share a digest with a kept tag; %d non-nightly tag(s) ignored",
+             verb, len(report.deleted), len(report.kept), len(report.shared), len(report.ignored))
+    if report.deleted and not args.dry_run:
+        log.info("the registry frees the space when its garbage collector runs "
+                 "(`registry garbage-collect /etc/docker/registry/config.yml`)")
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
     return EXIT_OK
 
 

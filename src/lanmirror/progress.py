@@ -31,7 +31,7 @@ class Progress:
         self.live = self.stream.isatty() and not os.environ.get("GITHUB_ACTIONS")
         self.interval = interval if interval is not None else (0.2 if self.live else 10.0)
         self.started = time.monotonic()
-        self._last = 0.0
+        self._last = self.started  # first line after one interval, not on the first byte
         self._lock = threading.Lock()
 
     def add(self, n: int) -> None:
@@ -70,7 +70,7 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        if self.live and self._last:
+        if self.live and self._last > self.started:
             self.stream.write("\r\033[K")
             self.stream.flush()
 
