@@ -40,3 +40,21 @@ def run_cli(stack: Stack, *args: str, env: dict[str, str] | None = None, timeout
     full_env.setdefault("DOCKER_CONFIG", os.environ.get("DOCKER_CONFIG", ""))
     return subprocess.run([*(prefix or []), LANMIRROR, *args], env=full_env, text=True, capture_output=True,
                           timeout=timeout)
+
+
+def forget(stack: Stack, repo: str) -> None:
+    """Remove `repo` from the LAN registries and the daemon's cache (tests that share a fixed name,
+    like the example workflows' rocm/sgl-dev, start from the same state whatever ran before)."""
+    import docker
+
+    for address in (stack.lan, stack.lan2):
+        reg = stack.client(address)
+        digests = {reg.head_manifest(repo, t).digest for t in reg.list_tags(repo)}  # type: ignore[union-attr]
+        for digest in digests:
+            reg.delete_manifest(repo, digest)
+    api = docker.APIClient(base_url=stack.docker_host, version="auto")
+    for image in api.images():
+        for ref in image.get("RepoTags") or []:
+            if ref.rsplit(":", 1)[0].endswith(repo):
+                api.remove_image(ref, force=True)
+    stack.clear_faults()

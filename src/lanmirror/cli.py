@@ -10,24 +10,20 @@ import argparse
 import json
 import logging
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from lanmirror import __version__
-from lanmirror.artifacts import tags_from_artifact
 from lanmirror.engine import Engine
 from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.mirror import MirrorOptions, MirrorReport, mirror
 from lanmirror.progress import Progress
 from lanmirror.prune import prune
-from lanmirror.reference import normalize_registry
+from lanmirror.reference import normalize_registry, repository_on
 from lanmirror.registry import Registry
 from lanmirror.resolve import POLICIES, NothingFound, ResolveOptions, resolve
-from lanmirror.retry import DEFAULT_POLICY
 from lanmirror.settings import hub_credentials, hub_registry, lan_registries, split_list
-from lanmirror.tagsource import backfill_tags, read_tag_file
+from lanmirror.tagsource import gather_tags
 from lanmirror.transport import Transport, is_insecure
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -219,27 +215,17 @@ def _lan(flag: str | None) -> str:
 def cmd_mirror(args: argparse.Namespace) -> int:
     source = normalize_registry(hub_registry(args.source_registry))
     lan = _lan(args.lan_registry)
-    policy = DEFAULT_POLICY
-    tags = split_list(args.tag)
-    if args.tag_file:
-        tags += read_tag_file(args.tag_file)
-    if args.from_artifact:
-        with tempfile.TemporaryDirectory(prefix="lanmirror-artifact-") as tmp:
-            tags += tags_from_artifact(args.from_artifact, Path(tmp), run_id=args.run_id, workflow=args.workflow)
     creds = hub_credentials(source, args.hub_username)
     insecure = split_list(args.insecure_registry)
-    if args.backfill:
-        reg = Registry(Transport(source, insecure=is_insecure(source, insecure), credentials=creds, policy=policy))
-        repo = f"library/{args.repo}" if source == "docker.io" and "/" not in args.repo else args.repo
-        found = backfill_tags(reg, repo, split_list(args.base_tag), args.backfill)
-        logging.getLogger("lanmirror").info("backfill: %d nightlies of the last %d day(s) on %s", len(found),
-                                            args.backfill, source)
-        tags += found
-        if not tags:
-            logging.getLogger("lanmirror").info("nothing to mirror: no nightly in the window on %s", source)
-            if args.json:
-                print(json.dumps(MirrorReport([]).to_json()))
-            return EXIT_OK
+    src = Registry(Transport(source, insecure=is_insecure(source, insecure), credentials=creds))
+    tags = gather_tags(tags=split_list(args.tag), tag_file=args.tag_file, from_artifact=args.from_artifact,
+                       run_id=args.run_id, workflow=args.workflow, backfill_days=args.backfill,
+                       base_tags=split_list(args.base_tag), source=src, repo=repository_on(source, args.repo))
+    if not tags and args.backfill:
+        logging.getLogger("lanmirror").info("nothing to mirror: no nightly in the window on %s", source)
+        if args.json:
+            print(json.dumps(MirrorReport([]).to_json()))
+        return EXIT_OK
     opts = MirrorOptions(repo=args.repo, tags=tags, lan_registry=lan, source_registry=source, engine=args.engine,
                          dry_run=args.dry_run, overwrite=args.overwrite, parallel=args.parallel,
                          mount_from=split_list(args.mount_from), source_credentials=creds,
@@ -249,7 +235,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     def on_bytes(tag: str, done: int, total: int) -> None:
         bars.setdefault(tag, Progress(f"mirror {tag}", total)).set(done, total)
 
-    report = mirror(opts, policy=policy, engine=Engine() if args.engine == "docker" else None, on_bytes=on_bytes)
+    report = mirror(opts, engine=Engine() if args.engine == "docker" else None, on_bytes=on_bytes)
     for bar in bars.values():
         bar.close()
     log = logging.getLogger("lanmirror")

@@ -20,7 +20,7 @@ from typing import Any
 
 from lanmirror.engine import Engine
 from lanmirror.errors import BadInput, DigestMismatch, LanmirrorError, RegistryError
-from lanmirror.reference import DOCKER_HUB, normalize_registry, validate_repository, validate_tag
+from lanmirror.reference import DOCKER_HUB, normalize_registry, repository_on, validate_repository, validate_tag
 from lanmirror.registry import CHUNK, Descriptor, HashingReader, Manifest, Registry
 from lanmirror.retry import DEFAULT_POLICY, RetryPolicy, describe, is_transient
 from lanmirror.transport import Credentials, Timeouts, Transport, is_insecure
@@ -116,6 +116,7 @@ class MirrorReport:
 BytesFn = Callable[[int], None]
 
 
+
 class _Copier:
     """Copies one repository's tags between two registries."""
 
@@ -137,8 +138,7 @@ class _Copier:
         self.dst_repo = self._repo(dst)
 
     def _repo(self, registry: str) -> str:
-        repo = self.opts.repo
-        return f"library/{repo}" if registry == DOCKER_HUB and "/" not in repo else repo
+        return repository_on(registry, self.opts.repo)
 
     # -- one tag ----------------------------------------------------------------------------
 

@@ -80,6 +80,11 @@ def normalize_registry(registry: str) -> str:
     return lowered
 
 
+def repository_on(registry: str, repo: str) -> str:
+    """The repository path on `registry`: Docker Hub keeps official images under `library/`."""
+    return validate_repository(f"library/{repo}" if registry == DOCKER_HUB and "/" not in repo else repo)
+
+
 def api_host(registry: str) -> str:
     """The host that actually serves the /v2/ API for `registry`."""
     return DOCKER_HUB_API if registry == DOCKER_HUB else registry

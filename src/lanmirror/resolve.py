@@ -28,6 +28,7 @@ from lanmirror.reference import (
     nightly_date,
     normalize_registry,
     parse,
+    repository_on,
     utc_today,
     validate_repository,
 )
@@ -165,10 +166,7 @@ class _Resolver:
         return time.monotonic()
 
     def _repository(self, registry: str) -> str:
-        repo = self.opts.repo
-        if registry == DOCKER_HUB and "/" not in repo:
-            repo = f"library/{repo}"
-        return validate_repository(repo)
+        return repository_on(registry, self.opts.repo)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import datetime as dt
+import logging
+import tempfile
 from pathlib import Path
 
 from lanmirror.errors import BadInput
 from lanmirror.reference import nightly_candidates, validate_tag
 from lanmirror.registry import Registry
+
+log = logging.getLogger("lanmirror.tagsource")
 
 MAX_TAG_FILE_BYTES = 64 * 1024
 MAX_TAG_FILES = 64
@@ -67,3 +71,24 @@ def backfill_tags(registry: Registry, repo: str, base_tags: list[str], days: int
     with cf.ThreadPoolExecutor(max_workers=min(16, len(cands))) as pool:
         found = list(pool.map(lambda t: registry.head_manifest(repo, t) is not None, cands))
     return [t for t, ok in reversed(list(zip(cands, found, strict=True))) if ok]
+
+
+def gather_tags(*, tags: list[str], tag_file: str | None = None, from_artifact: str | None = None,
+                run_id: int | None = None, workflow: str | None = None, backfill_days: int | None = None,
+                base_tags: list[str] | None = None, source: Registry | None = None, repo: str = "") -> list[str]:
+    """Every way of naming tags (flags, tag file, artifact, backfill window), in that order, deduplicated."""
+    from lanmirror.artifacts import tags_from_artifact
+
+    out = [validate_tag(t) for t in tags]
+    if tag_file:
+        out += read_tag_file(tag_file)
+    if from_artifact:
+        with tempfile.TemporaryDirectory(prefix="lanmirror-artifact-") as tmp:
+            out += tags_from_artifact(from_artifact, Path(tmp), run_id=run_id, workflow=workflow)
+    if backfill_days:
+        if source is None:
+            raise BadInput("--backfill needs a source registry")
+        found = backfill_tags(source, repo, base_tags or [], backfill_days)
+        log.info("backfill: %d nightlies of the last %d day(s) on %s", len(found), backfill_days, source.name)
+        out += found
+    return list(dict.fromkeys(out))

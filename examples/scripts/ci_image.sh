@@ -1,0 +1,36 @@
+# shellcheck shell=bash
+# Sourced by both container-start scripts: which nightly to run. All lookup, retry, fallback and
+# verification logic lives in `lanmirror resolve`; nothing of it is left in bash.
+#
+#   LANMIRROR_LAN_REGISTRY   LAN registry HOST:PORT (or the original LOCAL_DOCKER_REGISTRY)
+#   MI30X_BASE_TAG / MI35X_BASE_TAG   nightly tag prefixes per GPU architecture
+#   IMAGE_REPO               repository (default rocm/sgl-dev)
+#   DOCKERHUB_USERNAME / DOCKERHUB_TOKEN   optional, for authenticated Hub pulls
+#   LANMIRROR                the lanmirror command (default: lanmirror on PATH)
+
+ci_image() {
+  local gpu_arch=$1 base_tag
+  case "$gpu_arch" in
+    mi30x) base_tag=${MI30X_BASE_TAG:-v0.5.5-rocm700-mi30x} ;;
+    mi35x) base_tag=${MI35X_BASE_TAG:-v0.5.5-rocm700-mi35x} ;;
+    *) echo "error: unsupported GPU architecture '$gpu_arch' (mi30x or mi35x)" >&2; return 2 ;;
+  esac
+  # Logs go to stderr; the last stdout line is the image. Exit 1 = nothing in the window.
+  "${LANMIRROR:-lanmirror}" resolve --repo "${IMAGE_REPO:-rocm/sgl-dev}" --base-tag "$base_tag" \
+    --days "${IMAGE_DAYS:-7}" ${IMAGE_OVERRIDE:+--image "$IMAGE_OVERRIDE"} | tail -n 1
+}
+
+# Shared flag parsing: --arch ARCH, --resolve-only (stop after the image is resolved and pulled:
+# for machines without GPUs, and for the tests).
+parse_start_args() {
+  GPU_ARCH=mi30x
+  RESOLVE_ONLY=${RESOLVE_ONLY:-0}
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --arch) GPU_ARCH=$2; shift 2 ;;
+      --resolve-only) RESOLVE_ONLY=1; shift ;;
+      -h|--help) echo "usage: $0 [--arch mi30x|mi35x] [--resolve-only]"; exit 0 ;;
+      *) echo "error: unknown argument '$1'" >&2; exit 2 ;;
+    esac
+  done
+}
