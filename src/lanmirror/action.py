@@ -68,7 +68,7 @@ def run_resolve() -> int:
         repo=_in("repo"), base_tags=split_list(_in("base-tag")), days=int(_num("days", 7, int)),
         lan_registries=lan_registries(split_list(_in("lan-registry")) or None), hub_registry=hub,
         policy=_in("policy") or "cache-first", pull=_bool("pull", True), verify=_bool("verify", True),
-        image=_in("image") or None, probe_timeout=_num("probe-timeout", 3.0),
+        image=_in("image") or None, probe_timeout=_num("probe-timeout", 2.0),
         stall_timeout=_num("stall-timeout", 120.0), pull_timeout=_num("pull-timeout", 3600.0),
         hub_credentials=creds,
     )

@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-verify", dest="verify", action="store_false",
                    help="do not compare a LAN copy's digest with the Hub's")
     r.add_argument("--image", help="skip the search and use this image (still looked up, pulled and reported)")
-    r.add_argument("--probe-timeout", type=_positive_float, default=3.0,
-                   help="seconds a LAN registry gets to answer all probes before it is skipped (default 3)")
+    r.add_argument("--probe-timeout", type=_positive_float, default=2.0,
+                   help="seconds a LAN registry gets to answer all probes before it is skipped (default 2)")
     r.add_argument("--stall-timeout", type=_positive_float, default=120.0,
                    help="abort a pull that makes no progress for this many seconds and try the next source "
                         "(default 120)")

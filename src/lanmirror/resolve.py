@@ -71,7 +71,7 @@ class ResolveOptions:
     pull: bool = True
     verify: bool = True
     image: str | None = None
-    probe_timeout: float = 3.0
+    probe_timeout: float = 2.0
     hub_timeout: float = 30.0
     stall_timeout: float = 120.0
     pull_timeout: float = 3600.0

@@ -1,0 +1,454 @@
+"""Benchmarks: lanmirror side by side with the baselines a user would otherwise pick, in one run.
+
+    ./dev bench [--layers 8 --layer-mb 128 --repeat 3 --docker-repeat 2 --memory-gb 0]
+
+Scenarios (on the same local stack as the tests):
+  1. cold mirror        Hub → empty LAN: lanmirror | skopeo copy | docker pull+tag+push
+  2. incremental        1 of N layers new, yesterday's image on the LAN: same three tools
+  3. no-op mirror       the tag is already there: lanmirror | skopeo
+  4. resolve            cache hit; LAN hit with pull; LAN refused → Hub; LAN black-holed → Hub;
+                        Hub 429 with Retry-After: 1 twice: lanmirror | the original bash | bare docker pull
+  5. fleet              32 concurrent resolvers on one LAN registry: p50 / p95
+  6. memory (optional)  peak RSS of one mirror of a --memory-gb image
+
+Mirror timings go straight to the registries (no Python proxy on the data path, as in real life);
+bytes and requests come from the registries' own access logs. Resolve scenarios go through the
+fault proxy, which injects the faults and counts requests. Results: a table on stdout, and JSON +
+PNG under bench/results/ (ignored by git).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.stack import HUB_CREDS, Stack, images  # noqa: E402
+
+BIN = Path(sys.executable).parent
+LANMIRROR = str(BIN / "lanmirror")
+BASH_BASELINE = str(ROOT / "bench" / "baseline" / "original_resolve.sh")
+REPO = "bench/sgl-dev"
+BASE = "v0.5.5-rocm700-mi30x"
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+LOG_RE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d+) (?P<bytes>\d+)')
+
+
+def tag(days_ago: int, base: str = BASE) -> str:
+    return f"{base}-{TODAY - dt.timedelta(days=days_ago):%Y%m%d}"
+
+
+@dataclass
+class Row:
+    scenario: str
+    tool: str
+    seconds: list[float] = field(default_factory=list)
+    bytes: int | None = None
+    requests: int | None = None
+    rss_mb: float | None = None
+    note: str = ""
+
+    @property
+    def min(self) -> float:
+        return min(self.seconds) if self.seconds else float("nan")
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+
+@dataclass
+class Run:
+    seconds: float
+    rc: int
+    rss_mb: float
+    out: str
+
+
+def timed(cmd: list[str], env: dict[str, str], timeout: float = 900) -> Run:
+    """Wall time of one command, with a timeout (for baselines that can hang for minutes)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)  # the whole group: a hung `docker manifest inspect` holds the pipe open
+        out, _ = proc.communicate()
+        return Run(time.monotonic() - start, -9, 0.0, out + f"\n[killed after {timeout:g}s]")
+    return Run(time.monotonic() - start, proc.returncode, 0.0, out)
+
+
+def timed_rss(cmd: list[str], env: dict[str, str]) -> Run:
+    """Like `timed`, with the child's own peak RSS (os.wait4)."""
+    start = time.monotonic()
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.monotonic() - start
+        out.seek(0)
+        return Run(seconds, proc.returncode, usage.ru_maxrss / 1024, out.read())
+
+
+class AccessLog:
+    """Requests and bytes served, read from a registry's access log since `mark()`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size
+
+    def since(self) -> tuple[int, int]:
+        with open(self.path, encoding="utf-8", errors="replace") as fh:
+            fh.seek(self.offset)
+            lines = [m for m in map(LOG_RE.search, fh) if m]
+        blob_bytes = sum(int(m["bytes"]) for m in lines if m["method"] == "GET" and "/blobs/" in m["path"])
+        return len(lines), blob_bytes
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.rows: list[Row] = []
+        self.stack = Stack.create().start()
+        self.env = {**self.stack.env(), "DOCKER_CONFIG": str(self.stack.root / "docker-config")}
+        Path(self.env["DOCKER_CONFIG"]).mkdir(exist_ok=True)
+        self.hub_direct = self.stack.hub_registry.address
+        self.lan_direct = self.stack.lan_registry.address
+        self.hub_log = AccessLog(self.stack.hub_registry.log)
+        self.lan_log = AccessLog(self.stack.lan_registry.log)
+
+    def close(self) -> None:
+        self.stack.stop()
+
+    def say(self, msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    def row(self, scenario: str, tool: str) -> Row:
+        r = Row(scenario, tool)
+        self.rows.append(r)
+        return r
+
+    # -- setup helpers ------------------------------------------------------------------------
+
+    def publish(self, seeds: list[str], size: int, tag_: str, repo: str = REPO, lan: bool = False) -> images.Image:
+        img = images.build(seeds, size)
+        images.push(self.stack.client(self.hub_direct, HUB_CREDS), repo, tag_, img)
+        if lan:
+            images.push(self.stack.client(self.lan_direct), repo, tag_, img)
+        return img
+
+    def docker(self, *args: str) -> None:
+        subprocess.run(["docker", *args], env=self.env, check=False, capture_output=True)
+
+    def forget_local(self, *refs: str) -> None:
+        for ref in refs:
+            self.docker("rmi", "-f", ref)
+        self.docker("image", "prune", "-f")
+
+    def mirror_tools(self, tag_: str) -> dict[str, list[str]]:
+        src, dst = f"{self.hub_direct}/{REPO}:{tag_}", f"{self.lan_direct}/{REPO}:{tag_}"
+        return {
+            "lanmirror": [LANMIRROR, "mirror", "--repo", REPO, "--tag", tag_, "--source-registry", self.hub_direct,
+                          "--lan-registry", self.lan_direct],
+            "skopeo copy": ["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
+                            f"docker://{src}", f"docker://{dst}"],
+            "docker pull+tag+push": ["bash", "-c", f"docker pull -q {src} >/dev/null && docker tag {src} {dst} && "
+                                                   f"docker push -q {dst} >/dev/null"],
+        }
+
+    def measure(self, row: Row, cmd: list[str], before=None, repeat: int = 1) -> None:
+        for _ in range(repeat):
+            if before:
+                before()
+            self.hub_log.mark()
+            self.lan_log.mark()
+            run = timed_rss(cmd, self.env)
+            if run.rc != 0:
+                row.note = f"exit {run.rc}: {run.out.strip().splitlines()[-1][:120] if run.out.strip() else ''}"
+            row.seconds.append(round(run.seconds, 3))
+            hub_reqs, hub_bytes = self.hub_log.since()
+            lan_reqs, _ = self.lan_log.since()
+            row.bytes, row.requests = hub_bytes, hub_reqs + lan_reqs
+            row.rss_mb = max(row.rss_mb or 0.0, round(run.rss_mb, 1))
+
+    # -- scenarios ------------------------------------------------------------------------------
+
+    def cold_and_noop(self) -> None:
+        a = self.args
+        size = a.layer_mb << 20
+        self.say(f"building and publishing {a.layers} x {a.layer_mb} MiB ...")
+        t0 = tag(0)
+        self.publish([f"cold-{i}" for i in range(a.layers)], size, t0)
+        tools = self.mirror_tools(t0)
+        src, dst = f"{self.hub_direct}/{REPO}:{t0}", f"{self.lan_direct}/{REPO}:{t0}"
+        for name, cmd in tools.items():
+            repeat = a.docker_repeat if name.startswith("docker") else a.repeat
+
+            def fresh(docker: bool = name.startswith("docker")) -> None:
+                self.stack.lan_registry.wipe()
+                if docker:
+                    self.forget_local(src, dst)
+
+            self.say(f"cold mirror: {name} x{repeat}")
+            self.measure(self.row("1 cold mirror", name), cmd, fresh, repeat)
+        # The docker run above re-compressed the layers (another digest): put the Hub's bytes back.
+        self.stack.lan_registry.wipe()
+        subprocess.run(tools["lanmirror"], env=self.env, check=True, capture_output=True)
+        for name in ("lanmirror", "skopeo copy"):
+            self.say(f"no-op mirror: {name}")
+            self.measure(self.row("3 no-op mirror", name), tools[name], None, a.repeat)
+
+    def incremental(self) -> None:
+        a = self.args
+        size = a.layer_mb << 20
+        shared = [f"cold-{i}" for i in range(a.layers - 1)]
+        t1, t0 = tag(1, "inc"), tag(0, "inc")
+        self.say("incremental: publishing yesterday's and today's image ...")
+        yesterday = self.publish([*shared, "inc-y"], size, t1)
+        today = self.publish([*shared, "inc-t"], size, t0)
+        src, dst = f"{self.hub_direct}/{REPO}:{t0}", f"{self.lan_direct}/{REPO}:{t0}"
+        new_layer = len(today.blobs[today.layer_digests[-1]])
+
+        lan = self.stack.client(self.lan_direct)
+        self.stack.lan_registry.wipe()
+        images.push(lan, REPO, t1, yesterday)
+        fresh = [d for d in today.blobs if d not in yesterday.blobs]
+
+        def yesterday_on_lan() -> None:
+            """Back to 'only yesterday on the LAN': drop today's tag and the blobs only it brought."""
+            head = lan.head_manifest(REPO, t0)
+            if head is not None:
+                lan.delete_manifest(REPO, head.digest)
+            for digest in fresh:
+                lan.transport.request("DELETE", f"/v2/{REPO}/blobs/{digest}").close()
+            self.forget_local(src, dst)
+
+        for name, cmd in self.mirror_tools(t0).items():
+            repeat = a.docker_repeat if name.startswith("docker") else a.repeat
+            self.say(f"incremental: {name} x{repeat}")
+            r = self.row("2 incremental nightly", name)
+            self.measure(r, cmd, yesterday_on_lan, repeat)
+            r.note = (r.note + f" new layer {new_layer / 1e6:.0f} MB").strip()
+
+    def resolve(self) -> None:
+        a = self.args
+        s = self.stack
+        self.say("resolve: publishing a small nightly ...")
+        days = 2
+        t = tag(days)
+        img = images.build([f"res-{i}" for i in range(4)], a.resolve_mb << 20)
+        images.push(s.client(self.hub_direct, HUB_CREDS), REPO, t, img)
+        images.push(s.client(self.lan_direct), REPO, t, img)
+        canonical = f"{s.hub}/{REPO}:{t}"
+        lm = [LANMIRROR, "resolve", "--repo", REPO, "--base-tag", BASE, "--hub-registry", s.hub,
+              "--lan-registry", s.lan]
+        bash_env = {**self.env, "REPO": REPO, "LOCAL_DOCKER_REGISTRY": s.lan, "HUB": s.hub}
+
+        def clean() -> None:
+            self.forget_local(canonical, f"{s.lan}/{REPO}:{t}", f"{s.lan}/{REPO}@{img.digest}",
+                              f"{s.hub}/{REPO}@{img.digest}")
+            s.clear_faults()
+
+        def proxied(row: Row, cmd: list[str], env: dict[str, str], before=None, repeat: int = a.repeat,
+                    timeout: float = 900) -> None:
+            for _ in range(repeat):
+                if before:
+                    before()
+                run = timed(cmd, env, timeout)
+                row.seconds.append(round(run.seconds, 3))
+                last = run.out.strip().splitlines()[-1] if run.out.strip() else ""
+                row.note = f"→ {last[-60:]}" if run.rc == 0 else f"exit {run.rc}: {last[-80:]}"
+                row.requests = sum(len(p.entries()) for p in (s.hub_proxy, s.lan_proxy))
+                row.bytes = s.hub_proxy.bytes_out() + s.lan_proxy.bytes_out()
+                hub_gets = s.hub_proxy.counted_gets()
+                row.note += f"; counted Hub GETs {hub_gets}"
+
+        # a. cache hit: pull once, then resolve from the cache
+        clean()
+        self.docker("pull", "-q", f"{s.lan}/{REPO}:{t}")
+        self.docker("tag", f"{s.lan}/{REPO}:{t}", canonical)
+        self.say("resolve: cache hit")
+        proxied(self.row("4a resolve: cache hit", "lanmirror"), lm, self.env, s.clear_faults)
+        proxied(self.row("4a resolve: cache hit", "original bash"), ["bash", BASH_BASELINE, BASE], bash_env,
+                s.clear_faults)
+        # b. LAN hit with pull, and the bare docker pull it performs
+        self.say("resolve: LAN hit with pull")
+        proxied(self.row("4b resolve: LAN hit + pull", "lanmirror"), lm, self.env, clean)
+        proxied(self.row("4b resolve: LAN hit + pull", "original bash"), ["bash", BASH_BASELINE, BASE], bash_env, clean)
+        proxied(self.row("4b resolve: LAN hit + pull", "bare docker pull"),
+                ["docker", "pull", "-q", f"{s.lan}/{REPO}@{img.digest}"], self.env, clean)
+        # c/d. LAN refused / black-holed → Hub (decision only)
+        for fault, label in (("refuse", "4c resolve: LAN refused → Hub"),
+                             ("blackhole", "4d resolve: LAN black-holed → Hub")):
+            def broken(f: str = fault) -> None:
+                clean()
+                s.lan_proxy.mode = f
+
+            self.say(f"resolve: {label}")
+            proxied(self.row(label, "lanmirror"), [*lm, "--no-pull", "--no-daemon-probe"], self.env, broken)
+            proxied(self.row(label, "original bash"), ["bash", BASH_BASELINE, BASE], {**bash_env, "FIND_ONLY": "1"},
+                    broken, repeat=1 if fault == "blackhole" else a.repeat, timeout=a.bash_cap)
+        # e. Hub 429 with Retry-After: 1, twice (no LAN)
+        def throttled() -> None:
+            clean()
+            s.hub_proxy.fail(429, 2, path="/manifests/", headers={"Retry-After": "1"})
+
+        self.say("resolve: Hub 429 x2")
+        label = "4e resolve: Hub 429 (Retry-After 1) x2"
+        lm_hub = [LANMIRROR, "resolve", "--repo", REPO, "--base-tag", BASE, "--hub-registry", s.hub, "--no-pull"]
+        proxied(self.row(label, "lanmirror"), lm_hub, {k: v for k, v in self.env.items()}, throttled)
+        proxied(self.row(label, "original bash"), ["bash", BASH_BASELINE, BASE],
+                {**bash_env, "LOCAL_DOCKER_REGISTRY": "127.0.0.1:9", "FIND_ONLY": "1"}, throttled)
+        clean()
+
+    def fleet(self) -> None:
+        s = self.stack
+        n = self.args.fleet
+        self.say(f"fleet: {n} concurrent resolvers")
+        cmd = [LANMIRROR, "resolve", "--repo", REPO, "--base-tag", BASE, "--hub-registry", s.hub,
+               "--lan-registry", s.lan, "--no-pull"]
+        s.clear_faults()
+        with cf.ThreadPoolExecutor(n) as pool:
+            runs = list(pool.map(lambda _: timed(cmd, self.env), range(n)))
+        r = self.row(f"5 fleet: {n} concurrent resolvers", "lanmirror")
+        lat = sorted(x.seconds for x in runs)
+        r.seconds = [round(x, 3) for x in lat]
+        p95 = lat[max(0, round(0.95 * len(lat)) - 1)]
+        outs = {x.out.strip().splitlines()[-1] for x in runs if x.rc == 0}
+        r.requests = len(s.lan_proxy.entries()) + len(s.hub_proxy.entries())
+        r.note = (f"p50 {statistics.median(lat):.2f}s p95 {p95:.2f}s; ok {sum(x.rc == 0 for x in runs)}/{n}; "
+                  f"{len(outs)} distinct image(s); LAN {len(s.lan_proxy.entries())} req, Hub "
+                  f"{len(s.hub_proxy.entries())} req, counted Hub GETs {s.hub_proxy.counted_gets()}")
+
+    def memory(self) -> None:
+        gb = self.args.memory_gb
+        layers = max(1, int(gb * 2))
+        self.say(f"memory: building and publishing a {gb} GB image ({layers} x 512 MiB) ...")
+        t = tag(0, "mem")
+        # 512 MiB layers: the point is that RSS does not grow with blob or image size.
+        self.publish([f"mem-{i}" for i in range(layers)], 512 << 20, t)
+        self.stack.lan_registry.wipe()
+        cmd = [LANMIRROR, "mirror", "--repo", REPO, "--tag", t, "--source-registry", self.hub_direct,
+               "--lan-registry", self.lan_direct]
+        self.measure(self.row(f"6 memory: {gb} GB image", "lanmirror"), cmd)
+
+    # -- report -------------------------------------------------------------------------------
+
+    def report(self) -> None:
+        out = ROOT / "bench" / "results"
+        out.mkdir(parents=True, exist_ok=True)
+        baseline = {r.scenario: r.median for r in self.rows if r.tool == "lanmirror"}
+        header = f"{'scenario':38} {'tool':22} {'runs':>4} {'min s':>8} {'median s':>9} {'ratio':>7} " \
+                 f"{'MB moved':>9} {'reqs':>5} {'RSS MB':>7}  note"
+        lines = [header, "-" * len(header)]
+        for r in self.rows:
+            lm = baseline.get(r.scenario)
+            ratio = "1x" if r.tool == "lanmirror" else f"{r.median / lm:6.2f}x" if lm else ""
+            mb = f"{r.bytes / 1e6:9.1f}" if r.bytes is not None else " " * 9
+            reqs = f"{r.requests:5d}" if r.requests is not None else " " * 5
+            rss = f"{r.rss_mb:7.0f}" if r.rss_mb else " " * 7
+            lines.append(f"{r.scenario[:38]:38} {r.tool:22} {len(r.seconds):4d} {r.min:8.2f} {r.median:9.2f} "
+                         f"{ratio:>7} {mb} {reqs} {rss}  {r.note}")
+        text = "\n".join(lines)
+        print("\n" + text)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        data = {"args": vars(self.args), "date": stamp,
+                "rows": [{**asdict(r), "min": r.min, "median": r.median,
+                          "ratio_to_lanmirror": (r.median / baseline[r.scenario]) if baseline.get(r.scenario) else None}
+                         for r in self.rows]}
+        (out / f"bench-{stamp}.json").write_text(json.dumps(data, indent=2))
+        (out / f"bench-{stamp}.txt").write_text(text + "\n")
+        png = out / f"bench-{stamp}.png"
+        if chart(self.rows, png):
+            print(f"\nwrote {out}/bench-{stamp}.json, .txt and .png")
+        else:
+            print(f"\nwrote {out}/bench-{stamp}.json and .txt (install pillow for the PNG chart)")
+
+
+def chart(rows: list[Row], path: Path) -> bool:
+    """A horizontal bar chart of median seconds per scenario and tool (log-free, labelled)."""
+    try:
+        from PIL import Image, ImageDraw, ImageFont
+    except ImportError:
+        return False
+    rows = [r for r in rows if r.seconds and not r.scenario.startswith("5 ")]
+    width, bar_h, left = 1100, 22, 470
+    height = 40 + bar_h * len(rows) + 10 * len({r.scenario for r in rows})
+    img = Image.new("RGB", (width, height), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    colours = {"lanmirror": (40, 120, 200), "skopeo copy": (230, 140, 40), "docker pull+tag+push": (170, 60, 60),
+               "original bash": (120, 120, 120), "bare docker pull": (90, 160, 90)}
+    d.text((10, 10), "median seconds per scenario (shorter is better)", fill="black", font=font)
+    y = 35
+    last = None
+    top = max(r.median for r in rows) or 1
+    for r in rows:
+        if r.scenario != last:
+            y += 10
+            last = r.scenario
+        w = int((width - left - 90) * r.median / top)
+        d.text((10, y + 5), f"{r.scenario[:44]} | {r.tool}", fill="black", font=font)
+        d.rectangle([left, y + 2, left + max(w, 1), y + bar_h - 4], fill=colours.get(r.tool, (100, 100, 200)))
+        d.text((left + max(w, 1) + 6, y + 5), f"{r.median:.2f}s", fill="black", font=font)
+        y += bar_h
+    img.save(path)
+    return True
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--layer-mb", type=int, default=128)
+    p.add_argument("--resolve-mb", type=int, default=16, help="layer size of the resolve scenarios' image")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--docker-repeat", type=int, default=2)
+    p.add_argument("--fleet", type=int, default=32)
+    p.add_argument("--bash-cap", type=float, default=150.0, help="cap on one run of the original bash (black-hole)")
+    p.add_argument("--memory-gb", type=int, default=0, help="also mirror an image of this many GB and report RSS")
+    p.add_argument("--only", help="comma-separated scenarios: cold,incremental,resolve,fleet,memory")
+    args = p.parse_args()
+    if not shutil.which("skopeo"):
+        print("skopeo not found: run ./dev bench, which installs it", file=sys.stderr)
+        return 2
+    wanted = set((args.only or "cold,incremental,resolve,fleet,memory").split(","))
+    bench = Bench(args)
+    started = time.monotonic()
+    try:
+        if "cold" in wanted:
+            bench.cold_and_noop()
+        if "incremental" in wanted:
+            bench.incremental()
+        if "resolve" in wanted:
+            bench.resolve()
+        if "fleet" in wanted:
+            bench.fleet()
+        if "memory" in wanted and args.memory_gb:
+            bench.memory()
+    finally:
+        bench.report()
+        bench.close()
+    print(f"total {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
