@@ -55,3 +55,26 @@ def repo(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+# -- secrets never leak -------------------------------------------------------------------------
+# Every test's captured stdout, stderr and logs, and every subprocess output collected through
+# tests.helpers, is searched for the test credentials; a hit fails that test.
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or report.failed:
+        return
+    from tests.helpers import SEEN_OUTPUT
+    from tests.stack import HUB_PASSWORD
+
+    texts = [content for _, content in report.sections] + SEEN_OUTPUT
+    SEEN_OUTPUT.clear()
+    leaks = [t for t in texts if HUB_PASSWORD in t.replace(f"::add-mask::{HUB_PASSWORD}", "")]
+    if leaks:
+        report.outcome = "failed"
+        at = leaks[0].find(HUB_PASSWORD)
+        context = leaks[0][max(0, at - 300):at + 300].replace(HUB_PASSWORD, "<THE PASSWORD>")
+        report.longrepr = f"the test password appeared in output:\n{context}"

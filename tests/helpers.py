@@ -12,6 +12,8 @@ from tests.stack import Stack, images
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 LANMIRROR = str(Path(sys.executable).with_name("lanmirror"))
+# Every subprocess output the tests collect; conftest checks it for leaked credentials.
+SEEN_OUTPUT: list[str] = []
 
 
 def tag_for(base: str, days_ago: int, today: dt.date = TODAY) -> str:
@@ -38,8 +40,10 @@ def run_cli(stack: Stack, *args: str, env: dict[str, str] | None = None, timeout
             prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**stack.env(), **(env or {})}
     full_env.setdefault("DOCKER_CONFIG", os.environ.get("DOCKER_CONFIG", ""))
-    return subprocess.run([*(prefix or []), LANMIRROR, *args], env=full_env, text=True, capture_output=True,
+    proc = subprocess.run([*(prefix or []), LANMIRROR, *args], env=full_env, text=True, capture_output=True,
                           timeout=timeout)
+    SEEN_OUTPUT.extend([proc.stdout, proc.stderr])
+    return proc
 
 
 def forget(stack: Stack, repo: str) -> None:

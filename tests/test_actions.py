@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.consumer import ROOT, make_consumer
-from tests.helpers import TODAY, forget, publish, run_cli, tag_for
+from tests.helpers import SEEN_OUTPUT, TODAY, forget, publish, run_cli, tag_for
 from tests.stack import HUB_PASSWORD, HUB_USER
 
 pytestmark = pytest.mark.integration
@@ -52,8 +52,10 @@ def action_env(stack, tmp_path, inputs: dict[str, str]) -> dict[str, str]:
 
 
 def run_action(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lanmirror.action", command], env=env, text=True,
+    proc = subprocess.run([sys.executable, "-m", "lanmirror.action", command], env=env, text=True,
                           capture_output=True, timeout=120)
+    SEEN_OUTPUT.extend([proc.stdout, proc.stderr])
+    return proc
 
 
 def test_resolve_action_outputs_summary_and_masking(stack, repo, tmp_path):
@@ -126,8 +128,10 @@ def act(consumer: Path, workflow: str, stack, tmp_path, event: str = "workflow_d
            "-s", f"DOCKERHUB_TOKEN={HUB_PASSWORD}", "--env", f"DOCKER_HOST={stack.docker_host}",
            "--env", f"DOCKER_CONFIG={cfg}", "--env", f"LANMIRROR_CACHE={ROOT / '.venv' / 'action-cache'}",
            *(extra or [])]
-    return subprocess.run(cmd, cwd=consumer, capture_output=True, text=True, timeout=600,
+    proc = subprocess.run(cmd, cwd=consumer, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "DOCKER_HOST": stack.docker_host})
+    SEEN_OUTPUT.extend([proc.stdout, proc.stderr])
+    return proc
 
 
 @pytest.mark.parametrize("workflow", ["release-docker-amd-nightly.yml", "release-docker-amd-rocm720-nightly.yml"])

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lanmirror import __version__
+from lanmirror.doctor import run_checks
+from lanmirror.doctor import to_json as doctor_json
 from lanmirror.engine import Engine
 from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.mirror import MirrorOptions, MirrorReport, mirror
@@ -95,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--image", help="skip the search and use this image (still looked up, pulled and reported)")
     r.add_argument("--probe-timeout", type=_positive_float, default=2.0,
                    help="seconds a LAN registry gets to answer all probes before it is skipped (default 2)")
+    r.add_argument("--hub-timeout", type=_positive_float, default=30.0,
+                   help="seconds the Hub's probes may take, retries included, before it counts as unavailable "
+                        "(default 30)")
     r.add_argument("--stall-timeout", type=_positive_float, default=120.0,
                    help="abort a pull that makes no progress for this many seconds and try the next source "
                         "(default 120)")
@@ -159,6 +164,26 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
     _common(pr)
     pr.set_defaults(func=cmd_prune)
+
+    d = sub.add_parser(
+        "doctor", help="check the daemon, the LAN registries, Hub credentials and quota, clock and disk",
+        description="One command for a runner admin when pulls are slow or failing: is the Docker daemon "
+                    "reachable; is each LAN registry reachable from this process and from the daemon (they differ "
+                    "inside containers); which registries the daemon treats as insecure; are the Hub credentials "
+                    "valid; the Hub's ratelimit-remaining (a free HEAD); clock skew against the registries' Date "
+                    "header; free disk in the daemon's data root. Each check prints ok / warn / fail and the fix. "
+                    "Exit 0 when nothing failed, 1 otherwise.",
+    )
+    d.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]")
+    d.add_argument("--hub-registry", metavar="HOST[:PORT]")
+    d.add_argument("--hub-username")
+    d.add_argument("--repo", help="also probe this repository (default: Docker's ratelimitpreview/test)")
+    d.add_argument("--tag", help="tag to probe with --repo")
+    d.add_argument("--timeout", type=_positive_float, default=3.0, help="seconds per check (default 3)")
+    d.add_argument("--min-free-gb", type=_positive_float, default=50.0,
+                   help="warn below this much free disk in the daemon's data root (default 50)")
+    _common(d)
+    d.set_defaults(func=cmd_doctor)
     return parser
 
 
@@ -180,7 +205,8 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         repo=args.repo, base_tags=split_list(args.base_tag), days=args.days,
         lan_registries=lan_registries(args.lan_registry), hub_registry=hub, policy=args.policy, pull=args.pull,
         verify=args.verify, image=args.image, probe_timeout=args.probe_timeout, stall_timeout=args.stall_timeout,
-        pull_timeout=args.pull_timeout, hub_credentials=hub_credentials(normalize_registry(hub), args.hub_username),
+        pull_timeout=args.pull_timeout, hub_timeout=args.hub_timeout,
+        hub_credentials=hub_credentials(normalize_registry(hub), args.hub_username),
         insecure_registries=split_list(args.insecure_registry), daemon_probe=args.daemon_probe,
     )
     on_progress, prog = _pull_progress()
@@ -262,6 +288,23 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    hub = normalize_registry(hub_registry(args.hub_registry))
+    checks = run_checks(lan_registries=lan_registries(args.lan_registry), hub_registry=hub,
+                        hub_credentials=hub_credentials(hub, args.hub_username), repo=args.repo, tag=args.tag,
+                        timeout=args.timeout, min_free_gb=args.min_free_gb,
+                        insecure=split_list(args.insecure_registry))
+    if args.json:
+        print(json.dumps(doctor_json(checks), indent=2))
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            print(f"{c.status.upper():4}  {c.name:{width}}  {c.detail}")
+            if c.fix:
+                print(f"{'':4}  {'':{width}}  fix: {c.fix}")
+    return EXIT_FAILED if any(c.status == "fail" for c in checks) else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,55 @@
+"""lanmirror doctor against the real stack: healthy, a dead LAN, bad credentials, no daemon."""
+
+import json
+
+import pytest
+
+from tests.helpers import publish, run_cli
+from tests.stack import HUB_PASSWORD, HUB_USER
+
+pytestmark = pytest.mark.integration
+
+
+def doctor(stack, *args, env=None):
+    proc = run_cli(stack, "doctor", "--hub-registry", stack.hub, "--timeout", "1.5", "--json", *args, env=env)
+    return proc, json.loads(proc.stdout)
+
+
+def by_name(report):
+    return {c["name"]: c for c in report["checks"]}
+
+
+def test_healthy_stack(stack, repo):
+    publish(stack, repo, "b", 0, hub=True)
+    proc, report = doctor(stack, "--lan-registry", stack.lan, "--repo", repo, "--tag", "latest",
+                          env={"DOCKERHUB_USERNAME": HUB_USER, "DOCKERHUB_TOKEN": HUB_PASSWORD})
+    checks = by_name(report)
+    assert proc.returncode == 0 and report["ok"], proc.stdout
+    assert checks["docker daemon"]["status"] == "ok"
+    assert checks[f"LAN {stack.lan} from this process"]["status"] == "ok"
+    assert checks[f"LAN {stack.lan} from the daemon"]["status"] == "ok"
+    assert checks["Hub credentials"]["detail"].startswith("user 'ci-bot' accepted")
+    assert "pulls left" in checks["Hub rate limit"]["detail"]
+    assert checks[f"clock vs LAN {stack.lan}"]["status"] == "ok"
+    assert "GB free" in checks["free disk in the daemon's data root"]["detail"]
+    assert stack.hub_proxy.counted_gets() == 0
+
+
+def test_dead_lan_and_bad_credentials_fail_with_fixes(stack):
+    stack.lan_proxy.mode = "refuse"
+    proc, report = doctor(stack, "--lan-registry", stack.lan,
+                          env={"DOCKERHUB_USERNAME": HUB_USER, "DOCKERHUB_TOKEN": "nope"})
+    checks = by_name(report)
+    assert proc.returncode == 1 and not report["ok"]
+    lan = checks[f"LAN {stack.lan} from this process"]
+    assert lan["status"] == "fail" and "unreachable" in lan["detail"] and lan["fix"]
+    assert checks[f"LAN {stack.lan} from the daemon"]["status"] == "fail"
+    creds = checks["Hub credentials"]
+    assert creds["status"] == "fail" and "authentication failed" in creds["detail"]
+
+
+def test_no_daemon(stack):
+    proc, report = doctor(stack, env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert proc.returncode == 1
+    assert by_name(report)["docker daemon"]["status"] == "fail"
+    assert "DOCKER_HOST" in by_name(report)["docker daemon"]["fix"]

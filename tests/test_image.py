@@ -1,0 +1,80 @@
+"""The container image: built offline from host-built wheels on a debootstrapped base, then run
+against the stack with the host's Docker socket, as a non-root user."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.consumer import ROOT
+from tests.helpers import SEEN_OUTPUT, publish, tag_for
+
+pytestmark = pytest.mark.integration
+CACHE = Path(os.environ.get("LANMIRROR_TEST_CACHE", Path.home() / ".cache" / "lanmirror-test"))
+BASE_IMAGE = "local/debian-python:bookworm"
+
+
+def debian_mirror() -> str:
+    """The Debian mirror apt already uses here (a package registry this machine may reach)."""
+    for path in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")):
+        if path.exists():
+            m = re.search(r"(?:URIs:|deb)\s+(https?://\S+/debian)\b", path.read_text())
+            if m:
+                return m.group(1)
+    return "http://deb.debian.org/debian"
+
+
+def sh(cmd: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, env=env, text=True, capture_output=True, timeout=timeout)
+    SEEN_OUTPUT.extend([proc.stdout, proc.stderr])
+    assert proc.returncode == 0, f"{' '.join(cmd[:4])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def image(_stack) -> str:
+    env = _stack.env()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rootfs_tar = CACHE / "debian-python-bookworm.tar"
+    if not rootfs_tar.exists():
+        rootfs = CACHE / "rootfs"
+        shutil.rmtree(rootfs, ignore_errors=True)
+        sh(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,passwd", "bookworm", str(rootfs),
+            debian_mirror()], env, timeout=900)
+        sh(["tar", "-C", str(rootfs), "-cf", str(rootfs_tar) + ".part", "."], env)
+        os.replace(str(rootfs_tar) + ".part", rootfs_tar)
+        shutil.rmtree(rootfs, ignore_errors=True)
+    sh(["bash", "-c", f"docker import - {BASE_IMAGE} < {rootfs_tar}"], env)
+    wheels = ROOT / "build" / "wheels"
+    shutil.rmtree(wheels, ignore_errors=True)
+    sh([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheels), str(ROOT)], env, timeout=600)
+    sh(["docker", "build", "-q", "--network", "none", "--build-arg", f"BASE={BASE_IMAGE}", "-t",
+        "local/lanmirror:test", str(ROOT)], {**env, "DOCKER_BUILDKIT": "0"}, timeout=600)
+    return "local/lanmirror:test"
+
+
+def test_image_metadata(_stack, image):
+    info = json.loads(sh(["docker", "image", "inspect", image], _stack.env()).stdout)[0]
+    assert info["Config"]["Entrypoint"] == ["lanmirror"]
+    assert info["Config"]["User"] == "10001"
+    assert info["Config"]["Labels"]["org.opencontainers.image.title"] == "lanmirror"
+
+
+def test_image_resolves_against_the_stack_as_non_root(stack, repo, image):
+    img = publish(stack, repo, "b", 1, hub=True, lan=True)
+    sock = stack.docker_host.removeprefix("unix://")
+    gid = os.stat(sock).st_gid
+    os.chmod(sock, 0o660)
+    proc = sh(["docker", "run", "--rm", "--network", "host", "-v", f"{sock}:/var/run/docker.sock",
+               "--group-add", str(gid), image, "resolve", "--repo", repo, "--base-tag", "b", "--hub-registry",
+               stack.hub, "--lan-registry", stack.lan, "--json"], stack.env())
+    out = json.loads(proc.stdout)
+    assert (out["source"], out["digest"], out["tag"]) == ("lan", img.digest, tag_for("b", 1))
+    assert stack.hub_proxy.counted_gets() == 0
