@@ -12,6 +12,7 @@ pytestmark = pytest.mark.integration
 
 def doctor(stack, *args, env=None):
     proc = run_cli(stack, "doctor", "--hub-registry", stack.hub, "--timeout", "1.5", "--json", *args, env=env)
+    assert proc.stdout.startswith("{"), proc.stderr[-2000:]
     return proc, json.loads(proc.stdout)
 
 

@@ -20,7 +20,7 @@ import requests
 from lanmirror.engine import Engine
 from lanmirror.errors import AuthError, LanmirrorError
 from lanmirror.reference import DOCKER_HUB, normalize_registry, repository_on
-from lanmirror.registry import Registry
+from lanmirror.registry import ACCEPT, RateLimit, pull_scope
 from lanmirror.retry import RetryPolicy, describe
 from lanmirror.transport import Credentials, Timeouts, Transport, is_insecure, is_loopback
 
@@ -46,6 +46,8 @@ def _clock_skew(resp: requests.Response) -> float | None:
         remote = email.utils.parsedate_to_datetime(date)
     except (TypeError, ValueError):
         return None
+    if remote.tzinfo is None:  # "-0000" parses naive; HTTP dates are UTC by definition
+        remote = remote.replace(tzinfo=dt.timezone.utc)
     return (dt.datetime.now(dt.timezone.utc) - remote).total_seconds()
 
 
@@ -121,10 +123,14 @@ def run_checks(*, lan_registries: list[str], hub_registry: str = DOCKER_HUB, hub
                       timeouts=Timeouts(timeout, max(timeout, 10.0)), policy=NO_RETRY)
     probe_repo, probe_tag = (repo, tag or "latest") if repo else RATELIMIT_PROBE
     try:
-        head = Registry(hub_t).head_manifest(repository_on(hub, probe_repo), probe_tag, retry=False)
+        # A raw HEAD: the rate-limit headers matter even when the probed tag does not exist.
+        path = f"/v2/{repository_on(hub, probe_repo)}/manifests/{probe_tag}"
+        resp = hub_t.request("HEAD", path, scope=pull_scope(repository_on(hub, probe_repo)),
+                             headers={"Accept": ACCEPT}, retry=False)
+        resp.close()
         who = f"user {hub_credentials.username!r}" if hub_credentials else "anonymous"
         checks.append(Check("Hub credentials", OK, f"{who} accepted by {hub}"))
-        rl = head.ratelimit if head else None
+        rl = RateLimit.from_headers(resp.headers)
         if rl and rl.remaining is not None:
             status = WARN if rl.limit and rl.remaining < max(5, rl.limit // 10) else OK
             checks.append(Check("Hub rate limit", status,

@@ -43,6 +43,8 @@ def classify_stream_error(message: str, source: str) -> Exception:
         return NotFound(text, registry=source, status=404)
     if "unauthorized" in low or "authentication required" in low or "denied" in low:
         return AuthError(text, registry=source, status=401)
+    if "no space left" in low or "disk quota" in low:
+        return EngineError(f"{text} (the registry's disk is full: free space or run its garbage collector)")
     if any(marker in low for marker in _TRANSIENT_MARKERS):
         return TransientError(text)
     return EngineError(text)
@@ -241,10 +243,9 @@ class Engine:
                 detail = msg.get("progressDetail") or {}
                 on_progress(int(detail.get("current") or 0), int(detail.get("total") or 0), str(msg.get("status", "")))
 
-        def attempt() -> None:
-            stream = self._call(f"push {repository}:{tag}", lambda: self.api.push(
-                repository, tag=tag, stream=True, decode=True, auth_config=auth))
-            self._consume(stream, source, on_message)
-
-        self.policy.call(attempt, f"docker push {repository}:{tag}")
+        # Not wrapped in the retry policy: the daemon already retries each layer upload five times,
+        # and retrying the whole push on top would multiply a full disk into many minutes.
+        stream = self._call(f"push {repository}:{tag}", lambda: self.api.push(
+            repository, tag=tag, stream=True, decode=True, auth_config=auth), source)
+        self._consume(stream, source, on_message)
         return digest

@@ -9,12 +9,13 @@ source. Returns a `Resolution` (or raises `NothingFound`) and prints nothing: th
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import requests
@@ -126,6 +127,31 @@ class Resolution:
         return data
 
 
+def run_bounded(tasks: list[Callable[[], Any]], deadline: float) -> list[tuple[bool, Any]]:
+    """Run every task at once on daemon threads; return (finished, result-or-exception) per task
+    after at most `deadline` seconds. Daemon threads, because a probe stuck on a dead registry
+    must not hold the process open after the answer is known (a ThreadPoolExecutor joins its
+    threads at exit)."""
+    results: list[tuple[bool, Any]] = [(False, None)] * len(tasks)
+    done = threading.Semaphore(0)
+
+    def work(i: int, task: Callable[[], Any]) -> None:
+        try:
+            results[i] = (True, task())
+        except BaseException as exc:
+            results[i] = (True, exc)
+        finally:
+            done.release()
+
+    for i, task in enumerate(tasks):
+        threading.Thread(target=work, args=(i, task), name="probe", daemon=True).start()
+    end = time.monotonic() + deadline
+    for _ in tasks:
+        if not done.acquire(timeout=max(0.0, end - time.monotonic())):
+            break
+    return list(results)
+
+
 class NothingFound(LanmirrorError):
     """No candidate could be found (exit 1) — or found but not fetched; `attempts` says where and why."""
 
@@ -218,24 +244,20 @@ class _Resolver:
     def _parallel_heads(self, reg: Registry, repo: str, cands: list[Candidate], deadline: float,
                         retry: bool) -> tuple[dict[str, str], list[BaseException]]:
         """HEAD every candidate at once; what is not answered within `deadline` counts as failed."""
+        results = run_bounded([partial(reg.head_manifest, repo, c.tag, retry=retry,
+                                       deadline=deadline if retry else None) for c in cands], deadline)
         hits: dict[str, str] = {}
         errors: list[BaseException] = []
-        pool = cf.ThreadPoolExecutor(max_workers=min(16, len(cands)) or 1, thread_name_prefix="probe")
-        futures = {pool.submit(reg.head_manifest, repo, c.tag, retry=retry,
-                               deadline=deadline if retry else None): c for c in cands}
-        done, pending = cf.wait(futures, timeout=deadline)
-        pool.shutdown(wait=False, cancel_futures=True)
-        for fut in done:
-            try:
-                head = fut.result()
-            except Exception as exc:
-                errors.append(exc)
-                continue
-            if head is not None:
-                hits[futures[fut].tag] = head.digest
-                if head.ratelimit and head.ratelimit.remaining is not None:
-                    self.ratelimit = head.ratelimit.remaining
-        errors += [TimeoutError(f"no answer within {deadline:g}s") for _ in pending]
+        stuck = f" (waiting on {reg.transport.waiting_on})" if reg.transport.waiting_on else ""
+        for cand, (done, value) in zip(cands, results, strict=True):
+            if not done:
+                errors.append(TimeoutError(f"no answer within {deadline:g}s{stuck}"))
+            elif isinstance(value, BaseException):
+                errors.append(value)
+            elif value is not None:
+                hits[cand.tag] = value.digest
+                if value.ratelimit and value.ratelimit.remaining is not None:
+                    self.ratelimit = value.ratelimit.remaining
         return hits, errors
 
     def probe_lan(self, lan: str, cands: list[Candidate]) -> dict[str, str] | None:
@@ -267,17 +289,16 @@ class _Resolver:
         started = self._clock()
         t = self.opts.probe_timeout
         probe_engine = Engine(self.engine.base_url, timeout=t, policy=self.policy)
+        results = run_bounded([partial(probe_engine.inspect_distribution, f"{lan}/{repo}:{c.tag}")
+                               for c in cands], t)
         hits: dict[str, str] = {}
         errors: list[BaseException] = []
-        pool = cf.ThreadPoolExecutor(max_workers=min(8, len(cands)), thread_name_prefix="daemon-probe")
-        futures = {pool.submit(probe_engine.inspect_distribution, f"{lan}/{repo}:{c.tag}"): c for c in cands}
-        done, pending = cf.wait(futures, timeout=t)
-        pool.shutdown(wait=False, cancel_futures=True)
-        for fut in done:
-            try:
-                hits[futures[fut].tag] = fut.result()
-            except Exception as exc:
-                errors.append(exc)
+        pending = [c for c, (done, _) in zip(cands, results, strict=True) if not done]
+        for cand, (done, value) in zip(cands, results, strict=True):
+            if done and isinstance(value, BaseException):
+                errors.append(value)
+            elif done:
+                hits[cand.tag] = str(value)
         not_found = [e for e in errors if "not found" in str(e).lower() or "unknown" in str(e).lower()]
         if not hits and (pending or len(not_found) < len(errors)):
             self.record("lan-daemon", lan, f"unreachable from the daemon too "

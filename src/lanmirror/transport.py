@@ -150,6 +150,14 @@ class Transport:
         self._lock = threading.Lock()
         self._challenge: tuple[str, dict[str, str]] | None = None
         self._tokens: dict[str, str] = {}
+        # One token exchange per scope at a time: parallel probes wait for it instead of each asking,
+        # and refused credentials are remembered, so a wrong password costs exactly one request.
+        self._token_lock = threading.Lock()
+        self._auth_failure: AuthError | None = None
+        self._token_round = 0
+        self._token_error: Exception | None = None
+        # What a stuck request is waiting on, for the error a caller's deadline produces.
+        self.waiting_on = ""
 
     def __repr__(self) -> str:
         return f"Transport({self.scheme}://{self.host})"
@@ -186,10 +194,13 @@ class Transport:
         if scope:
             query["scope"] = scope
         auth = (self.credentials.username, self.credentials.password) if self.credentials else None
+        self.waiting_on = f"the token endpoint {realm}"
         try:
             resp = self.session.get(realm, params=query, auth=auth, timeout=self.timeouts.pair())
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientError(f"{self.registry}: token endpoint {realm} unreachable: {type(exc).__name__}") from None
+        finally:
+            self.waiting_on = ""
         if resp.status_code in (401, 403):
             who = f"user {self.credentials.username!r}" if self.credentials else "anonymous access"
             raise AuthError(
@@ -211,7 +222,7 @@ class Transport:
         with self._lock:
             self._tokens[scope or ""] = token
 
-    def _authenticate(self, resp: requests.Response, scope: str | None) -> bool:
+    def _authenticate(self, resp: requests.Response, scope: str | None, stale_token: str | None) -> bool:
         """Handle a 401: remember the challenge and get a token. False if nothing can be done."""
         header = resp.headers.get("WWW-Authenticate", "")
         if not header:
@@ -220,7 +231,26 @@ class Transport:
         with self._lock:
             self._challenge = (kind, params)
         if kind == "bearer":
-            self._fetch_token(params, scope or params.get("scope"))
+            key = scope or params.get("scope")
+            round_seen = self._token_round
+            with self._token_lock:
+                if self._auth_failure is not None:
+                    raise self._auth_failure
+                if self._token_round != round_seen and self._token_error is not None:
+                    raise self._token_error  # it failed while we waited: do not queue up behind it again
+                with self._lock:
+                    current = self._tokens.get(key or "")
+                if current is None or current == stale_token:
+                    self._token_round += 1
+                    try:
+                        self._fetch_token(params, key)
+                        self._token_error = None
+                    except AuthError as exc:
+                        self._auth_failure = self._token_error = exc
+                        raise
+                    except Exception as exc:
+                        self._token_error = exc
+                        raise
             return True
         return kind == "basic" and self.credentials is not None
 
@@ -250,16 +280,19 @@ class Transport:
         timeout: tuple[float, float] | None, **kwargs: Any,
     ) -> requests.Response:
         url = self.url(path)
-        for _ in range(2):
-            hdrs = {**(headers or {}), **self._auth_header(scope)}
+        for attempt in range(2):
+            auth = self._auth_header(scope)
+            hdrs = {**(headers or {}), **auth}
             try:
                 resp = self.session.request(method, url, headers=hdrs, timeout=timeout or self.timeouts.pair(),
                                             **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise type(exc)(f"{self.registry}: {method} {path}: {type(exc).__name__}") from None
-            if resp.status_code == 401 and "Authorization" not in hdrs and self._authenticate(resp, scope):
+            if resp.status_code == 401 and attempt == 0:
+                sent = auth.get("Authorization", "").removeprefix("Bearer ") or None
                 resp.close()
-                continue
+                if self._authenticate(resp, scope, sent):
+                    continue
             break
         if resp.status_code == 401:
             resp.close()
