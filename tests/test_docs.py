@@ -27,3 +27,16 @@ def test_readme_names_the_two_commands_and_ci_runs_one():
     text = (ROOT / "README.md").read_text()
     assert "./dev demo" in text and "./dev test" in text
     assert "./dev test" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("command", ["resolve", "mirror", "prune", "doctor"])
+def test_readme_cli_reference_is_current(command):
+    """The README's CLI reference is the --help output; every flag must be in it."""
+    from lanmirror.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    text = (ROOT / "README.md").read_text()
+    flags = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+    missing = [f for f in flags if f not in text]
+    assert not missing, f"README lacks {missing} of `lanmirror {command}`"
