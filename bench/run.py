@@ -10,6 +10,8 @@ Scenarios (on the same local stack as the tests):
                         Hub 429 with Retry-After: 1 twice: lanmirror | the original bash | bare docker pull
   5. fleet              32 concurrent resolvers on one LAN registry: p50 / p95
   6. memory (optional)  peak RSS of one mirror of a --memory-gb image
+  7. WAN                one big layer behind a per-connection cap, a link cap, added latency and a
+                        307 to a CDN host: lanmirror (ranges) | lanmirror (one stream) | skopeo
 
 Mirror timings go straight to the registries (no Python proxy on the data path, as in real life);
 bytes and requests come from the registries' own access logs. Resolve scenarios go through the
@@ -349,6 +351,56 @@ class Bench:
                   f"image(s); LAN {len(s.lan_proxy.entries())} req, Hub {len(s.hub_proxy.entries())} req, "
                   f"counted Hub GETs {s.hub_proxy.counted_gets()}")
 
+    def wan(self) -> None:
+        """One big layer from a "Hub" behind a WAN: each TCP connection capped (token bucket), an
+        aggregate link cap, added latency, and blob GETs redirected (307) to a CDN host."""
+        from tests.stack import FaultProxy
+
+        a = self.args
+        s = self.stack
+        t = tag(0, "wan")
+        size = a.wan_layer_mb << 20
+        self.say(f"wan: one {a.wan_layer_mb} MiB layer, {a.wan_conn_mbps:g} MB/s per connection, "
+                 f"{a.wan_link_mbps:g} MB/s link, {a.wan_rtt_ms:g} ms added per request, CDN redirect")
+        img = self.publish(["wan-0"], size, t)
+        cdn = FaultProxy(self.hub_direct, "cdn").start()
+        s.clear_faults()
+
+        def wan_on() -> None:
+            s.lan_registry.wipe()
+            s.clear_faults()
+            for p in (s.hub_proxy, cdn):
+                p.conn_rate, p.link_rate, p.latency = a.wan_conn_mbps * 1e6, a.wan_link_mbps * 1e6, a.wan_rtt_ms / 1e3
+            s.hub_proxy.cdn = cdn
+
+        src, dst = f"{s.hub}/{REPO}:{t}", f"{self.lan_direct}/{REPO}:{t}"
+        tools = {
+            "lanmirror (8 ranges)": [LANMIRROR, "mirror", "--repo", REPO, "--tag", t, "--source-registry", s.hub,
+                                     "--lan-registry", self.lan_direct],
+            "lanmirror (1 stream)": [LANMIRROR, "mirror", "--repo", REPO, "--tag", t, "--source-registry", s.hub,
+                                     "--lan-registry", self.lan_direct, "--ranges", "1"],
+            "skopeo copy": ["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
+                            f"docker://{src}", f"docker://{dst}"],
+        }
+        try:
+            for name, cmd in tools.items():
+                self.say(f"wan: {name} x{a.wan_repeat}")
+                r = Row("7 WAN: one big layer", "lanmirror" if name.startswith("lanmirror (8") else name)
+                self.rows.append(r)
+                for _ in range(a.wan_repeat):
+                    wan_on()
+                    run = timed_rss(cmd, self.env)
+                    r.seconds.append(round(run.seconds, 3))
+                    r.rss_mb = max(r.rss_mb or 0.0, round(run.rss_mb, 1))
+                    r.bytes = s.hub_proxy.bytes_out() + cdn.bytes_out(pattern="/cdn/")
+                    r.requests = len(s.hub_proxy.entries()) + len(cdn.entries())
+                    ok = s.client(self.lan_direct).head_manifest(REPO, t)
+                    r.note = ("" if run.rc == 0 and ok and ok.digest == img.digest else f"FAILED exit {run.rc} ") + \
+                        f"{size / 1e6 / r.median:.0f} MB/s; CDN saw Authorization {cdn.cdn_saw_authorization}x"
+        finally:
+            s.clear_faults()
+            cdn.stop()
+
     def memory(self) -> None:
         gb = self.args.memory_gb
         layers = max(1, int(gb * 2))
@@ -435,12 +487,17 @@ def main() -> int:
     p.add_argument("--fleet", type=int, default=32)
     p.add_argument("--bash-cap", type=float, default=150.0, help="cap on one run of the original bash (black-hole)")
     p.add_argument("--memory-gb", type=int, default=0, help="also mirror an image of this many GB and report RSS")
-    p.add_argument("--only", help="comma-separated scenarios: cold,incremental,resolve,fleet,memory")
+    p.add_argument("--wan-layer-mb", type=int, default=256)
+    p.add_argument("--wan-conn-mbps", type=float, default=25.0, help="WAN: MB/s per TCP connection")
+    p.add_argument("--wan-link-mbps", type=float, default=200.0, help="WAN: MB/s for the whole link")
+    p.add_argument("--wan-rtt-ms", type=float, default=40.0, help="WAN: latency added to every request")
+    p.add_argument("--wan-repeat", type=int, default=2)
+    p.add_argument("--only", help="comma-separated scenarios: cold,incremental,resolve,fleet,wan,memory")
     args = p.parse_args()
     if not shutil.which("skopeo"):
         print("skopeo not found: run ./dev bench, which installs it", file=sys.stderr)
         return 2
-    wanted = set((args.only or "cold,incremental,resolve,fleet,memory").split(","))
+    wanted = set((args.only or "cold,incremental,resolve,fleet,wan,memory").split(","))
     bench = Bench(args)
     started = time.monotonic()
     try:
@@ -452,6 +509,8 @@ def main() -> int:
             bench.resolve()
         if "fleet" in wanted:
             bench.fleet()
+        if "wan" in wanted:
+            bench.wan()
         if "memory" in wanted and args.memory_gb:
             bench.memory()
     finally:

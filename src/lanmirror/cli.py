@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lanmirror import __version__
+from lanmirror.blobread import RangeSettings
 from lanmirror.doctor import run_checks
 from lanmirror.doctor import to_json as doctor_json
 from lanmirror.engine import Engine
@@ -140,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="registry: direct registry-to-registry copy (default); docker: pull, tag, push through "
                         "the daemon (also leaves the image in this host's cache)")
     m.add_argument("--parallel", type=int, default=4, help="blobs copied at once (default 4)")
+    m.add_argument("--range-threshold-mb", type=int, default=64, metavar="MB",
+                   help="read blobs larger than this as parallel bounded HTTP ranges (default 64)")
+    m.add_argument("--range-chunk-mb", type=int, default=8, metavar="MB", help="size of one range (default 8)")
+    m.add_argument("--ranges", type=int, default=8, metavar="N",
+                   help="ranges in flight per blob (default 8). Memory bound: --parallel x --ranges x "
+                        "--range-chunk-mb (defaults: 4 x 8 x 8 MiB = 256 MiB at most, only while several "
+                        "large blobs copy at once; 64 MiB for one)")
     m.add_argument("--mount-from", action="append", default=[], metavar="REPO",
                    help="repository on the LAN registry to mount shared layers from (repeatable)")
     m.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
@@ -238,6 +246,13 @@ def _lan(flag: str | None) -> str:
     return found[0]
 
 
+def range_settings(args: argparse.Namespace) -> RangeSettings:
+    if args.range_threshold_mb < 1 or args.range_chunk_mb < 1 or not 1 <= args.ranges <= 64:
+        raise BadInput("range settings: threshold and chunk must be at least 1 MB, --ranges 1 to 64")
+    return RangeSettings(threshold=args.range_threshold_mb << 20, chunk_size=args.range_chunk_mb << 20,
+                         window=args.ranges)
+
+
 def cmd_mirror(args: argparse.Namespace) -> int:
     source = normalize_registry(hub_registry(args.source_registry))
     lan = _lan(args.lan_registry)
@@ -255,7 +270,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     opts = MirrorOptions(repo=args.repo, tags=tags, lan_registry=lan, source_registry=source, engine=args.engine,
                          dry_run=args.dry_run, overwrite=args.overwrite, parallel=args.parallel,
                          mount_from=split_list(args.mount_from), source_credentials=creds,
-                         insecure_registries=insecure)
+                         insecure_registries=insecure, ranges=range_settings(args))
     bars: dict[str, Progress] = {}
 
     def on_bytes(tag: str, done: int, total: int) -> None:

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lanmirror.blobread import BlobReader, RangeSettings
 from lanmirror.engine import Engine
 from lanmirror.errors import BadInput, DigestMismatch, LanmirrorError, RegistryError
 from lanmirror.reference import DOCKER_HUB, normalize_registry, repository_on, validate_repository, validate_tag
-from lanmirror.registry import CHUNK, Descriptor, HashingReader, Manifest, Registry
+from lanmirror.registry import Descriptor, HashingReader, Manifest, Registry
 from lanmirror.retry import DEFAULT_POLICY, RetryPolicy, describe, is_transient
 from lanmirror.transport import Credentials, Timeouts, Transport, is_insecure
 
@@ -45,6 +46,7 @@ class MirrorOptions:
     target_credentials: Credentials | None = None
     insecure_registries: list[str] = field(default_factory=list)
     timeouts: Timeouts = field(default_factory=lambda: Timeouts(connect=5.0, read=60.0))
+    ranges: RangeSettings = field(default_factory=RangeSettings)
 
     def validate(self) -> None:
         validate_repository(self.repo)
@@ -249,12 +251,8 @@ class _Copier:
                 return "mounted"
 
         def stream() -> None:
-            resp = self.src.open_blob(self.src_repo, d.digest)
-            try:
-                reader = HashingReader(resp.iter_content(CHUNK), d.digest, count)
-                self.dst.upload_blob(self.dst_repo, d.digest, reader)
-            finally:
-                resp.close()
+            source = BlobReader(self.src, self.src_repo, d.digest, d.size, self.policy, self.opts.ranges)
+            self.dst.upload_blob(self.dst_repo, d.digest, HashingReader(source, d.digest, count))
 
         # A corrupt read may be a flaky hop: fetch again (same policy), but never store bad bytes.
         self.policy.call(stream, f"copy blob {d.digest[:19]}",

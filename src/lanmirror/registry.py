@@ -252,11 +252,14 @@ class Registry:
         return int(resp.headers.get("Content-Length") or 0)
 
     def open_blob(self, repo: str, digest: str, *, start: int = 0, end: int | None = None) -> requests.Response:
-        """A streaming GET of a blob (or a bounded byte range of it). Redirects to a CDN are followed
-        and requests drops the Authorization header when the host changes."""
+        """A streaming GET of a blob, or of the bounded byte range start..end. Redirects to a CDN are
+        followed, and requests drops the Authorization header when the host changes."""
         headers = {}
-        if start or end is not None:
-            headers["Range"] = f"bytes={start}-{'' if end is None else end}"
+        if end is not None:
+            headers["Range"] = f"bytes={start}-{end}"
+        elif start:
+            # An open-ended range makes some servers stream the whole remainder for every chunk.
+            raise ValueError("open-ended ranges are never sent: give the last byte too")
         resp = self.transport.request("GET", f"/v2/{repo}/blobs/{validate_digest(digest)}", scope=pull_scope(repo),
                                       headers=headers, stream=True)
         if resp.status_code not in (200, 206):

@@ -86,6 +86,19 @@ class RetryPolicy:
             return min(self.max_retry_after, float(retry_after)) + self.rng.uniform(0, min(1.0, self.base))
         return self.backoff(attempt)
 
+    def _log(self, what: str, attempt: int, exc: BaseException | None, wait: float) -> None:
+        log.warning("%s: attempt %d/%d failed (%s); retrying in %.1fs",
+                    what, attempt, self.attempts, describe(exc) if exc else "?", wait)
+
+    def pause(self, what: str, attempt: int, exc: BaseException) -> None:
+        """For loops that resume rather than restart (a stream picking up at the byte where it
+        broke): raise `exc` once the attempts are spent, else log and wait like `call` does."""
+        if attempt >= self.attempts or not is_transient(exc):
+            raise exc
+        wait = self.wait_for(attempt, exc)
+        self._log(what, attempt, exc, wait)
+        self.sleep(wait)
+
     def call(
         self,
         fn: Callable[[], T],
@@ -114,10 +127,7 @@ class RetryPolicy:
         def _before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0.0
-            log.warning(
-                "%s: attempt %d/%d failed (%s); retrying in %.1fs",
-                what, state.attempt_number, attempts, describe(exc) if exc else "?", wait,
-            )
+            self._log(what, state.attempt_number, exc, wait)
 
         retrying = tenacity.Retrying(
             stop=_stop,

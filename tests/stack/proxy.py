@@ -15,6 +15,7 @@ import socket
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,6 +77,16 @@ class FaultProxy:
         self.latency = 0.0
         self.status_rules: list[StatusRule] = []
         self.body_rules: list[BodyRule] = []
+        # WAN emulation: bytes/s per connection and for the whole link (None = unlimited).
+        self.conn_rate: float | None = None
+        self.link_rate: float | None = None
+        self._link_next = 0.0
+        self.ignore_range = False  # play a server without Range support
+        # CDN: authorised blob GETs are answered with a 307 to `cdn`, which serves them with the
+        # credential embedded in the URL, like a pre-signed storage URL.
+        self.cdn: FaultProxy | None = None
+        self.cdn_targets: dict[str, tuple[str, str]] = {}
+        self.cdn_saw_authorization = 0
         self._lock = threading.Lock()
         self._release = threading.Event()
         proxy = self
@@ -147,6 +158,10 @@ class FaultProxy:
             self.latency = 0.0
             self.status_rules.clear()
             self.body_rules.clear()
+            self.conn_rate = self.link_rate = None
+            self.ignore_range = False
+            self.cdn = None
+            self.cdn_saw_authorization = 0
             self.log.clear()
             self.remaining = self.limit
             self._release.set()
@@ -219,6 +234,30 @@ class FaultProxy:
     def _serve(self, h: BaseHTTPRequestHandler, method: str, path: str, entry: Entry) -> None:
         if self.latency:
             time.sleep(self.latency)
+        inject: dict[str, str] = {}
+        if path.startswith("/cdn/"):
+            target = self.cdn_targets.get(path[len("/cdn/"):])
+            if "Authorization" in h.headers:
+                self.cdn_saw_authorization += 1
+            if target is None:
+                h.send_response(404)
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+                entry.status = 404
+                return
+            h.path, inject["Authorization"] = target
+            path = h.path.split("?", 1)[0]
+        elif (self.cdn is not None and method == "GET" and BLOB_RE.match(path)
+              and "Authorization" in h.headers):
+            key = uuid.uuid4().hex
+            self.cdn.cdn_targets[key] = (h.path, h.headers["Authorization"])
+            entry.status, entry.fault = 307, "redirect to CDN"
+            h.send_response(307)
+            # Another host name, as a real CDN is: clients must not send the registry token there.
+            h.send_header("Location", f"http://localhost:{self.cdn.port}/cdn/{key}")
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
         extra: dict[str, str] = {}
         is_manifest = bool(MANIFEST_RE.match(path))
         if self.hub_rules and is_manifest:
@@ -255,8 +294,10 @@ class FaultProxy:
             return
         # A list, not a dict: the daemon sends several Accept headers, and collapsing them makes
         # the registry pick another manifest format (and digest).
-        headers = [(k, v) for k, v in h.headers.items()
-                   if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
+        drop = HOP_BY_HOP | {"content-length"} | {k.lower() for k in inject}
+        if self.ignore_range:
+            drop |= {"range"}
+        headers = [(k, v) for k, v in h.headers.items() if k.lower() not in drop] + list(inject.items())
         length = h.headers.get("Content-Length")
         chunked = length is None and h.headers.get("Transfer-Encoding", "").lower() == "chunked"
         if length is not None:
@@ -337,14 +378,38 @@ class FaultProxy:
         if use_chunked:
             h.wfile.write(b"0\r\n\r\n")
 
-    @staticmethod
-    def _write(h: BaseHTTPRequestHandler, data: bytes, chunked: bool) -> None:
+    def _write(self, h: BaseHTTPRequestHandler, data: bytes, chunked: bool) -> None:
         if not data:
             return
+        if self.conn_rate or self.link_rate:
+            for i in range(0, len(data), 256 << 10):  # small slices keep the pacing smooth
+                self._pace(h, data[i:i + (256 << 10)], chunked)
+            return
+        self._send(h, data, chunked)
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, data: bytes, chunked: bool) -> None:
         if chunked:
             h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         else:
             h.wfile.write(data)
+
+    def _pace(self, h: BaseHTTPRequestHandler, data: bytes, chunked: bool) -> None:
+        """Token-bucket pacing: each connection at most `conn_rate`, all together `link_rate`."""
+        now = time.monotonic()
+        wait = 0.0
+        if self.conn_rate:
+            conn_next = max(getattr(h, "_conn_next", now), now)
+            h._conn_next = conn_next + len(data) / self.conn_rate  # type: ignore[attr-defined]
+            wait = conn_next - now
+        if self.link_rate:
+            with self._lock:
+                link_next = max(self._link_next, now)
+                self._link_next = link_next + len(data) / self.link_rate
+            wait = max(wait, link_next - now)
+        if wait > 0:
+            time.sleep(wait)
+        self._send(h, data, chunked)
 
     @staticmethod
     def _request_body(h: BaseHTTPRequestHandler, entry: Entry) -> Iterator[bytes]:
