@@ -108,3 +108,26 @@ def test_cdn_redirect_gets_no_registry_token(stack, repo, big):
         assert cdn.entries("GET") and cdn.cdn_saw_authorization == 0
     finally:
         cdn.stop()
+
+
+def test_readers_share_one_budget_and_a_closed_reader_frees_its_slots(stack, repo, big):
+    """Two readers of one mirror share the in-flight budget; abandoning one half-way (a copy that
+    failed and is retried) gives its slots back, so the budget never leaks into a deadlock."""
+    import threading
+
+    budget = threading.Semaphore(SMALL_RANGES.window)
+    d = layer(big)
+    reg = stack.client(stack.hub)
+    half = BlobReader(reg, repo, d.digest, d.size, FAST, SMALL_RANGES, budget)
+    it = iter(half)
+    next(it)
+    it.close()  # abandoned mid-blob
+    readers = [BlobReader(reg, repo, d.digest, d.size, FAST, SMALL_RANGES, budget) for _ in range(2)]
+    results: list[bytes] = []
+    threads = [threading.Thread(target=lambda r=r: results.append(b"".join(r))) for r in readers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [big.blobs[d.digest]] * 2
+    assert all(budget.acquire(blocking=False) for _ in range(SMALL_RANGES.window))  # every slot came back

@@ -20,17 +20,23 @@ ci_image() {
     --days "${IMAGE_DAYS:-7}" ${IMAGE_OVERRIDE:+--image "$IMAGE_OVERRIDE"} | tail -n 1
 }
 
-# Shared flag parsing: --arch ARCH, --resolve-only (stop after the image is resolved and pulled:
-# for machines without GPUs, and for the tests).
-parse_start_args() {
-  GPU_ARCH=mi30x
-  RESOLVE_ONLY=${RESOLVE_ONLY:-0}
+# What both start scripts do before their own `docker run`: parse --arch ARCH and --resolve-only,
+# resolve (and pull) the image into IMAGE, and with --resolve-only print it and stop there (for
+# machines without GPUs, and for the tests).
+resolve_ci_image() {
+  local gpu_arch=mi30x resolve_only=${RESOLVE_ONLY:-0}
   while [ $# -gt 0 ]; do
     case "$1" in
-      --arch) GPU_ARCH=$2; shift 2 ;;
-      --resolve-only) RESOLVE_ONLY=1; shift ;;
+      --arch) gpu_arch=$2; shift 2 ;;
+      --resolve-only) resolve_only=1; shift ;;
       -h|--help) echo "usage: $0 [--arch mi30x|mi35x] [--resolve-only]"; exit 0 ;;
       *) echo "error: unknown argument '$1'" >&2; exit 2 ;;
     esac
   done
+  IMAGE=$(ci_image "$gpu_arch")
+  echo "Using image: $IMAGE" >&2
+  if [ "$resolve_only" = 1 ]; then
+    echo "$IMAGE"
+    exit 0
+  fi
 }

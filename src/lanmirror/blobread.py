@@ -4,13 +4,15 @@ A big blob is fetched as N concurrent *bounded* HTTP ranges (`bytes=a-b`, never 
 `bytes=a-`, which makes a server stream the whole remainder for every chunk); a bounded reorder
 window hands the chunks on in order, so the upload stays one ordered stream and the caller can hash
 as it writes. A connection that breaks mid-range or mid-stream is resumed from the byte where it
-broke. Memory is bounded by `window × chunk_size` whatever the blob size.
+broke. Memory is bounded by `window × chunk_size` whatever the blob size, and whatever the number
+of blobs copied at once: the readers of one mirror share one budget of in-flight ranges.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,8 +31,8 @@ _BROKEN = (requests.ConnectionError, requests.Timeout, requests.exceptions.Chunk
 
 @dataclass(frozen=True)
 class RangeSettings:
-    """When and how to split a blob. Defaults: blobs over 64 MiB, 8 ranges of 8 MiB in flight:
-    at most 64 MiB buffered per blob being copied."""
+    """When and how to split a blob. Defaults: blobs over 64 MiB, 8 ranges of 8 MiB in flight in
+    all (shared by the blobs copied at once): at most 64 MiB buffered."""
 
     threshold: int = 64 << 20
     chunk_size: int = 8 << 20
@@ -63,7 +65,8 @@ class BlobReader:
     """Iterate over the bytes of `digest` (of known `size`) on `registry`, in order."""
 
     def __init__(self, registry: Registry, repo: str, digest: str, size: int, policy: RetryPolicy,
-                 settings: RangeSettings | None = None) -> None:
+                 settings: RangeSettings | None = None, budget: threading.Semaphore | None = None) -> None:
+        self.budget = budget or threading.Semaphore((settings or RangeSettings()).window)
         self.registry = registry
         self.repo = repo
         self.digest = digest
@@ -79,10 +82,16 @@ class BlobReader:
             yield from self._stream(0, self.size - 1 if self.size else None)
             return
         first_end = min(s.chunk_size, self.size) - 1
-        resp = self.policy.call(lambda: self.registry.open_blob(self.repo, self.digest, start=0, end=first_end),
-                                f"GET {self.digest[:19]} range 0-{first_end}")
+        self.budget.acquire()  # this reader holds no slot yet, so waiting here cannot deadlock
+        try:
+            resp = self.policy.call(lambda: self.registry.open_blob(self.repo, self.digest, start=0, end=first_end),
+                                    f"GET {self.digest[:19]} range 0-{first_end}")
+        except BaseException:
+            self.budget.release()
+            raise
         if resp.status_code != 206:
             # No Range support: this is already the whole blob; stream it (resuming is then impossible).
+            self.budget.release()
             log.info("%s: the source ignores Range; one plain stream", self.digest[:19])
             yield from self._consume(resp, 0, self.size - 1, resumable=False)
             return
@@ -127,28 +136,42 @@ class BlobReader:
 
     # -- parallel bounded ranges ----------------------------------------------------------------
 
-    def _fetch(self, start: int, end: int) -> bytes:
-        return b"".join(self._consume(self._open(start, end), start, end))
+    def _fetch(self, start: int, end: int) -> list[bytes]:
+        return list(self._consume(self._open(start, end), start, end))
 
     def _parallel(self, first: requests.Response) -> Iterator[bytes]:
+        """Ranges in order through a read-ahead window. Each range in flight (or fetched and not yet
+        handed on) holds one slot of the shared budget. A reader waits for a slot only while it holds
+        none, so readers sharing the budget cannot deadlock each other."""
         s = self.settings
-        starts = list(range(0, self.size, s.chunk_size))
-        bounds = [(a, min(a + s.chunk_size, self.size) - 1) for a in starts]
+        bounds = [(a, min(a + s.chunk_size, self.size) - 1) for a in range(0, self.size, s.chunk_size)]
         with cf.ThreadPoolExecutor(max_workers=s.window, thread_name_prefix="range") as pool:
-            pending: dict[int, cf.Future[bytes]] = {
-                0: pool.submit(lambda: b"".join(self._consume(first, 0, bounds[0][1])))}
-            for i in range(1, min(s.window, len(bounds))):
-                pending[i] = pool.submit(self._fetch, *bounds[i])
+            pending: dict[int, cf.Future[list[bytes]]] = {
+                0: pool.submit(lambda: list(self._consume(first, 0, bounds[0][1])))}
+            submitted = 1
+
+            def read_ahead() -> None:
+                nonlocal submitted
+                while submitted < len(bounds) and len(pending) < s.window:
+                    if not self.budget.acquire(blocking=not pending):
+                        return
+                    pending[submitted] = pool.submit(self._fetch, *bounds[submitted])
+                    submitted += 1
+
             try:
                 for i in range(len(bounds)):
-                    data = pending.pop(i).result()
-                    nxt = i + s.window
-                    if nxt < len(bounds):
-                        pending[nxt] = pool.submit(self._fetch, *bounds[nxt])
+                    read_ahead()
+                    pieces = pending[i].result()
+                    got = sum(len(p) for p in pieces)
                     expected = bounds[i][1] - bounds[i][0] + 1
-                    if len(data) != expected:
-                        raise TransientError(f"range {bounds[i][0]}-{bounds[i][1]} returned {len(data)} bytes")
-                    yield data
+                    if got != expected:
+                        raise TransientError(f"range {bounds[i][0]}-{bounds[i][1]} returned {got} bytes")
+                    yield from pieces
+                    # Only now is the slot free: a reader closed mid-yield releases it in `finally`.
+                    del pending[i], pieces
+                    self.budget.release()
             finally:
                 for fut in pending.values():
                     fut.cancel()
+                for _ in pending:
+                    self.budget.release()

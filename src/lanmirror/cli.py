@@ -145,9 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read blobs larger than this as parallel bounded HTTP ranges (default 64)")
     m.add_argument("--range-chunk-mb", type=int, default=8, metavar="MB", help="size of one range (default 8)")
     m.add_argument("--ranges", type=int, default=8, metavar="N",
-                   help="ranges in flight per blob (default 8). Memory bound: --parallel x --ranges x "
-                        "--range-chunk-mb (defaults: 4 x 8 x 8 MiB = 256 MiB at most, only while several "
-                        "large blobs copy at once; 64 MiB for one)")
+                   help="ranges in flight in all, shared by the blobs copied at once (default 8). Memory "
+                        "bound: --ranges x --range-chunk-mb buffered (defaults: 8 x 8 MiB = 64 MiB)")
     m.add_argument("--mount-from", action="append", default=[], metavar="REPO",
                    help="repository on the LAN registry to mount shared layers from (repeatable)")
     m.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")

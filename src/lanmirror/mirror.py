@@ -136,6 +136,9 @@ class _Copier:
         self.dst = Registry(Transport(dst, insecure=is_insecure(dst, opts.insecure_registries),
                                       credentials=opts.target_credentials, timeouts=opts.timeouts, policy=policy,
                                       pool_size=pool))
+        # One budget of in-flight ranges for all blobs copied at once: memory stays at
+        # ranges x chunk however many large blobs run in parallel.
+        self.range_budget = threading.Semaphore(opts.ranges.window)
         self.src_repo = self._repo(src)
         self.dst_repo = self._repo(dst)
 
@@ -251,7 +254,8 @@ class _Copier:
                 return "mounted"
 
         def stream() -> None:
-            source = BlobReader(self.src, self.src_repo, d.digest, d.size, self.policy, self.opts.ranges)
+            source = BlobReader(self.src, self.src_repo, d.digest, d.size, self.policy, self.opts.ranges,
+                                self.range_budget)
             self.dst.upload_blob(self.dst_repo, d.digest, HashingReader(source, d.digest, count))
 
         # A corrupt read may be a flaky hop: fetch again (same policy), but never store bad bytes.

@@ -413,16 +413,18 @@ class FaultProxy:
 
     @staticmethod
     def _request_body(h: BaseHTTPRequestHandler, entry: Entry) -> Iterator[bytes]:
-        length = h.headers.get("Content-Length")
-        if length is not None:
-            remaining = int(length)
-            while remaining > 0:
-                data = h.rfile.read(min(CHUNK, remaining))
+        def exactly(n: int) -> Iterator[bytes]:
+            while n > 0:
+                data = h.rfile.read(min(CHUNK, n))
                 if not data:
                     raise ConnectionError("client closed mid-body")
-                remaining -= len(data)
+                n -= len(data)
                 entry.bytes_in += len(data)
                 yield data
+
+        length = h.headers.get("Content-Length")
+        if length is not None:
+            yield from exactly(int(length))
             return
         if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
             while True:
@@ -431,14 +433,7 @@ class FaultProxy:
                     while h.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
                     return
-                remaining = size
-                while remaining > 0:
-                    data = h.rfile.read(min(CHUNK, remaining))
-                    if not data:
-                        raise ConnectionError("client closed mid-chunk")
-                    remaining -= len(data)
-                    entry.bytes_in += len(data)
-                    yield data
+                yield from exactly(size)
                 h.rfile.readline()
 
 
