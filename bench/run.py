@@ -3,7 +3,7 @@
     ./dev bench [--layers 8 --layer-mb 128 --repeat 3 --docker-repeat 2 --memory-gb 0]
 
 Scenarios (on the same local stack as the tests):
-  1. cold mirror        Hub → empty LAN: lanmirror | skopeo copy | docker pull+tag+push
+  1. cold mirror        Hub → empty LAN: lanmirror | skopeo copy | docker pull+tag+push | raw curl pipe
   2. incremental        1 of N layers new, yesterday's image on the LAN: same three tools
   3. no-op mirror       the tag is already there: lanmirror | skopeo
   4. resolve            cache hit; LAN hit with pull; LAN refused → Hub; LAN black-holed → Hub;
@@ -202,7 +202,10 @@ class Bench:
         self.publish([f"cold-{i}" for i in range(a.layers)], size, t0)
         tools = self.mirror_tools(t0)
         src, dst = f"{self.hub_direct}/{REPO}:{t0}", f"{self.lan_direct}/{REPO}:{t0}"
-        for name, cmd in tools.items():
+        # The floor: bytes piped from one registry to the other by curl, nothing else.
+        cold = {**tools, "raw curl GET|PUT pipe": [sys.executable, str(ROOT / "bench" / "baseline" / "raw_pipe.py"),
+                                                  self.hub_direct, self.lan_direct, REPO, t0]}
+        for name, cmd in cold.items():
             repeat = a.docker_repeat if name.startswith("docker") else a.repeat
 
             def fresh(docker: bool = name.startswith("docker")) -> None:
@@ -459,7 +462,8 @@ def chart(rows: list[Row], path: Path) -> bool:
     d = ImageDraw.Draw(img)
     font = ImageFont.load_default()
     colours = {"lanmirror": (40, 120, 200), "skopeo copy": (230, 140, 40), "docker pull+tag+push": (170, 60, 60),
-               "original bash": (120, 120, 120), "bare docker pull": (90, 160, 90)}
+               "original bash": (120, 120, 120), "bare docker pull": (90, 160, 90),
+               "raw curl GET|PUT pipe": (60, 60, 60)}
     d.text((10, 10), "median seconds per scenario (shorter is better)", fill="black", font=font)
     y = 35
     last = None

@@ -20,9 +20,10 @@ def _stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack.create(root).start()
     docker_config = root / "docker-config"
     docker_config.mkdir()
-    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_CONFIG")}
+    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_CONFIG", "LANMIRROR_CACHE")}
     os.environ["DOCKER_HOST"] = stack.docker_host
     os.environ["DOCKER_CONFIG"] = str(docker_config)
+    os.environ["LANMIRROR_CACHE"] = str(root / "lanmirror-cache")  # remembered auth challenges
     try:
         yield stack
     finally:

@@ -101,3 +101,20 @@ def test_plain_http_only_where_allowed(registry, insecure, expected):
     assert is_insecure(registry, insecure) is expected
     scheme = Transport(registry, insecure=is_insecure(registry, insecure)).scheme
     assert scheme == ("http" if expected else "https")
+
+
+def test_remembered_challenge_saves_the_401_round_trip(stack, repo, pushed):
+    Registry(Transport(stack.hub)).head_manifest(repo, "t1")
+    stack.clear_faults()
+    head = Registry(Transport(stack.hub)).head_manifest(repo, "t1")  # a new process would do the same
+    assert head.digest == pushed.digest
+    assert [e.status for e in stack.hub_proxy.entries()] == [200]
+
+
+def test_stale_remembered_challenge_is_relearned(stack, repo, pushed):
+    from lanmirror.transport import load_challenge, save_challenge
+
+    save_challenge(stack.hub, ("bearer", {"realm": "http://127.0.0.1:9/token", "service": "gone"}))
+    head = Registry(Transport(stack.hub, timeouts=Timeouts(1, 2))).head_manifest(repo, "t1")
+    assert head.digest == pushed.digest
+    assert load_challenge(stack.hub)[1]["realm"] == f"http://{stack.token_proxy.address}/token"

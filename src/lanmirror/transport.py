@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import logging
+import os
 import re
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -120,6 +124,45 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), dict(_CHALLENGE_RE.findall(rest))
 
 
+def _challenge_file() -> Path:
+    base = os.environ.get("LANMIRROR_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lanmirror")
+    return Path(base) / "challenges.json"
+
+
+def load_challenge(host: str) -> tuple[str, dict[str, str]] | None:
+    """The auth challenge this registry sent last time (realm and service, never a secret).
+    Knowing it up front saves the 401 round trip on every run: a no-op mirror is then one HEAD
+    per side."""
+    try:
+        entry = json.loads(_challenge_file().read_text()).get(host)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(entry, dict) and entry.get("scheme") == "bearer" and isinstance(entry.get("params"), dict):
+        return "bearer", {str(k): str(v) for k, v in entry["params"].items() if k in ("realm", "service")}
+    return None
+
+
+def save_challenge(host: str, challenge: tuple[str, dict[str, str]] | None) -> None:
+    path = _challenge_file()
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(data, dict):
+            data = {}
+        if challenge is None:
+            data.pop(host, None)
+        else:
+            kind, params = challenge
+            data[host] = {"scheme": kind, "params": {k: v for k, v in params.items() if k in ("realm", "service")}}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".challenges-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        pass  # a cache: never a reason to fail
+
+
 class Transport:
     """Authenticated, retried, time-bounded HTTP to one registry's /v2/ API."""
 
@@ -158,6 +201,8 @@ class Transport:
         self._token_error: Exception | None = None
         # What a stuck request is waiting on, for the error a caller's deadline produces.
         self.waiting_on = ""
+        self._challenge = load_challenge(self.host)
+        self._challenge_cached = self._challenge is not None
 
     def __repr__(self) -> str:
         return f"Transport({self.scheme}://{self.host})"
@@ -229,30 +274,57 @@ class Transport:
             return False
         kind, params = parse_challenge(header)
         with self._lock:
+            known = self._challenge
             self._challenge = (kind, params)
+        if known is None or known[0] != kind or {k: known[1].get(k) for k in ("realm", "service")} != {
+                k: params.get(k) for k in ("realm", "service")}:
+            save_challenge(self.host, (kind, params) if kind == "bearer" else None)
         if kind == "bearer":
-            key = scope or params.get("scope")
-            round_seen = self._token_round
-            with self._token_lock:
-                if self._auth_failure is not None:
-                    raise self._auth_failure
-                if self._token_round != round_seen and self._token_error is not None:
-                    raise self._token_error  # it failed while we waited: do not queue up behind it again
-                with self._lock:
-                    current = self._tokens.get(key or "")
-                if current is None or current == stale_token:
-                    self._token_round += 1
-                    try:
-                        self._fetch_token(params, key)
-                        self._token_error = None
-                    except AuthError as exc:
-                        self._auth_failure = self._token_error = exc
-                        raise
-                    except Exception as exc:
-                        self._token_error = exc
-                        raise
+            self._obtain_token(params, scope or params.get("scope"), stale_token)
             return True
         return kind == "basic" and self.credentials is not None
+
+    def _obtain_token(self, params: dict[str, str], key: str | None, stale_token: str | None) -> None:
+        """One token exchange per scope at a time (see __init__)."""
+        round_seen = self._token_round
+        with self._token_lock:
+            if self._auth_failure is not None:
+                raise self._auth_failure
+            if self._token_round != round_seen and self._token_error is not None:
+                raise self._token_error  # it failed while we waited: do not queue up behind it again
+            with self._lock:
+                current = self._tokens.get(key or "")
+            if current is None or current == stale_token:
+                self._token_round += 1
+                try:
+                    self._fetch_token(params, key)
+                    self._token_error = None
+                except AuthError as exc:
+                    self._auth_failure = self._token_error = exc
+                    raise
+                except Exception as exc:
+                    self._token_error = exc
+                    raise
+
+    def _prefetch_token(self, scope: str | None) -> None:
+        """With a challenge remembered from an earlier run, get the token before the first request
+        instead of after its 401. A stale memory (the realm moved) is dropped, not fatal."""
+        with self._lock:
+            challenge = self._challenge
+            have = (scope or "") in self._tokens
+        if have or challenge is None or challenge[0] != "bearer" or not self._challenge_cached:
+            return
+        try:
+            self._obtain_token(challenge[1], scope, None)
+        except AuthError:
+            raise
+        except Exception as exc:
+            log.info("%s: remembered auth challenge failed (%s); learning it again", self.registry, type(exc).__name__)
+            with self._lock:
+                self._challenge = None
+            self._challenge_cached = False
+            self._token_error = None
+            save_challenge(self.host, None)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -280,6 +352,7 @@ class Transport:
         timeout: tuple[float, float] | None, **kwargs: Any,
     ) -> requests.Response:
         url = self.url(path)
+        self._prefetch_token(scope)
         for attempt in range(2):
             auth = self._auth_header(scope)
             hdrs = {**(headers or {}), **auth}
