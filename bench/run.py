@@ -207,6 +207,8 @@ class Bench:
                                                   self.hub_direct, self.lan_direct, REPO, t0]}
         for name, cmd in cold.items():
             repeat = a.docker_repeat if name.startswith("docker") else a.repeat
+            if not repeat:
+                continue
 
             def fresh(docker: bool = name.startswith("docker")) -> None:
                 self.stack.lan_registry.wipe()
@@ -249,6 +251,8 @@ class Bench:
 
         for name, cmd in self.mirror_tools(t0).items():
             repeat = a.docker_repeat if name.startswith("docker") else a.repeat
+            if not repeat:
+                continue
             self.say(f"incremental: {name} x{repeat}")
             r = self.row("2 incremental nightly", name)
             self.measure(r, cmd, yesterday_on_lan, repeat)

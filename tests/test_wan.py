@@ -12,7 +12,7 @@ from tests.stack import FaultProxy, images
 
 pytestmark = pytest.mark.integration
 FAST = RetryPolicy(attempts=5, base=0.05, cap=0.2)
-SMALL_RANGES = RangeSettings(threshold=1 << 20, chunk_size=256 << 10, window=4)
+SMALL_RANGES = RangeSettings(threshold=1 << 20, chunk_size=256 << 10, window=4, switch_below=None)
 
 
 @pytest.fixture
@@ -131,3 +131,18 @@ def test_readers_share_one_budget_and_a_closed_reader_frees_its_slots(stack, rep
         t.join(30)
     assert results == [big.blobs[d.digest]] * 2
     assert all(budget.acquire(blocking=False) for _ in range(SMALL_RANGES.window))  # every slot came back
+
+
+def test_slow_connection_switches_to_ranges_fast_one_does_not(stack, repo, big):
+    d = layer(big)
+    reg = stack.client(stack.hub)
+    adaptive = RangeSettings(threshold=1 << 20, chunk_size=256 << 10, window=4, switch_below=5e6, probe=512 << 10)
+    fast = BlobReader(reg, repo, d.digest, d.size, FAST, adaptive)
+    assert b"".join(fast) == big.blobs[d.digest] and not fast.ranged
+    assert len(ranges_sent(stack.hub_proxy)) == 1
+    stack.clear_faults()
+    stack.hub_proxy.conn_rate = 1e6  # 1 MB/s per connection: a throttled WAN path
+    slow = BlobReader(reg, repo, d.digest, d.size, FAST, adaptive)
+    assert b"".join(slow) == big.blobs[d.digest] and slow.ranged
+    gets = ranges_sent(stack.hub_proxy)
+    assert gets[0].status == 200 and all(g.status == 206 for g in gets[1:]) and len(gets) > 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -31,12 +32,17 @@ _BROKEN = (requests.ConnectionError, requests.Timeout, requests.exceptions.Chunk
 
 @dataclass(frozen=True)
 class RangeSettings:
-    """When and how to split a blob. Defaults: blobs over 64 MiB, 8 ranges of 8 MiB in flight in
-    all (shared by the blobs copied at once): at most 64 MiB buffered."""
+    """When and how to split a blob. Defaults: blobs over 64 MiB, 8 ranges of 4 MiB in flight in
+    all (shared by the blobs copied at once): at most 32 MiB buffered."""
 
     threshold: int = 64 << 20
-    chunk_size: int = 8 << 20
+    chunk_size: int = 4 << 20
     window: int = 8
+    # Start as one stream and switch to ranges only if that connection delivers less than this
+    # (bytes/s) over its first `probe` bytes: a per-connection cap (a WAN, a CDN) is what ranges
+    # beat; on a fast path one stream is the fastest and leanest. None: ranges from the start.
+    switch_below: float | None = 60e6
+    probe: int = 8 << 20
 
     @property
     def max_buffered(self) -> int:
@@ -81,6 +87,9 @@ class BlobReader:
         if self.size <= s.threshold or s.window < 2:
             yield from self._stream(0, self.size - 1 if self.size else None)
             return
+        if s.switch_below is not None:
+            yield from self._adaptive()
+            return
         first_end = min(s.chunk_size, self.size) - 1
         self.budget.acquire()  # this reader holds no slot yet, so waiting here cannot deadlock
         try:
@@ -96,7 +105,66 @@ class BlobReader:
             yield from self._consume(resp, 0, self.size - 1, resumable=False)
             return
         self.ranged = True
-        yield from self._parallel(resp)
+        yield from self._parallel(resp, 0)
+
+    def _adaptive(self) -> Iterator[bytes]:
+        """One stream; if its first `probe` bytes arrive slower than `switch_below`, the rest of the
+        blob comes as parallel ranges from the byte reached."""
+        s = self.settings
+        assert s.switch_below is not None
+        resp = self._open(0, None)
+        offset = 0
+        started: float | None = None
+        switched = False
+        try:
+            for chunk in _chunks(resp):
+                if started is None:
+                    started = time.monotonic()  # time to first byte is latency, not bandwidth
+                else:
+                    offset_before = offset
+                    if offset_before < s.probe <= offset_before + len(chunk):
+                        rate = (offset_before + len(chunk)) / max(time.monotonic() - started, 1e-6)
+                        if rate < s.switch_below and self.size - offset_before - len(chunk) > s.chunk_size:
+                            switched = True
+                offset += len(chunk)
+                yield chunk
+                if switched:
+                    break
+        except _BROKEN as exc:
+            if offset == 0:
+                raise _broken(exc) from None
+            switched = True  # a broken stream continues as ranges from the byte reached
+        finally:
+            resp.close()
+        if not switched:
+            if offset < self.size:
+                yield from self._stream(offset, self.size - 1)
+            return
+        log.info("%s: one connection is slow; the remaining %d bytes come as %d parallel ranges",
+                 self.digest[:19], self.size - offset, s.window)
+        self.budget.acquire()
+        try:
+            first_end = min(offset + s.chunk_size, self.size) - 1
+            first = self._open(offset, first_end)
+        except BaseException:
+            self.budget.release()
+            raise
+        if first.status_code != 206:
+            self.budget.release()
+            yield from self._skip_then_stream(first, offset)
+            return
+        self.ranged = True
+        yield from self._parallel(first, offset)
+
+    def _skip_then_stream(self, resp: requests.Response, offset: int) -> Iterator[bytes]:
+        """A source that ignores Range sent the whole blob again: drop what we already have."""
+        skip = offset
+        for chunk in self._consume(resp, 0, self.size - 1, resumable=False):
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            yield chunk[skip:]
+            skip = 0
 
     # -- one stream, resumable ------------------------------------------------------------------
 
@@ -139,15 +207,15 @@ class BlobReader:
     def _fetch(self, start: int, end: int) -> list[bytes]:
         return list(self._consume(self._open(start, end), start, end))
 
-    def _parallel(self, first: requests.Response) -> Iterator[bytes]:
+    def _parallel(self, first: requests.Response, start: int) -> Iterator[bytes]:
         """Ranges in order through a read-ahead window. Each range in flight (or fetched and not yet
         handed on) holds one slot of the shared budget. A reader waits for a slot only while it holds
         none, so readers sharing the budget cannot deadlock each other."""
         s = self.settings
-        bounds = [(a, min(a + s.chunk_size, self.size) - 1) for a in range(0, self.size, s.chunk_size)]
+        bounds = [(a, min(a + s.chunk_size, self.size) - 1) for a in range(start, self.size, s.chunk_size)]
         with cf.ThreadPoolExecutor(max_workers=s.window, thread_name_prefix="range") as pool:
             pending: dict[int, cf.Future[list[bytes]]] = {
-                0: pool.submit(lambda: list(self._consume(first, 0, bounds[0][1])))}
+                0: pool.submit(lambda: list(self._consume(first, start, bounds[0][1])))}
             submitted = 1
 
             def read_ahead() -> None:

@@ -129,7 +129,9 @@ class _Copier:
         self.engine = engine
         self.on_bytes = on_bytes
         src, dst = opts.source_registry, opts.lan_registry
-        pool = max(8, opts.parallel * 2)
+        # Every blob worker and every range in flight needs its own keep-alive connection; a pool
+        # smaller than that discards and reopens connections on every range.
+        pool = opts.parallel * 2 + opts.ranges.window + 4
         self.src = Registry(Transport(src, insecure=is_insecure(src, opts.insecure_registries),
                                       credentials=opts.source_credentials, timeouts=opts.timeouts, policy=policy,
                                       pool_size=pool))

@@ -26,7 +26,10 @@ CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 def layer(seed: str, size: int) -> tuple[bytes, str]:
     """(gzip blob, diff_id) for a tar holding `size` seeded random bytes. Stored (level 0) gzip: the
     data is incompressible anyway, and this keeps building a GB of layers fast."""
-    data = random.Random(seed).randbytes(size)
+    # randbytes() overflows past 256 MiB: build big layers from 64 MiB pieces with derived seeds.
+    piece = 64 << 20
+    data = b"".join(random.Random(f"{seed}/{i}" if size > piece else seed).randbytes(min(piece, size - i))
+                    for i in range(0, size, piece)) if size else b""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo(f"layers/{hashlib.sha256(seed.encode()).hexdigest()[:16]}.bin")
