@@ -339,6 +339,11 @@ class Bench:
         s = self.stack
         n = self.args.fleet
         self.say(f"fleet: {n} concurrent resolvers")
+        t = tag(2)
+        if s.client(self.lan_direct).head_manifest(REPO, t) is None:  # when run without the resolve scenario
+            img = images.build([f"res-{i}" for i in range(4)], self.args.resolve_mb << 20)
+            images.push(s.client(self.hub_direct, HUB_CREDS), REPO, t, img)
+            images.push(s.client(self.lan_direct), REPO, t, img)
         s.clear_faults()
 
         def one(_: int) -> tuple[float, str]:
@@ -376,6 +381,7 @@ class Bench:
         def wan_on() -> None:
             s.lan_registry.wipe()
             s.clear_faults()
+            cdn.clear()
             for p in (s.hub_proxy, cdn):
                 p.conn_rate, p.link_rate, p.latency = a.wan_conn_mbps * 1e6, a.wan_link_mbps * 1e6, a.wan_rtt_ms / 1e3
             s.hub_proxy.cdn = cdn
@@ -460,6 +466,8 @@ def chart(rows: list[Row], path: Path) -> bool:
     except ImportError:
         return False
     rows = [r for r in rows if r.seconds and not r.scenario.startswith("5 ")]
+    if not rows:
+        return False
     width, bar_h, left = 1100, 22, 470
     height = 40 + bar_h * len(rows) + 10 * len({r.scenario for r in rows})
     img = Image.new("RGB", (width, height), "white")

@@ -242,23 +242,27 @@ class _Resolver:
         return hits
 
     def _parallel_heads(self, reg: Registry, repo: str, cands: list[Candidate], deadline: float,
-                        retry: bool) -> tuple[dict[str, str], list[BaseException]]:
-        """HEAD every candidate at once; what is not answered within `deadline` counts as failed."""
+                        retry: bool) -> tuple[dict[str, str], list[BaseException], set[str]]:
+        """HEAD every candidate at once; what is not answered within `deadline` counts as failed.
+        Returns the hits (tag → digest), the errors, and the tags whose answer is unknown."""
         results = run_bounded([partial(reg.head_manifest, repo, c.tag, retry=retry,
                                        deadline=deadline if retry else None) for c in cands], deadline)
         hits: dict[str, str] = {}
         errors: list[BaseException] = []
+        unknown: set[str] = set()
         stuck = f" (waiting on {reg.transport.waiting_on})" if reg.transport.waiting_on else ""
         for cand, (done, value) in zip(cands, results, strict=True):
             if not done:
                 errors.append(TimeoutError(f"no answer within {deadline:g}s{stuck}"))
+                unknown.add(cand.tag)
             elif isinstance(value, BaseException):
                 errors.append(value)
+                unknown.add(cand.tag)
             elif value is not None:
                 hits[cand.tag] = value.digest
                 if value.ratelimit and value.ratelimit.remaining is not None:
                     self.ratelimit = value.ratelimit.remaining
-        return hits, errors
+        return hits, errors, unknown
 
     def probe_lan(self, lan: str, cands: list[Candidate]) -> dict[str, str] | None:
         """Digests of candidates on one LAN registry; None when it cannot be reached at all."""
@@ -267,7 +271,7 @@ class _Resolver:
         reg = Registry(Transport(lan, insecure=is_insecure(lan, self.insecure()),
                                  timeouts=Timeouts(connect=t, read=t), policy=self.policy))
         repo = self._repository(lan)
-        hits, errors = self._parallel_heads(reg, repo, cands, t, retry=False)
+        hits, errors, unknown = self._parallel_heads(reg, repo, cands, t, retry=False)
         unreachable = [e for e in errors if isinstance(e, (requests.ConnectionError, requests.Timeout,
                                                            TimeoutError, OSError))]
         if errors and len(errors) == len(cands) and len(unreachable) == len(errors):
@@ -277,6 +281,13 @@ class _Resolver:
                 return self.probe_lan_via_daemon(lan, repo, cands)
             self.record("lan", lan, f"unreachable ({reason})", started)
             return None
+        best = next((i for i, c in enumerate(cands) if c.tag in hits), len(cands))
+        newer_unknown = [c for c in cands[:best] if c.tag in unknown]
+        if newer_unknown:
+            # The registry is alive but was slow for some probes: ask once more for those that could
+            # beat the best answer, so a slow moment never makes us settle for an older image.
+            again, errors, _ = self._parallel_heads(reg, repo, newer_unknown, t, retry=False)
+            hits.update(again)
         if errors:
             self.warn(f"LAN registry {lan}: {len(errors)} of {len(cands)} probes failed ({describe(errors[0])})")
         self.record("lan", lan, f"{len(hits)} of {len(cands)} candidates present" if hits else "miss", started)
@@ -310,8 +321,8 @@ class _Resolver:
 
     def probe_hub(self, cands: list[Candidate]) -> dict[str, str] | None:
         started = self._clock()
-        hits, errors = self._parallel_heads(self.hub(), self.upstream.repository, cands, self.opts.hub_timeout,
-                                            retry=True)
+        hits, errors, _ = self._parallel_heads(self.hub(), self.upstream.repository, cands, self.opts.hub_timeout,
+                                               retry=True)
         if errors and not hits and len(errors) == len(cands):
             self.record("hub", self.opts.hub_registry, f"unavailable ({describe(errors[0])})", started)
             return None
