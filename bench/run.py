@@ -10,8 +10,9 @@ Scenarios (on the same local stack as the tests):
                         Hub 429 with Retry-After: 1 twice: lanmirror | the original bash | bare docker pull
   5. fleet              32 concurrent resolvers on one LAN registry: p50 / p95
   6. memory (optional)  peak RSS of one mirror of a --memory-gb image
-  7. WAN                one big layer behind a per-connection cap, a link cap, added latency and a
-                        307 to a CDN host: lanmirror (ranges) | lanmirror (one stream) | skopeo
+  7. WAN                one big layer + 4 x 16 MiB behind a per-connection cap, added latency and a 307
+                        to a CDN host; (b) with a link cap; (c) with a reset at 80% of the big layer:
+                        lanmirror | skopeo | docker pull+tag+push
 
 Mirror timings go straight to the registries (no Python proxy on the data path, as in real life);
 bytes and requests come from the registries' own access logs. Resolve scenarios go through the
@@ -124,6 +125,23 @@ class AccessLog:
             lines = [m for m in map(LOG_RE.search, fh) if m]
         blob_bytes = sum(int(m["bytes"]) for m in lines if m["method"] == "GET" and "/blobs/" in m["path"])
         return len(lines), blob_bytes
+
+
+def _with_extra_layer(img: images.Image, blob: bytes, diff_id: str) -> images.Image:
+    """`img` with one more layer appended (the WAN scenario's big layer)."""
+    from lanmirror.registry import DOCKER_MANIFEST, Manifest, sha256_digest
+
+    manifest = json.loads(img.manifest.body)
+    config = json.loads(img.blobs[manifest["config"]["digest"]])
+    config["rootfs"]["diff_ids"].append(diff_id)
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    blobs = {d: b for d, b in img.blobs.items() if d != manifest["config"]["digest"]}
+    blobs[sha256_digest(blob)] = blob
+    blobs[sha256_digest(config_bytes)] = config_bytes
+    manifest["config"].update(size=len(config_bytes), digest=sha256_digest(config_bytes))
+    manifest["layers"].append({"mediaType": images.LAYER_TYPE, "size": len(blob), "digest": sha256_digest(blob)})
+    body = json.dumps(manifest, indent=3).encode()
+    return images.Image(Manifest(body, DOCKER_MANIFEST, sha256_digest(body)), blobs)
 
 
 class Bench:
@@ -364,52 +382,70 @@ class Bench:
                   f"counted Hub GETs {s.hub_proxy.counted_gets()}")
 
     def wan(self) -> None:
-        """One big layer from a "Hub" behind a WAN: each TCP connection capped (token bucket), an
-        aggregate link cap, added latency, and blob GETs redirected (307) to a CDN host."""
+        """A "Hub" behind a WAN: one big layer plus four 16 MiB layers, each TCP connection capped
+        (token bucket), latency added to every request, blob GETs redirected (307) to a CDN host.
+        7a: no aggregate cap; 7b: a link cap that parallel ranges cannot beat; 7c: a reset at 80% of
+        the big layer, reporting the bytes read twice."""
         from tests.stack import FaultProxy
 
         a = self.args
         s = self.stack
         t = tag(0, "wan")
-        size = a.wan_layer_mb << 20
-        self.say(f"wan: one {a.wan_layer_mb} MiB layer, {a.wan_conn_mbps:g} MB/s per connection, "
-                 f"{a.wan_link_mbps:g} MB/s link, {a.wan_rtt_ms:g} ms added per request, CDN redirect")
-        img = self.publish(["wan-0"], size, t)
+        big = a.wan_big_mb << 20
+        self.say(f"wan: publishing one {a.wan_big_mb} MiB layer + 4 x 16 MiB ...")
+        img = images.build(["wan-small-0", "wan-small-1", "wan-small-2", "wan-small-3"], 16 << 20)
+        big_blob, big_diff = images.layer("wan-big", big)
+        img = _with_extra_layer(img, big_blob, big_diff)
+        images.push(s.client(self.hub_direct, HUB_CREDS), REPO, t, img)
+        total = sum(len(b) for b in img.blobs.values())
+        big_digest = img.layer_digests[-1]
         cdn = FaultProxy(self.hub_direct, "cdn").start()
-        s.clear_faults()
-
-        def wan_on() -> None:
-            s.lan_registry.wipe()
-            s.clear_faults()
-            cdn.clear()
-            for p in (s.hub_proxy, cdn):
-                p.conn_rate, p.link_rate, p.latency = a.wan_conn_mbps * 1e6, a.wan_link_mbps * 1e6, a.wan_rtt_ms / 1e3
-            s.hub_proxy.cdn = cdn
-
         src, dst = f"{s.hub}/{REPO}:{t}", f"{self.lan_direct}/{REPO}:{t}"
         tools = {
-            "lanmirror (8 ranges)": [LANMIRROR, "mirror", "--repo", REPO, "--tag", t, "--source-registry", s.hub,
-                                     "--lan-registry", self.lan_direct],
-            "lanmirror (1 stream)": [LANMIRROR, "mirror", "--repo", REPO, "--tag", t, "--source-registry", s.hub,
-                                     "--lan-registry", self.lan_direct, "--ranges", "1"],
+            "lanmirror": [LANMIRROR, "mirror", "--repo", REPO, "--tag", t, "--source-registry", s.hub,
+                          "--lan-registry", self.lan_direct],
             "skopeo copy": ["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
                             f"docker://{src}", f"docker://{dst}"],
+            "docker pull+tag+push": ["bash", "-c", f"docker pull -q {src} >/dev/null && docker tag {src} {dst} && "
+                                                   f"docker push -q {dst} >/dev/null"],
         }
+        scenarios = [("7a WAN: 25 MB/s per connection, 40 ms", None, None),
+                     (f"7b WAN: + {a.wan_link_mbps:g} MB/s link cap", a.wan_link_mbps * 1e6, None),
+                     ("7c WAN: reset at 80% of the big layer", None, 0.8)]
         try:
-            for name, cmd in tools.items():
-                self.say(f"wan: {name} x{a.wan_repeat}")
-                r = Row("7 WAN: one big layer", "lanmirror" if name.startswith("lanmirror (8") else name)
-                self.rows.append(r)
-                for _ in range(a.wan_repeat):
-                    wan_on()
-                    run = timed_rss(cmd, self.env)
-                    r.seconds.append(round(run.seconds, 3))
-                    r.rss_mb = max(r.rss_mb or 0.0, round(run.rss_mb, 1))
-                    r.bytes = s.hub_proxy.bytes_out() + cdn.bytes_out(pattern="/cdn/")
-                    r.requests = len(s.hub_proxy.entries()) + len(cdn.entries())
-                    ok = s.client(self.lan_direct).head_manifest(REPO, t)
-                    r.note = ("" if run.rc == 0 and ok and ok.digest == img.digest else f"FAILED exit {run.rc} ") + \
-                        f"{size / 1e6 / r.median:.0f} MB/s; CDN saw Authorization {cdn.cdn_saw_authorization}x"
+            for label, link, reset_at in scenarios:
+                for name, cmd in tools.items():
+                    if name.startswith("docker") and not a.wan_docker:
+                        continue
+
+                    def wan_on(link: float | None = link, reset_at: float | None = reset_at) -> None:
+                        s.lan_registry.wipe()
+                        s.clear_faults()
+                        cdn.clear()
+                        self.forget_local(src, dst)
+                        for p in (s.hub_proxy, cdn):
+                            p.conn_rate, p.link_rate = a.wan_conn_mbps * 1e6, link
+                            p.latency = a.wan_rtt_ms / 1e3
+                        s.hub_proxy.cdn = cdn
+                        if reset_at:
+                            cdn.break_body("reset", after=int(len(img.blobs[big_digest]) * reset_at),
+                                           path=big_digest)
+
+                    self.say(f"{label}: {name} x{a.wan_repeat}")
+                    r = Row(label, name)
+                    self.rows.append(r)
+                    for _ in range(a.wan_repeat):
+                        wan_on()
+                        run = timed_rss(cmd, self.env)
+                        r.seconds.append(round(run.seconds, 3))
+                        r.rss_mb = max(r.rss_mb or 0.0, round(run.rss_mb, 1))
+                        served = s.hub_proxy.bytes_out() + cdn.bytes_out(pattern="/cdn/")
+                        r.bytes, r.requests = served, len(s.hub_proxy.entries()) + len(cdn.entries())
+                        on_lan = s.client(self.lan_direct).head_manifest(REPO, t)
+                        ok = run.rc == 0 and on_lan is not None
+                        r.note = ("" if ok else f"FAILED exit {run.rc} ") + \
+                            f"{total / 1e6 / r.median:.0f} MB/s; re-read {max(0, served - total) / 1e6:.1f} MB; " \
+                            f"CDN saw Authorization {cdn.cdn_saw_authorization}x"
         finally:
             s.clear_faults()
             cdn.stop()
@@ -503,11 +539,12 @@ def main() -> int:
     p.add_argument("--fleet", type=int, default=32)
     p.add_argument("--bash-cap", type=float, default=150.0, help="cap on one run of the original bash (black-hole)")
     p.add_argument("--memory-gb", type=int, default=0, help="also mirror an image of this many GB and report RSS")
-    p.add_argument("--wan-layer-mb", type=int, default=256)
+    p.add_argument("--wan-big-mb", type=int, default=256, help="WAN: size of the big layer (1024 in the issue)")
     p.add_argument("--wan-conn-mbps", type=float, default=25.0, help="WAN: MB/s per TCP connection")
-    p.add_argument("--wan-link-mbps", type=float, default=200.0, help="WAN: MB/s for the whole link")
+    p.add_argument("--wan-link-mbps", type=float, default=100.0, help="WAN 7b: MB/s for the whole link")
     p.add_argument("--wan-rtt-ms", type=float, default=40.0, help="WAN: latency added to every request")
-    p.add_argument("--wan-repeat", type=int, default=2)
+    p.add_argument("--wan-repeat", type=int, default=1)
+    p.add_argument("--wan-docker", type=int, default=1, help="WAN: include docker pull+tag+push (1) or not (0)")
     p.add_argument("--only", help="comma-separated scenarios: cold,incremental,resolve,fleet,wan,memory")
     args = p.parse_args()
     if not shutil.which("skopeo"):

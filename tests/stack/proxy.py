@@ -202,14 +202,16 @@ class FaultProxy:
                     return rule
         return None
 
-    def _take_body_rule(self, path: str, length: int | None) -> BodyRule | None:
-        """The first matching rule whose cut point lies inside this body; a body too short to
-        break (a config blob, say) leaves the rule for the next one."""
+    def _take_body_rule(self, path: str, start: int, length: int | None) -> tuple[BodyRule, int] | None:
+        """The first matching rule whose cut point (a byte offset in the blob) lies inside this body,
+        and where in the body to cut. A range response starts at `start`; a body that does not reach
+        the cut point (a config blob, another range) leaves the rule for the next one."""
         with self._lock:
             for rule in self.body_rules:
-                if rule.count > 0 and rule.path.search(path) and (length is None or length > rule.after):
+                inside = start <= rule.after and (length is None or rule.after < start + length)
+                if rule.count > 0 and rule.path.search(path) and inside:
                     rule.count -= 1
-                    return rule
+                    return rule, rule.after - start
         return None
 
     def _ratelimit_headers(self) -> dict[str, str]:
@@ -347,15 +349,20 @@ class FaultProxy:
         else:
             h.send_header("Content-Length", resp_len)
         h.end_headers()
-        body_rule = (self._take_body_rule(path, int(resp_len) if resp_len else None)
-                     if method == "GET" and resp.status in (200, 206) else None)
+        start = 0
+        content_range = resp.getheader("Content-Range", "")
+        if resp.status == 206 and content_range.startswith("bytes "):
+            start = int(content_range[6:].split("-", 1)[0])
+        taken = (self._take_body_rule(path, start, int(resp_len) if resp_len else None)
+                 if method == "GET" and resp.status in (200, 206) else None)
+        body_rule, cut_at = taken if taken else (None, 0)
         sent = 0
         while True:
             data = resp.read1(CHUNK) if hasattr(resp, "read1") else resp.read(CHUNK)
             if not data:
                 break
-            if body_rule and sent + len(data) > body_rule.after:
-                cut = body_rule.after - sent
+            if body_rule and sent + len(data) > cut_at:
+                cut = cut_at - sent
                 if body_rule.kind == "corrupt":
                     data = data[:cut] + bytes([data[cut] ^ 0xFF]) + data[cut + 1:]
                     body_rule = None
