@@ -32,17 +32,17 @@ _BROKEN = (requests.ConnectionError, requests.Timeout, requests.exceptions.Chunk
 
 @dataclass(frozen=True)
 class RangeSettings:
-    """When and how to split a blob. Defaults: blobs over 64 MiB, 8 ranges of 4 MiB in flight in
-    all (shared by the blobs copied at once): at most 32 MiB buffered."""
+    """When and how to split a blob. Defaults: blobs over 64 MiB, 8 ranges of 2 MiB in flight in
+    all (shared by the blobs copied at once): at most 16 MiB buffered."""
 
     threshold: int = 64 << 20
-    chunk_size: int = 4 << 20
+    chunk_size: int = 2 << 20
     window: int = 8
     # Start as one stream and switch to ranges only if that connection delivers less than this
     # (bytes/s) over its first `probe` bytes: a per-connection cap (a WAN, a CDN) is what ranges
     # beat; on a fast path one stream is the fastest and leanest. None: ranges from the start.
     switch_below: float | None = 60e6
-    probe: int = 8 << 20
+    probe: int = 16 << 20
 
     @property
     def max_buffered(self) -> int:

@@ -143,14 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--parallel", type=int, default=4, help="blobs copied at once (default 4)")
     m.add_argument("--range-threshold-mb", type=int, default=64, metavar="MB",
                    help="read blobs larger than this as parallel bounded HTTP ranges (default 64)")
-    m.add_argument("--range-chunk-mb", type=int, default=4, metavar="MB", help="size of one range (default 4)")
+    m.add_argument("--range-chunk-mb", type=int, default=2, metavar="MB", help="size of one range (default 2)")
     m.add_argument("--range-below-mbps", type=float, default=60.0, metavar="MB/S",
                    help="a large blob starts as one stream and switches to parallel ranges only if that "
-                        "connection delivers less than this over its first 8 MiB (default 60; 0 = ranges from "
+                        "connection delivers less than this over its first 16 MiB (default 60; 0 = ranges from "
                         "the start)")
     m.add_argument("--ranges", type=int, default=8, metavar="N",
                    help="ranges in flight in all, shared by the blobs copied at once (default 8). Memory "
-                        "bound: --ranges x --range-chunk-mb buffered (defaults: 8 x 4 MiB = 32 MiB)")
+                        "bound: --ranges x --range-chunk-mb buffered (defaults: 8 x 2 MiB = 16 MiB)")
     m.add_argument("--mount-from", action="append", default=[], metavar="REPO",
                    help="repository on the LAN registry to mount shared layers from (repeatable)")
     m.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
