@@ -184,10 +184,12 @@ class Bench:
             self.docker("rmi", "-f", ref)
         self.docker("image", "prune", "-f")
 
-    def mirror_tools(self, tag_: str) -> dict[str, list[str]]:
-        src, dst = f"{self.hub_direct}/{REPO}:{tag_}", f"{self.lan_direct}/{REPO}:{tag_}"
+    def mirror_tools(self, tag_: str, source: str | None = None) -> dict[str, list[str]]:
+        """The same copy by each tool, from `source` (default: the Hub registry itself) to the LAN."""
+        source = source or self.hub_direct
+        src, dst = f"{source}/{REPO}:{tag_}", f"{self.lan_direct}/{REPO}:{tag_}"
         return {
-            "lanmirror": [LANMIRROR, "mirror", "--repo", REPO, "--tag", tag_, "--source-registry", self.hub_direct,
+            "lanmirror": [LANMIRROR, "mirror", "--repo", REPO, "--tag", tag_, "--source-registry", source,
                           "--lan-registry", self.lan_direct],
             "skopeo copy": ["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
                             f"docker://{src}", f"docker://{dst}"],
@@ -401,14 +403,7 @@ class Bench:
         big_digest = img.layer_digests[-1]
         cdn = FaultProxy(self.hub_direct, "cdn").start()
         src, dst = f"{s.hub}/{REPO}:{t}", f"{self.lan_direct}/{REPO}:{t}"
-        tools = {
-            "lanmirror": [LANMIRROR, "mirror", "--repo", REPO, "--tag", t, "--source-registry", s.hub,
-                          "--lan-registry", self.lan_direct],
-            "skopeo copy": ["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
-                            f"docker://{src}", f"docker://{dst}"],
-            "docker pull+tag+push": ["bash", "-c", f"docker pull -q {src} >/dev/null && docker tag {src} {dst} && "
-                                                   f"docker push -q {dst} >/dev/null"],
-        }
+        tools = self.mirror_tools(t, source=s.hub)  # through the WAN-emulating proxy
         scenarios = [("7a WAN: 25 MB/s per connection, 40 ms", None, None),
                      (f"7b WAN: + {a.wan_link_mbps:g} MB/s link cap", a.wan_link_mbps * 1e6, None),
                      ("7c WAN: reset at 80% of the big layer", None, 0.8)]
