@@ -7,7 +7,6 @@ one retry policy can tell a reset (retry) from a pull limit or a missing tag (do
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -117,10 +116,6 @@ class Engine:
         ok = self._call(f"tag {source}", lambda: self.api.tag(source, repository, tag, force=True))
         if not ok:
             raise EngineError(f"docker: tagging {source} as {repository}:{tag} failed")
-
-    def remove(self, ref: str) -> None:
-        with contextlib.suppress(NotFound):
-            self._call(f"remove {ref}", lambda: self.api.remove_image(ref, force=True))
 
     def inspect_distribution(self, ref: str) -> str:
         """Digest of `ref` as the *daemon* sees it (a GET on the registry: LAN use only)."""

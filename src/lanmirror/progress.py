@@ -34,14 +34,6 @@ class Progress:
         self._last = self.started  # first line after one interval, not on the first byte
         self._lock = threading.Lock()
 
-    def add(self, n: int) -> None:
-        with self._lock:
-            self.done += n
-            now = time.monotonic()
-            if now - self._last >= self.interval:
-                self._last = now
-                self._emit(now)
-
     def set(self, done: int, total: int) -> None:
         with self._lock:
             self.done, self.total = done, max(total, self.total)
@@ -73,7 +65,3 @@ class Progress:
         if self.live and self._last > self.started:
             self.stream.write("\r\033[K")
             self.stream.flush()
-
-    @property
-    def seconds(self) -> float:
-        return time.monotonic() - self.started

@@ -137,9 +137,6 @@ class Reference:
     def with_tag(self, tag: str) -> Reference:
         return Reference(self.registry, self.repository, tag=tag)
 
-    def with_digest(self, digest: str) -> Reference:
-        return Reference(self.registry, self.repository, digest=digest)
-
     def on(self, registry: str) -> Reference:
         """The same repository and tag on another registry (how a mirror addresses it)."""
         return Reference(normalize_registry(registry), self.repository, self.tag, self.digest)
