@@ -68,10 +68,15 @@ def _broken(exc: BaseException) -> TransientError:
 
 
 class BlobReader:
-    """Iterate over the bytes of `digest` (of known `size`) on `registry`, in order."""
+    """Iterate over the bytes of `digest` (of known `size`) on `registry`, in order, from byte
+    `start` (an upload resuming after a break needs the source from where the target stopped)."""
 
     def __init__(self, registry: Registry, repo: str, digest: str, size: int, policy: RetryPolicy,
-                 settings: RangeSettings | None = None, budget: threading.Semaphore | None = None) -> None:
+                 settings: RangeSettings | None = None, budget: threading.Semaphore | None = None,
+                 start: int = 0) -> None:
+        if not 0 <= start <= size:
+            raise ValueError(f"start {start} outside a blob of {size} bytes")
+        self.start = start
         self.budget = budget or threading.Semaphore((settings or RangeSettings()).window)
         self.registry = registry
         self.repo = repo
@@ -84,17 +89,19 @@ class BlobReader:
 
     def __iter__(self) -> Iterator[bytes]:
         s = self.settings
-        if self.size <= s.threshold or s.window < 2:
-            yield from self._stream(0, self.size - 1 if self.size else None)
+        start = self.start
+        if start == self.size:
+            return
+        if self.size - start <= s.threshold or s.window < 2:
+            yield from self._stream(start, self.size - 1 if self.size else None)
             return
         if s.switch_below is not None:
             yield from self._adaptive()
             return
-        first_end = min(s.chunk_size, self.size) - 1
+        first_end = min(start + s.chunk_size, self.size) - 1
         self.budget.acquire()  # this reader holds no slot yet, so waiting here cannot deadlock
         try:
-            resp = self.policy.call(lambda: self.registry.open_blob(self.repo, self.digest, start=0, end=first_end),
-                                    f"GET {self.digest[:19]} range 0-{first_end}")
+            resp = self._open(start, first_end)
         except BaseException:
             self.budget.release()
             raise
@@ -102,18 +109,21 @@ class BlobReader:
             # No Range support: this is already the whole blob; stream it (resuming is then impossible).
             self.budget.release()
             log.info("%s: the source ignores Range; one plain stream", self.digest[:19])
-            yield from self._consume(resp, 0, self.size - 1, resumable=False)
+            yield from self._skip_then_stream(resp, start)
             return
         self.ranged = True
-        yield from self._parallel(resp, 0)
+        yield from self._parallel(resp, start)
 
     def _adaptive(self) -> Iterator[bytes]:
         """One stream; if its first `probe` bytes arrive slower than `switch_below`, the rest of the
         blob comes as parallel ranges from the byte reached."""
         s = self.settings
         assert s.switch_below is not None
-        resp = self._open(0, None)
-        offset = 0
+        resp = self._open(self.start, None if self.start == 0 else self.size - 1)
+        if resp.status_code != 206 and self.start:
+            yield from self._skip_then_stream(resp, self.start)
+            return
+        offset = self.start
         started: float | None = None
         switched = False
         try:
@@ -122,8 +132,9 @@ class BlobReader:
                     started = time.monotonic()  # time to first byte is latency, not bandwidth
                 else:
                     offset_before = offset
-                    if offset_before < s.probe <= offset_before + len(chunk):
-                        rate = (offset_before + len(chunk)) / max(time.monotonic() - started, 1e-6)
+                    probed = offset_before - self.start
+                    if probed < s.probe <= probed + len(chunk):
+                        rate = (probed + len(chunk)) / max(time.monotonic() - started, 1e-6)
                         if rate < s.switch_below and self.size - offset_before - len(chunk) > s.chunk_size:
                             switched = True
                 offset += len(chunk)
@@ -131,7 +142,7 @@ class BlobReader:
                 if switched:
                     break
         except _BROKEN as exc:
-            if offset == 0:
+            if offset == self.start:
                 raise _broken(exc) from None
             switched = True  # a broken stream continues as ranges from the byte reached
         finally:
@@ -200,7 +211,11 @@ class BlobReader:
                 resp = self._open(offset, last)
 
     def _stream(self, start: int, end: int | None) -> Iterator[bytes]:
-        yield from self._consume(self._open(start, None if start == 0 else end), start, end)
+        resp = self._open(start, None if start == 0 else end)
+        if start and resp.status_code != 206:
+            yield from self._skip_then_stream(resp, start)
+            return
+        yield from self._consume(resp, start, end)
 
     # -- parallel bounded ranges ----------------------------------------------------------------
 

@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lanmirror.blobread import BlobReader, RangeSettings
+from lanmirror.blobwrite import UPLOAD_CHUNK, BlobWriter
 from lanmirror.engine import Engine
 from lanmirror.errors import BadInput, DigestMismatch, LanmirrorError, RegistryError
 from lanmirror.reference import DOCKER_HUB, normalize_registry, repository_on, validate_repository, validate_tag
-from lanmirror.registry import Descriptor, HashingReader, Manifest, Registry
+from lanmirror.registry import Descriptor, Manifest, Registry
 from lanmirror.retry import DEFAULT_POLICY, RetryPolicy, describe, is_transient
 from lanmirror.transport import Credentials, Timeouts, Transport, is_insecure
 
@@ -47,6 +48,9 @@ class MirrorOptions:
     insecure_registries: list[str] = field(default_factory=list)
     timeouts: Timeouts = field(default_factory=lambda: Timeouts(connect=5.0, read=60.0))
     ranges: RangeSettings = field(default_factory=RangeSettings)
+    # Blobs larger than this go up as a chunked upload that resumes after a failed request
+    # (0: always one streamed PUT, restarted on failure).
+    upload_chunk: int = UPLOAD_CHUNK
 
     def validate(self) -> None:
         validate_repository(self.repo)
@@ -66,6 +70,8 @@ class MirrorOptions:
             validate_tag(tag)
         for repo in self.mount_from:
             validate_repository(repo)
+        if self.upload_chunk < 0:
+            raise BadInput(f"invalid upload chunk size {self.upload_chunk!r}: give 0 (one PUT) or a size in bytes")
 
 
 @dataclass
@@ -78,6 +84,8 @@ class TagResult:
     blobs_skipped: int = 0
     blobs_mounted: int = 0
     bytes: int = 0
+    upload_resumes: int = 0
+    upload_restarts: int = 0
     seconds: float = 0.0
     error: str = ""
     plan: list[str] = field(default_factory=list)
@@ -234,7 +242,12 @@ class _Copier:
                     self.on_bytes(tag, moved[0], total)
 
         def one(d: Descriptor) -> str:
-            return self.copy_blob(d, count)
+            outcome, writer = self.copy_blob(d, count)
+            if writer is not None:
+                with lock:
+                    result.upload_resumes += writer.resumes
+                    result.upload_restarts += writer.restarts
+            return outcome
 
         with cf.ThreadPoolExecutor(max_workers=self.opts.parallel, thread_name_prefix="blob") as pool:
             # Largest first: the long poles start early, small blobs fill the gaps.
@@ -248,22 +261,24 @@ class _Copier:
                     result.blobs_copied += 1
                     result.bytes += d.size
 
-    def copy_blob(self, d: Descriptor, count: BytesFn) -> str:
+    def copy_blob(self, d: Descriptor, count: BytesFn) -> tuple[str, BlobWriter | None]:
         if self.dst.head_blob(self.dst_repo, d.digest) is not None:
-            return "skipped"
+            return "skipped", None
         for other in self.opts.mount_from:
             if other != self.dst_repo and self.dst.mount_blob(self.dst_repo, d.digest, other):
-                return "mounted"
+                return "mounted", None
 
-        def stream() -> None:
-            source = BlobReader(self.src, self.src_repo, d.digest, d.size, self.policy, self.opts.ranges,
-                                self.range_budget)
-            self.dst.upload_blob(self.dst_repo, d.digest, HashingReader(source, d.digest, count))
+        def source(offset: int) -> BlobReader:
+            return BlobReader(self.src, self.src_repo, d.digest, d.size, self.policy, self.opts.ranges,
+                              self.range_budget, start=offset)
 
-        # A corrupt read may be a flaky hop: fetch again (same policy), but never store bad bytes.
-        self.policy.call(stream, f"copy blob {d.digest[:19]}",
+        writer = BlobWriter(self.dst, self.dst_repo, d.digest, d.size, source, self.policy,
+                            chunk_size=self.opts.upload_chunk, on_bytes=count)
+        # The writer resumes a failed upload itself; what reaches this policy is a corrupt read (a
+        # flaky hop: fetch again, never store bad bytes) or a source whose own resumes ran out.
+        self.policy.call(writer.run, f"copy blob {d.digest[:19]}",
                          retry_if=lambda exc: is_transient(exc) or isinstance(exc, DigestMismatch))
-        return "copied"
+        return "copied", writer
 
     def _verify_present(self, blobs: dict[str, Descriptor]) -> None:
         """Every blob must be on the target before any manifest referencing it goes up."""

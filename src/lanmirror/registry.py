@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urljoin
 
 import requests
 
-from lanmirror.errors import DigestMismatch, NotFound, RegistryError
+from lanmirror.errors import DigestMismatch, NotFound, RegistryError, TransientError
 from lanmirror.reference import validate_digest, validate_repository
 from lanmirror.transport import Transport, error_detail
 
@@ -144,6 +144,45 @@ class HashingReader:
         actual = "sha256:" + self._hash.hexdigest()
         if actual != self.digest:
             raise DigestMismatch(f"blob bytes hash to {actual}, expected {self.digest}: corrupt data refused")
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    """An open blob upload: where to send the next request, and the bytes the registry holds."""
+
+    location: str
+    offset: int
+
+
+def _range_end(header: str | None) -> int | None:
+    """The byte count an upload `Range: 0-<last>` header acknowledges; None if absent or bad.
+    "0-0" is read as 0 bytes: Distribution says it for an empty session (and for 1 byte; a
+    registry really holding 1 byte then refuses the next PATCH with 416, which restarts)."""
+    if not header:
+        return None
+    try:
+        first, last = header.strip().removeprefix("bytes=").split("-", 1)
+        first_i, last_i = int(first), int(last)
+    except ValueError:
+        return None
+    if first_i != 0 or last_i < 0:
+        return None
+    return last_i + 1 if last_i else 0
+
+
+class _Sized:
+    """A one-shot byte iterator with a known length, so requests sends Content-Length (the
+    chunked-upload PATCH requires it) instead of chunked transfer encoding."""
+
+    def __init__(self, chunks: Iterable[bytes], length: int) -> None:
+        self._chunks = chunks
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._chunks)
 
 
 class Registry:
@@ -303,6 +342,72 @@ class Registry:
         put.close()
         if put.status_code != 201:
             raise self._fail(put, f"upload {repo}@{digest}")
+
+    # -- chunked (resumable) uploads: POST, PATCH per chunk, GET status, PUT ?digest ---------
+
+    def start_upload(self, repo: str) -> UploadSession:
+        """Open an upload session (no body, so the request is retried like any other)."""
+        resp = self.transport.request("POST", f"/v2/{repo}/blobs/uploads/", scope=push_scope(repo),
+                                      headers={"Content-Length": "0"})
+        resp.close()
+        if resp.status_code != 202 or not resp.headers.get("Location"):
+            raise self._fail(resp, f"start upload to {repo}")
+        return UploadSession(self._location(resp), 0)
+
+    def upload_chunk(self, repo: str, session: UploadSession, chunks: Iterable[bytes], length: int) -> UploadSession:
+        """PATCH the next `length` bytes (Content-Range from the session's offset). Not retried:
+        the body is a one-shot stream; the caller asks `upload_status` and resumes."""
+        start, end = session.offset, session.offset + length - 1
+        resp = self.transport.request(
+            "PATCH", session.location, scope=push_scope(repo), retry=False, data=_Sized(chunks, length),
+            headers={"Content-Type": "application/octet-stream", "Content-Range": f"{start}-{end}"},
+        )
+        resp.close()
+        if resp.status_code != 202:
+            raise self._fail(resp, f"PATCH upload {repo} bytes {start}-{end}")
+        acknowledged = _range_end(resp.headers.get("Range"))
+        if acknowledged is not None and acknowledged != end + 1:
+            raise TransientError(f"{self.name}: PATCH of bytes {start}-{end} acknowledged up to byte {acknowledged}")
+        return UploadSession(self._location(resp, session.location), end + 1)
+
+    def upload_status(self, repo: str, session: UploadSession) -> UploadSession | None:
+        """How many bytes the registry holds for this session; None if the session is gone
+        (BLOB_UPLOAD_UNKNOWN / BLOB_UPLOAD_INVALID), so the caller starts a new one."""
+        resp = self.transport.request("GET", session.location, scope=push_scope(repo))
+        resp.close()
+        if resp.status_code in (400, 404):
+            return None
+        if resp.status_code not in (200, 204):
+            raise self._fail(resp, f"upload status {repo}")
+        offset = _range_end(resp.headers.get("Range"))
+        if offset is None:
+            return None  # no usable offset: start over rather than guess
+        return UploadSession(self._location(resp, session.location), offset)
+
+    def finish_upload(self, repo: str, session: UploadSession, digest: str) -> None:
+        """Close the session with the digest the registry must verify; not retried (a retry of a
+        PUT that did land meets a finished session: the caller checks the blob instead)."""
+        sep = "&" if "?" in session.location else "?"
+        resp = self.transport.request("PUT", f"{session.location}{sep}{urlencode({'digest': validate_digest(digest)})}",
+                                      scope=push_scope(repo), retry=False, headers={"Content-Length": "0"})
+        resp.close()
+        if resp.status_code != 201:
+            raise self._fail(resp, f"finish upload {repo}@{digest}")
+
+    def cancel_upload(self, repo: str, session: UploadSession) -> None:
+        """Best effort: a registry also expires abandoned sessions on its own."""
+        try:
+            self.transport.request("DELETE", session.location, scope=push_scope(repo), retry=False).close()
+        except Exception as exc:  # cleanup must never hide the error that caused it
+            log.debug("cancel upload %s: %s", session.location, exc)
+
+    def _location(self, resp: requests.Response, default: str | None = None) -> str:
+        location = resp.headers.get("Location")
+        if not location:
+            if default is None:
+                raise RegistryError(f"{self.name}: upload answer without a Location header", registry=self.name)
+            return default
+        return urljoin(self.transport.url("/"), location)
 
     def upload_bytes(self, repo: str, data: bytes) -> str:
         """Upload a small in-memory blob (configs, test layers); retried as a whole."""

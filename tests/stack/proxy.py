@@ -64,6 +64,21 @@ class BodyRule:
     path: re.Pattern[str] = BLOB_RE
 
 
+@dataclass
+class UploadRule:
+    """Break the request body of the next matching upload request: forward `after` bytes of it to
+    the registry, then reset both connections (0: the registry never sees the request)."""
+
+    after: int
+    count: int = 1
+    method: str | None = None
+    skip: int = 0  # matching requests to let through first
+
+
+class _CutUpload(Exception):
+    pass
+
+
 class FaultProxy:
     def __init__(self, upstream: str, name: str, *, hub_rules: bool = False, limit: int = 100) -> None:
         self.upstream_host, port = upstream.rsplit(":", 1)
@@ -77,6 +92,7 @@ class FaultProxy:
         self.latency = 0.0
         self.status_rules: list[StatusRule] = []
         self.body_rules: list[BodyRule] = []
+        self.upload_rules: list[UploadRule] = []
         # WAN emulation: bytes/s per connection and for the whole link (None = unlimited).
         self.conn_rate: float | None = None
         self.link_rate: float | None = None
@@ -158,6 +174,7 @@ class FaultProxy:
             self.latency = 0.0
             self.status_rules.clear()
             self.body_rules.clear()
+            self.upload_rules.clear()
             self.conn_rate = self.link_rate = None
             self.ignore_range = False
             self.cdn = None
@@ -177,6 +194,23 @@ class FaultProxy:
         assert kind in ("reset", "stall", "corrupt")
         with self._lock:
             self.body_rules.append(BodyRule(kind, after, count, re.compile(path) if path else BLOB_RE))
+
+    def break_upload(self, after: int, count: int = 1, method: str | None = None, skip: int = 0) -> None:
+        with self._lock:
+            self.upload_rules.append(UploadRule(after, count, method, skip))
+
+    def _take_upload_rule(self, method: str, path: str) -> UploadRule | None:
+        if method not in ("PATCH", "PUT") or "/blobs/uploads/" not in path:
+            return None
+        with self._lock:
+            for rule in self.upload_rules:
+                if rule.count > 0 and rule.method in (None, method):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        return None
+                    rule.count -= 1
+                    return rule
+        return None
 
     def entries(self, method: str | None = None, pattern: str | None = None) -> list[Entry]:
         rx = re.compile(pattern) if pattern else None
@@ -306,6 +340,12 @@ class FaultProxy:
             headers.append(("Content-Length", length))
         elif chunked:
             headers.append(("Transfer-Encoding", "chunked"))
+        cut = self._take_upload_rule(method, path)
+        if cut is not None and cut.after == 0:
+            entry.fault = "upload reset before forwarding"
+            _reset(h.connection)
+            h.close_connection = True
+            return
         if h.upstream is None:
             h.upstream = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=600)
         try:
@@ -315,11 +355,26 @@ class FaultProxy:
                 up.putheader(k, v)
             up.endheaders()
             if length is not None or chunked:
+                forwarded = 0
                 for data in body_in:
-                    up.send(f"{len(data):x}\r\n".encode() + data + b"\r\n" if chunked else data)
+                    if cut is not None and forwarded + len(data) >= cut.after:
+                        data = data[:cut.after - forwarded]
+                    up.send(f"{len(data):x}\r\n".encode() + data + b"\r\n" if chunked and data else data)
+                    forwarded += len(data)
+                    if cut is not None and forwarded >= cut.after:
+                        raise _CutUpload
                 if chunked:
                     up.send(b"0\r\n\r\n")
             resp = up.getresponse()
+        except _CutUpload:
+            entry.fault = f"upload reset after {cut.after if cut else 0} bytes"
+            time.sleep(0.2)  # let the registry take in what was forwarded, as a real broken link would
+            if up.sock is not None:
+                _reset(up.sock)
+            h.upstream = None
+            _reset(h.connection)
+            h.close_connection = True
+            return
         except (ConnectionError, OSError, http.client.HTTPException) as exc:
             entry.fault = f"upstream: {type(exc).__name__}: {exc}"
             h.upstream.close()
