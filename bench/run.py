@@ -224,7 +224,9 @@ class Bench:
         src, dst = f"{self.hub_direct}/{REPO}:{t0}", f"{self.lan_direct}/{REPO}:{t0}"
         # The floor: bytes piped from one registry to the other by curl, nothing else.
         cold = {**tools, "raw curl GET|PUT pipe": [sys.executable, str(ROOT / "bench" / "baseline" / "raw_pipe.py"),
-                                                  self.hub_direct, self.lan_direct, REPO, t0]}
+                                                  self.hub_direct, self.lan_direct, REPO, t0],
+                # What the resumable chunked upload costs: the same copy with one streamed PUT per blob.
+                "lanmirror, one PUT/blob": [*tools["lanmirror"], "--upload-chunk-mb", "0"]}
         for name, cmd in cold.items():
             repeat = a.docker_repeat if name.startswith("docker") else a.repeat
             if not repeat:

@@ -257,3 +257,20 @@ def test_corrupt_source_bytes_are_never_committed():
         assert server.blobs == {} and len(server.patches) == 3  # sent, hashed, refused before the PUT
     finally:
         server.close()
+
+
+def test_cli_flag_and_json_report_the_resume(stack, repo, big):
+    import json
+
+    from tests.helpers import run_cli
+
+    stack.lan_proxy.break_upload(after=0, method="PATCH", skip=2)
+    proc = run_cli(stack, "mirror", "--repo", repo, "--tag", "big", "--source-registry", stack.hub,
+                   "--lan-registry", stack.lan, "--upload-chunk-mb", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)["results"][0]
+    assert (result["status"], result["upload_resumes"], result["upload_restarts"]) == ("copied", 1, 0)
+    assert "resuming the upload there" in proc.stderr
+    proc = run_cli(stack, "mirror", "--repo", repo, "--tag", "big", "--source-registry", stack.hub,
+                   "--lan-registry", stack.lan, "--upload-chunk-mb", "-1")
+    assert proc.returncode == 2 and "--upload-chunk-mb -1" in proc.stderr

@@ -117,9 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy tags registry-to-registry (no daemon, no disk): blobs already on the LAN are skipped, "
                     "others are mounted from --mount-from repositories or streamed and hashed on the way; "
                     "manifests are copied byte for byte, the tag's manifest last, only after every blob is "
-                    "verified present; the LAN digest must equal the source digest. Memory stays bounded: "
-                    "at most --parallel streams of 1 MiB chunks are in flight. Exit 0 all mirrored, 1 any "
-                    "failed (the others are still done), 2 bad input.",
+                    "verified present; the LAN digest must equal the source digest. A broken source "
+                    "connection is resumed at the byte where it broke; a blob larger than --upload-chunk-mb "
+                    "goes up in chunks and a failed upload request resumes from what the LAN registry holds "
+                    "(or restarts the blob if the registry dropped the session). Memory stays bounded: "
+                    "--parallel streams of 1 MiB pieces plus the --ranges window, whatever the blob size. "
+                    "Exit 0 all mirrored, 1 any failed (the others are still done), 2 bad input.",
     )
     m.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
     m.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag to mirror (repeatable)")
@@ -151,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--ranges", type=int, default=8, metavar="N",
                    help="ranges in flight in all, shared by the blobs copied at once (default 8). Memory "
                         "bound: --ranges x --range-chunk-mb buffered (defaults: 8 x 2 MiB = 16 MiB)")
+    m.add_argument("--upload-chunk-mb", type=int, default=64, metavar="MB",
+                   help="upload blobs larger than this as chunks (one PATCH each) so that a failed request "
+                        "resumes instead of restarting the blob; nothing is buffered for it (default 64; 0 = "
+                        "one streamed PUT per blob)")
     m.add_argument("--mount-from", action="append", default=[], metavar="REPO",
                    help="repository on the LAN registry to mount shared layers from (repeatable)")
     m.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
@@ -257,6 +264,12 @@ def range_settings(args: argparse.Namespace) -> RangeSettings:
                          switch_below=args.range_below_mbps * 1e6 if args.range_below_mbps > 0 else None)
 
 
+def _upload_chunk(mb: int) -> int:
+    if mb < 0:
+        raise BadInput(f"--upload-chunk-mb {mb}: give 0 (one PUT per blob) or a size in MB")
+    return mb << 20
+
+
 def cmd_mirror(args: argparse.Namespace) -> int:
     source = normalize_registry(hub_registry(args.source_registry))
     lan = _lan(args.lan_registry)
@@ -274,7 +287,8 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     opts = MirrorOptions(repo=args.repo, tags=tags, lan_registry=lan, source_registry=source, engine=args.engine,
                          dry_run=args.dry_run, overwrite=args.overwrite, parallel=args.parallel,
                          mount_from=split_list(args.mount_from), source_credentials=creds,
-                         insecure_registries=insecure, ranges=range_settings(args))
+                         insecure_registries=insecure, ranges=range_settings(args),
+                         upload_chunk=_upload_chunk(args.upload_chunk_mb))
     bars: dict[str, Progress] = {}
 
     def on_bytes(tag: str, done: int, total: int) -> None:
