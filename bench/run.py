@@ -197,6 +197,9 @@ class Bench:
                                                    f"docker push -q {dst} >/dev/null"],
         }
 
+    def wanted_tool(self, name: str) -> bool:
+        return not self.args.tools or any(name.startswith(t) for t in self.args.tools.split(","))
+
     def measure(self, row: Row, cmd: list[str], before=None, repeat: int = 1) -> None:
         for _ in range(repeat):
             if before:
@@ -229,7 +232,7 @@ class Bench:
                 "lanmirror, one PUT/blob": [*tools["lanmirror"], "--upload-chunk-mb", "0"]}
         for name, cmd in cold.items():
             repeat = a.docker_repeat if name.startswith("docker") else a.repeat
-            if not repeat:
+            if not repeat or not self.wanted_tool(name):
                 continue
 
             def fresh(docker: bool = name.startswith("docker")) -> None:
@@ -412,7 +415,7 @@ class Bench:
         try:
             for label, link, reset_at in scenarios:
                 for name, cmd in tools.items():
-                    if name.startswith("docker") and not a.wan_docker:
+                    if (name.startswith("docker") and not a.wan_docker) or not self.wanted_tool(name):
                         continue
 
                     def wan_on(link: float | None = link, reset_at: float | None = reset_at) -> None:
@@ -543,6 +546,8 @@ def main() -> int:
     p.add_argument("--wan-repeat", type=int, default=1)
     p.add_argument("--wan-docker", type=int, default=1, help="WAN: include docker pull+tag+push (1) or not (0)")
     p.add_argument("--only", help="comma-separated scenarios: cold,incremental,resolve,fleet,wan,memory")
+    p.add_argument("--tools", help="cold and WAN scenarios: only the tools whose name starts with one of these "
+                                   "(comma-separated), e.g. lanmirror; for quick iterations, not for reports")
     args = p.parse_args()
     if not shutil.which("skopeo"):
         print("skopeo not found: run ./dev bench, which installs it", file=sys.stderr)

@@ -112,6 +112,35 @@ def test_cdn_redirect_gets_no_registry_token(stack, repo, big):
         cdn.stop()
 
 
+def test_cdn_url_is_reused_for_later_ranges_and_dropped_when_it_expires(stack, repo, big):
+    """The registry is asked (and redirects) once per blob, the CDN serves every range directly;
+    a CDN URL that stops working (403, as a signed URL past its expiry) sends the reader back to
+    the registry for a fresh one, and the bytes are still right."""
+    cdn = FaultProxy(stack.hub_registry.address, "cdn").start()
+    ranges = -(-layer(big).size // (256 << 10))
+    try:
+        stack.hub_proxy.cdn = cdn
+        _, data = read_all(stack, repo, big)
+        assert data == big.blobs[layer(big).digest]
+        assert [e.status for e in ranges_sent(stack.hub_proxy)] == [307]
+        assert [e.status for e in cdn.entries("GET")] == [206] * ranges and cdn.cdn_saw_authorization == 0
+        stack.clear_faults()
+        cdn.clear()
+        stack.hub_proxy.cdn = cdn
+        cdn.cdn_max_uses = 6
+        _, data = read_all(stack, repo, big)
+        assert data == big.blobs[layer(big).digest]
+        served = [e for e in cdn.entries("GET") if e.status == 206]
+        expired = [e for e in cdn.entries("GET") if e.status == 403]
+        assert len(served) == ranges and expired
+        # Expired URLs cost trips back to the registry for new redirects (ranges in flight at the
+        # moment of expiry may each make one), still fewer than one per range (3 to 5 of 13 seen).
+        assert 1 + len(expired) <= len(ranges_sent(stack.hub_proxy)) < ranges, (len(expired), ranges)
+        assert cdn.cdn_saw_authorization == 0
+    finally:
+        cdn.stop()
+
+
 def test_readers_share_one_budget_and_a_closed_reader_frees_its_slots(stack, repo, big):
     """Two readers of one mirror share the in-flight budget; abandoning one half-way (a copy that
     failed and is retried) gives its slots back, so the budget never leaks into a deadlock."""

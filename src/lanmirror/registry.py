@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
@@ -191,6 +191,7 @@ class Registry:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self.name = transport.registry
+        self._cdn_urls: dict[str, str] = {}  # blob digest → the CDN URL its last redirect led to
 
     def __repr__(self) -> str:
         return f"Registry({self.name})"
@@ -292,17 +293,34 @@ class Registry:
 
     def open_blob(self, repo: str, digest: str, *, start: int = 0, end: int | None = None) -> requests.Response:
         """A streaming GET of a blob, or of the bounded byte range start..end. Redirects to a CDN are
-        followed, and requests drops the Authorization header when the host changes."""
+        followed, and requests drops the Authorization header when the host changes.
+
+        The CDN URL a redirect led to is remembered per blob and asked directly for the next ranges:
+        one round trip per range instead of two. Such URLs are signed and expire; any failure there
+        drops it and the registry is asked again (and redirects again)."""
         headers = {}
         if end is not None:
             headers["Range"] = f"bytes={start}-{end}"
         elif start:
             # An open-ended range makes some servers stream the whole remainder for every chunk.
             raise ValueError("open-ended ranges are never sent: give the last byte too")
+        cdn = self._cdn_urls.get(digest)
+        if cdn is not None:
+            try:
+                resp = self.transport.get_elsewhere(cdn, headers)
+                if resp.status_code in (200, 206):
+                    return resp
+                log.debug("%s: the CDN URL answered %d; asking the registry again", digest[:19], resp.status_code)
+                resp.close()
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                log.debug("%s: the CDN URL failed (%s); asking the registry again", digest[:19], exc)
+            self._cdn_urls.pop(digest, None)
         resp = self.transport.request("GET", f"/v2/{repo}/blobs/{validate_digest(digest)}", scope=pull_scope(repo),
                                       headers=headers, stream=True)
         if resp.status_code not in (200, 206):
             raise self._fail(resp, f"GET blob {repo}@{digest}")
+        if resp.history and urlsplit(resp.url).netloc != urlsplit(self.transport.url("/")).netloc:
+            self._cdn_urls[digest] = resp.url  # one dict store: atomic, and the range threads only race to equal values
         return resp
 
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:

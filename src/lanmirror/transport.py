@@ -395,6 +395,11 @@ class Transport:
             f"{method} {self.registry}{path}", deadline=deadline,
         )
 
+    def get_elsewhere(self, url: str, headers: Mapping[str, str] | None = None) -> requests.Response:
+        """A streaming GET of a URL off this registry (the CDN a blob redirect pointed at): never
+        with this registry's credentials, never retried here (the caller falls back to the registry)."""
+        return self.session.get(url, headers=dict(headers or {}), stream=True, timeout=self.timeouts.pair())
+
     def ping(self) -> requests.Response:
         """`GET /v2/`: tells whether the registry is up and learns its auth challenge."""
         resp = self.session.get(self.url("/v2/"), timeout=self.timeouts.pair())

@@ -103,6 +103,9 @@ class FaultProxy:
         self.cdn: FaultProxy | None = None
         self.cdn_targets: dict[str, tuple[str, str]] = {}
         self.cdn_saw_authorization = 0
+        # A CDN URL is signed and expires: after this many requests it answers 403 (None: never).
+        self.cdn_max_uses: int | None = None
+        self.cdn_uses: dict[str, int] = {}
         self._lock = threading.Lock()
         self._release = threading.Event()
         proxy = self
@@ -179,6 +182,8 @@ class FaultProxy:
             self.ignore_range = False
             self.cdn = None
             self.cdn_saw_authorization = 0
+            self.cdn_max_uses = None
+            self.cdn_uses.clear()
             self.log.clear()
             self.remaining = self.limit
             self._release.set()
@@ -272,14 +277,19 @@ class FaultProxy:
             time.sleep(self.latency)
         inject: dict[str, str] = {}
         if path.startswith("/cdn/"):
-            target = self.cdn_targets.get(path[len("/cdn/"):])
+            key = path[len("/cdn/"):]
+            target = self.cdn_targets.get(key)
             if "Authorization" in h.headers:
                 self.cdn_saw_authorization += 1
-            if target is None:
-                h.send_response(404)
+            with self._lock:
+                self.cdn_uses[key] = uses = self.cdn_uses.get(key, 0) + 1
+            expired = self.cdn_max_uses is not None and uses > self.cdn_max_uses
+            if target is None or expired:
+                entry.status = 403 if expired else 404
+                entry.fault = "expired CDN URL" if expired else ""
+                h.send_response(entry.status)
                 h.send_header("Content-Length", "0")
                 h.end_headers()
-                entry.status = 404
                 return
             h.path, inject["Authorization"] = target
             path = h.path.split("?", 1)[0]
