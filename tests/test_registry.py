@@ -207,3 +207,22 @@ def test_tag_list_follows_link_pagination():
         assert len(seen) == 3
     finally:
         srv.shutdown()
+
+
+def test_plain_http_allowed_asks_the_daemon_only_when_a_registry_needs_it(stack):
+    """The LAN registry is usually plain HTTP and declared in the runner daemon's insecure
+    registries; mirror, prune and resolve read that list. Nothing is sent to 192.0.2.10: the test
+    daemon merely declares it."""
+    from lanmirror.engine import plain_http_allowed
+    from lanmirror.transport import is_insecure
+
+    class NotAsked(Engine):
+        def insecure_registries(self):
+            raise AssertionError("the daemon was asked although every registry was covered")
+
+    assert plain_http_allowed([], ["127.0.0.1:5000", "localhost:5001"], NotAsked()) == []
+    assert plain_http_allowed(["192.0.2.0/24"], ["192.0.2.10:5000"], NotAsked()) == ["192.0.2.0/24"]
+    allowed = plain_http_allowed([], ["192.0.2.10:5000"], Engine())
+    assert is_insecure("192.0.2.10:5000", allowed) and not is_insecure("192.0.2.11:5000", allowed)
+    # No daemon: the user's list alone, and no error (HTTPS is then used for the rest).
+    assert plain_http_allowed(["x:1"], ["192.0.2.10:5000"], Engine("unix:///nonexistent/docker.sock")) == ["x:1"]

@@ -14,14 +14,14 @@ import sys
 
 from actions_toolkit import core
 
-from lanmirror.engine import Engine
+from lanmirror.engine import Engine, plain_http_allowed
 from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.mirror import MirrorOptions, mirror
 from lanmirror.progress import Progress
 from lanmirror.reference import normalize_registry, repository_on
 from lanmirror.registry import Registry
 from lanmirror.resolve import NothingFound, ResolveOptions, resolve
-from lanmirror.settings import hub_credentials, hub_registry, lan_registries, split_list
+from lanmirror.settings import hub_credentials, hub_registry, insecure_list, lan_registries, split_list
 from lanmirror.summary import failure_summary, mirror_summary, resolve_summary, write
 from lanmirror.tagsource import gather_tags
 from lanmirror.transport import Transport, is_insecure
@@ -70,7 +70,7 @@ def run_resolve() -> int:
         policy=_in("policy") or "cache-first", pull=_bool("pull", True), verify=_bool("verify", True),
         image=_in("image") or None, probe_timeout=_num("probe-timeout", 2.0),
         stall_timeout=_num("stall-timeout", 120.0), pull_timeout=_num("pull-timeout", 3600.0),
-        hub_credentials=creds,
+        hub_credentials=creds, insecure_registries=insecure_list(_in("insecure-registries")),
     )
     prog = Progress("pull")
     try:
@@ -102,7 +102,8 @@ def run_mirror() -> int:
     if _in("github-token"):
         os.environ["GITHUB_TOKEN"] = _in("github-token")
     repo = _in("repo")
-    src = Registry(Transport(source, insecure=is_insecure(source), credentials=creds))
+    insecure = plain_http_allowed(insecure_list(_in("insecure-registries")), [source, lans[0]])
+    src = Registry(Transport(source, insecure=is_insecure(source, insecure), credentials=creds))
     run_id = _in("run-id")
     tags = gather_tags(tags=split_list(_in("tags")), tag_file=_in("tag-file") or None,
                        from_artifact=_in("from-artifact") or None, run_id=int(run_id) if run_id else None,
@@ -115,7 +116,8 @@ def run_mirror() -> int:
         bars: dict[str, Progress] = {}
         report = mirror(MirrorOptions(repo=repo, tags=tags, lan_registry=lans[0], source_registry=source,
                                       engine=engine_name, dry_run=_bool("dry-run", False),
-                                      overwrite=_bool("overwrite", True), source_credentials=creds),
+                                      overwrite=_bool("overwrite", True), source_credentials=creds,
+                                      insecure_registries=insecure),
                         engine=Engine() if engine_name == "docker" else None,
                         on_bytes=lambda t, d, n: bars.setdefault(t, Progress(f"mirror {t}", n)).set(d, n))
         for r in report.results:

@@ -17,7 +17,7 @@ from lanmirror import __version__
 from lanmirror.blobread import RangeSettings
 from lanmirror.doctor import run_checks
 from lanmirror.doctor import to_json as doctor_json
-from lanmirror.engine import Engine
+from lanmirror.engine import Engine, plain_http_allowed
 from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.mirror import MirrorOptions, MirrorReport, mirror
 from lanmirror.progress import Progress
@@ -25,7 +25,7 @@ from lanmirror.prune import prune
 from lanmirror.reference import normalize_registry, repository_on
 from lanmirror.registry import Registry
 from lanmirror.resolve import POLICIES, NothingFound, ResolveOptions, resolve
-from lanmirror.settings import hub_credentials, hub_registry, lan_registries, split_list
+from lanmirror.settings import hub_credentials, hub_registry, insecure_list, lan_registries, split_list
 from lanmirror.tagsource import gather_tags
 from lanmirror.transport import Transport, is_insecure
 
@@ -58,8 +58,9 @@ def _days(text: str) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object with every output on stdout")
     p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
-                   help="allow plain HTTP to this registry (loopback and the daemon's insecure-registries "
-                        "are allowed already)")
+                   help="allow plain HTTP to this registry, HOST[:PORT] or CIDR (repeatable; default "
+                        "$LANMIRROR_INSECURE_REGISTRIES). Loopback and the Docker daemon's insecure-registries "
+                        "are allowed already")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request decision")
 
 
@@ -225,7 +226,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         verify=args.verify, image=args.image, probe_timeout=args.probe_timeout, stall_timeout=args.stall_timeout,
         pull_timeout=args.pull_timeout, hub_timeout=args.hub_timeout,
         hub_credentials=hub_credentials(normalize_registry(hub), args.hub_username),
-        insecure_registries=split_list(args.insecure_registry), daemon_probe=args.daemon_probe,
+        insecure_registries=insecure_list(args.insecure_registry), daemon_probe=args.daemon_probe,
     )
     on_progress, prog = _pull_progress()
     try:
@@ -274,7 +275,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     source = normalize_registry(hub_registry(args.source_registry))
     lan = _lan(args.lan_registry)
     creds = hub_credentials(source, args.hub_username)
-    insecure = split_list(args.insecure_registry)
+    insecure = plain_http_allowed(insecure_list(args.insecure_registry), [source, lan])
     src = Registry(Transport(source, insecure=is_insecure(source, insecure), credentials=creds))
     tags = gather_tags(tags=split_list(args.tag), tag_file=args.tag_file, from_artifact=args.from_artifact,
                        run_id=args.run_id, workflow=args.workflow, backfill_days=args.backfill,
@@ -309,7 +310,8 @@ def cmd_mirror(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     lan = _lan(args.lan_registry)
-    reg = Registry(Transport(lan, insecure=is_insecure(lan, split_list(args.insecure_registry))))
+    reg = Registry(Transport(lan, insecure=is_insecure(lan, plain_http_allowed(insecure_list(args.insecure_registry),
+                                                                                [lan]))))
     report = prune(reg, args.repo, args.keep_days, base_tags=split_list(args.base_tag), dry_run=args.dry_run)
     log = logging.getLogger("lanmirror")
     verb = "would delete" if args.dry_run else "deleted"
@@ -328,7 +330,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     checks = run_checks(lan_registries=lan_registries(args.lan_registry), hub_registry=hub,
                         hub_credentials=hub_credentials(hub, args.hub_username), repo=args.repo, tag=args.tag,
                         timeout=args.timeout, min_free_gb=args.min_free_gb,
-                        insecure=split_list(args.insecure_registry))
+                        insecure=insecure_list(args.insecure_registry))
     if args.json:
         print(json.dumps(doctor_json(checks), indent=2))
     else:

@@ -20,9 +20,17 @@ import docker
 import docker.auth
 import docker.errors
 
-from lanmirror.errors import AuthError, EngineError, NotFound, PullLimitExceeded, StallError, TransientError
+from lanmirror.errors import (
+    AuthError,
+    EngineError,
+    LanmirrorError,
+    NotFound,
+    PullLimitExceeded,
+    StallError,
+    TransientError,
+)
 from lanmirror.retry import DEFAULT_POLICY, RetryPolicy
-from lanmirror.transport import Credentials
+from lanmirror.transport import Credentials, is_insecure, is_loopback
 
 log = logging.getLogger("lanmirror.engine")
 
@@ -244,3 +252,21 @@ class Engine:
             repository, tag=tag, stream=True, decode=True, auth_config=auth), source)
         self._consume(stream, source, on_message)
         return digest
+
+
+def plain_http_allowed(allowed: list[str], registries: Iterable[str], engine: Engine | None = None, *,
+                       ask_daemon: bool = True) -> list[str]:
+    """`allowed` (the user's HOST[:PORT] / CIDR list), plus the Docker daemon's insecure-registries
+    when a registry in play is neither loopback nor covered by it. A LAN registry is usually plain
+    HTTP, and the runner's daemon is where the admin already declared it for `docker pull`: with
+    this, mirror, prune and resolve need no extra flag wherever docker itself works."""
+    allowed = list(allowed)
+    if not ask_daemon or all(is_loopback(r) or is_insecure(r, allowed) for r in registries):
+        return allowed
+    try:
+        daemon = (engine or Engine(timeout=5.0, policy=RetryPolicy(attempts=1))).insecure_registries()
+    except LanmirrorError as exc:
+        log.info("could not read the Docker daemon's insecure registries (%s); HTTPS unless "
+                 "--insecure-registry names the registry", exc)
+        return allowed
+    return allowed + daemon

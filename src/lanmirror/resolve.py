@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from lanmirror.engine import Engine, ProgressFn
+from lanmirror.engine import Engine, ProgressFn, plain_http_allowed
 from lanmirror.errors import BadInput, LanmirrorError, PullLimitExceeded
 from lanmirror.reference import (
     DOCKER_HUB,
@@ -35,7 +35,7 @@ from lanmirror.reference import (
 )
 from lanmirror.registry import Registry
 from lanmirror.retry import DEFAULT_POLICY, RetryPolicy, describe
-from lanmirror.transport import Credentials, Timeouts, Transport, is_insecure, is_loopback
+from lanmirror.transport import Credentials, Timeouts, Transport, is_insecure
 
 log = logging.getLogger("lanmirror.resolve")
 
@@ -204,13 +204,8 @@ class _Resolver:
 
     def insecure(self) -> list[str]:
         if self._insecure is None:
-            self._insecure = list(self.opts.insecure_registries)
-            needs_daemon = any(not is_loopback(r) for r in self.opts.lan_registries)
-            if needs_daemon and self.engine is not None:
-                try:
-                    self._insecure += self.engine.insecure_registries()
-                except LanmirrorError as exc:
-                    log.info("could not read the daemon's insecure registries: %s", exc)
+            self._insecure = plain_http_allowed(self.opts.insecure_registries, self.opts.lan_registries,
+                                                self.engine, ask_daemon=self.engine is not None)
         return self._insecure
 
     def hub(self) -> Registry:

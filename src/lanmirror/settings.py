@@ -14,6 +14,7 @@ LAN_ENV = ("LANMIRROR_LAN_REGISTRY", "LOCAL_DOCKER_REGISTRY")  # the second is t
 HUB_ENV = "LANMIRROR_HUB_REGISTRY"
 USER_ENV = ("DOCKERHUB_USERNAME", "LANMIRROR_HUB_USERNAME")
 TOKEN_ENV = ("DOCKERHUB_TOKEN", "DOCKERHUB_PASSWORD", "LANMIRROR_HUB_TOKEN")
+INSECURE_ENV = "LANMIRROR_INSECURE_REGISTRIES"
 
 
 def split_list(values: list[str] | str | None) -> list[str]:
@@ -55,3 +56,9 @@ def hub_credentials(registry: str, username: str | None = None, token: str | Non
     if username and token:
         return Credentials(username, token)
     return credentials_from_docker_config(registry)
+
+
+
+def insecure_list(flags: list[str] | str | None) -> list[str]:
+    """--insecure-registry values, else $LANMIRROR_INSECURE_REGISTRIES."""
+    return split_list(flags) or split_list(os.environ.get(INSECURE_ENV))

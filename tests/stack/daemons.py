@@ -67,7 +67,9 @@ class Dockerd:
         self.exec_root = exec_root
         cmd = [require("dockerd"), "--data-root", str(self.root / "data"), "--exec-root", str(exec_root),
                "-H", self.host, "--pidfile", str(self.root / "docker.pid"), "--bridge=none", "--iptables=false",
-               "--ip-masq=false", "--userland-proxy=false", "--log-level=warn"]
+               "--ip-masq=false", "--userland-proxy=false", "--log-level=warn",
+               # Declared, never contacted (TEST-NET-1): lets tests read a daemon's insecure list.
+               "--insecure-registry", "192.0.2.10:5000"]
         env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
