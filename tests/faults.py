@@ -185,6 +185,28 @@ def lan_restarted_mid_mirror(stack: Stack, repo: str) -> Outcome:
     return _mirror_ok(stack, repo, tag, done, time.monotonic() - start, img.digest)
 
 
+def _upload_fault(stack: Stack, repo: str, after: int, counter: str) -> Outcome:
+    """A 6 MiB layer uploaded in 1 MiB chunks; the third PATCH meets the fault."""
+    img = publish(stack, repo, BASE, 0, layers=1, size=6 << 20)
+    stack.lan_proxy.break_upload(after=after, method="PATCH", skip=2)
+    proc, secs = mirror_cli(stack, repo, tag_for(BASE, 0), "--upload-chunk-mb", "1")
+    out = _mirror_ok(stack, repo, tag_for(BASE, 0), proc, secs, img.digest)
+    if out.ok:
+        result = json.loads(proc.stdout)["results"][0]
+        if result[counter] != 1:
+            return Outcome(False, f"{counter} = {result[counter]}, expected 1", secs, out.requests)
+        out.summary += f", {counter} 1"
+    return out
+
+
+def lan_upload_request_lost(stack: Stack, repo: str) -> Outcome:
+    return _upload_fault(stack, repo, 0, "upload_resumes")
+
+
+def lan_upload_body_broken(stack: Stack, repo: str) -> Outcome:
+    return _upload_fault(stack, repo, 300_000, "upload_restarts")
+
+
 def _mirror_ok(stack: Stack, repo: str, tag: str, proc: subprocess.CompletedProcess[str], secs: float,
                digest: str) -> Outcome:
     if proc.returncode != 0:
@@ -339,6 +361,10 @@ ROWS = [
     Row("source corrupt blob bytes", "mirror", source_corrupt_blob_mirror, 30, "exit 1, nothing tagged"),
     Row("LAN stale tag", "resolve", lan_stale_tag, 8, "Hub copy + warning"),
     Row("LAN registry restarted mid-mirror", "mirror", lan_restarted_mid_mirror, 60, "mirrored"),
+    Row("LAN upload request lost before the registry", "mirror", lan_upload_request_lost, 30,
+        "mirrored, upload resumed"),
+    Row("LAN upload body broken half-way", "mirror", lan_upload_body_broken, 30,
+        "mirrored, upload restarted (Distribution drops the session)"),
     Row("Hub 429 pull limit (no Retry-After)", "resolve", hub_pull_limit_resolve, 20, "exit 1, no hammering"),
     Row("Hub 429 pull limit (no Retry-After)", "mirror", hub_pull_limit_mirror, 10, "exit 1, one GET"),
     Row("Hub abuse 429 with Retry-After: 1", "resolve", hub_abuse_429, 8, "image"),

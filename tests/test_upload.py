@@ -274,3 +274,20 @@ def test_cli_flag_and_json_report_the_resume(stack, repo, big):
     proc = run_cli(stack, "mirror", "--repo", repo, "--tag", "big", "--source-registry", stack.hub,
                    "--lan-registry", stack.lan, "--upload-chunk-mb", "-1")
     assert proc.returncode == 2 and "--upload-chunk-mb -1" in proc.stderr
+
+
+def test_source_that_ends_early_is_a_transient_failure_and_nothing_is_committed():
+    from lanmirror.errors import TransientError
+
+    data = b"y" * (3 * CHUNK)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    server = _KeepingRegistry(cut={})
+    try:
+        short = _source(data[:2 * CHUNK], [])  # the source stops a chunk early
+        writer = BlobWriter(Registry(Transport(server.address, policy=FAST)), "r/x", digest, len(data), short, FAST,
+                            chunk_size=CHUNK)
+        with pytest.raises(TransientError, match="source ended"):
+            writer.run()
+        assert server.blobs == {}
+    finally:
+        server.close()

@@ -98,7 +98,11 @@ class BlobWriter:
                     raise
                 failures += 1
                 err = exc if is_transient(exc) else TransientError(str(exc))
-                self.policy.pause(f"upload {self.digest[:19]} (session at byte {session.offset})", failures, err)
+                try:
+                    self.policy.pause(f"upload {self.digest[:19]} (session at byte {session.offset})", failures, err)
+                except BaseException:
+                    self.registry.cancel_upload(self.repo, session)  # out of attempts: leave nothing open
+                    raise
                 session = self._recover(session)
                 if session is not None and session.offset > self.size:
                     session = None
@@ -133,7 +137,8 @@ class BlobWriter:
             try:
                 return next(source)
             except StopIteration:
-                raise _SourceFailed("the source ended before the blob did") from None
+                ended = TransientError(f"{self.digest[:19]}: the source ended before the blob's {self.size} bytes")
+                raise _SourceFailed(str(ended)) from ended
             except Exception as exc:
                 raise _SourceFailed(describe(exc)) from exc
 
