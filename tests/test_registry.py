@@ -220,7 +220,7 @@ def test_plain_http_allowed_asks_the_daemon_only_when_a_registry_needs_it(stack)
         def insecure_registries(self):
             raise AssertionError("the daemon was asked although every registry was covered")
 
-    assert plain_http_allowed([], ["127.0.0.1:5000", "localhost:5001"], NotAsked()) == []
+    assert plain_http_allowed([], ["127.0.0.1:5000", "localhost:5001", "docker.io"], NotAsked()) == []
     assert plain_http_allowed(["192.0.2.0/24"], ["192.0.2.10:5000"], NotAsked()) == ["192.0.2.0/24"]
     allowed = plain_http_allowed([], ["192.0.2.10:5000"], Engine())
     assert is_insecure("192.0.2.10:5000", allowed) and not is_insecure("192.0.2.11:5000", allowed)

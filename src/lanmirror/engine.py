@@ -29,6 +29,7 @@ from lanmirror.errors import (
     StallError,
     TransientError,
 )
+from lanmirror.reference import DOCKER_HUB, normalize_registry
 from lanmirror.retry import DEFAULT_POLICY, RetryPolicy
 from lanmirror.transport import Credentials, is_insecure, is_loopback
 
@@ -261,7 +262,9 @@ def plain_http_allowed(allowed: list[str], registries: Iterable[str], engine: En
     HTTP, and the runner's daemon is where the admin already declared it for `docker pull`: with
     this, mirror, prune and resolve need no extra flag wherever docker itself works."""
     allowed = list(allowed)
-    if not ask_daemon or all(is_loopback(r) or is_insecure(r, allowed) for r in registries):
+    # Docker Hub is never plain HTTP: it alone never justifies asking the daemon.
+    candidates = [r for r in registries if normalize_registry(r) != DOCKER_HUB]
+    if not ask_daemon or all(is_loopback(r) or is_insecure(r, allowed) for r in candidates):
         return allowed
     try:
         daemon = (engine or Engine(timeout=5.0, policy=RetryPolicy(attempts=1))).insecure_registries()
