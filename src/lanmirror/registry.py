@@ -346,20 +346,8 @@ class Registry:
         """Upload a blob as one streamed PUT. Not retried here: the body is a one-shot stream, so
         the caller retries the whole copy (with the same policy)."""
         validate_digest(digest)
-        resp = self.transport.request("POST", f"/v2/{repo}/blobs/uploads/", scope=push_scope(repo),
-                                      headers={"Content-Length": "0"})
-        resp.close()
-        if resp.status_code != 202 or not resp.headers.get("Location"):
-            raise self._fail(resp, f"start upload to {repo}")
-        location = urljoin(self.transport.url("/"), resp.headers["Location"])
-        sep = "&" if "?" in location else "?"
-        put = self.transport.request(
-            "PUT", f"{location}{sep}{urlencode({'digest': digest})}", scope=push_scope(repo),
-            headers={"Content-Type": "application/octet-stream"}, data=iter(chunks), retry=False,
-        )
-        put.close()
-        if put.status_code != 201:
-            raise self._fail(put, f"upload {repo}@{digest}")
+        self._put_upload(repo, self.start_upload(repo), digest, data=iter(chunks),
+                         headers={"Content-Type": "application/octet-stream"})
 
     # -- chunked (resumable) uploads: POST, PATCH per chunk, GET status, PUT ?digest ---------
 
@@ -405,12 +393,16 @@ class Registry:
     def finish_upload(self, repo: str, session: UploadSession, digest: str) -> None:
         """Close the session with the digest the registry must verify; not retried (a retry of a
         PUT that did land meets a finished session: the caller checks the blob instead)."""
+        self._put_upload(repo, session, digest, data=None, headers={"Content-Length": "0"})
+
+    def _put_upload(self, repo: str, session: UploadSession, digest: str, *, data: Iterable[bytes] | None,
+                    headers: dict[str, str]) -> None:
         sep = "&" if "?" in session.location else "?"
         resp = self.transport.request("PUT", f"{session.location}{sep}{urlencode({'digest': validate_digest(digest)})}",
-                                      scope=push_scope(repo), retry=False, headers={"Content-Length": "0"})
+                                      scope=push_scope(repo), retry=False, headers=headers, data=data)
         resp.close()
         if resp.status_code != 201:
-            raise self._fail(resp, f"finish upload {repo}@{digest}")
+            raise self._fail(resp, f"upload {repo}@{digest}")
 
     def cancel_upload(self, repo: str, session: UploadSession) -> None:
         """Best effort: a registry also expires abandoned sessions on its own."""
