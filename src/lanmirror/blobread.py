@@ -98,21 +98,24 @@ class BlobReader:
         if s.switch_below is not None:
             yield from self._adaptive()
             return
-        first_end = min(start + s.chunk_size, self.size) - 1
+        yield from self._ranges_from(start)
+
+    def _ranges_from(self, offset: int) -> Iterator[bytes]:
+        """Parallel ranges from `offset`; the first one tells whether the source honours Range."""
         self.budget.acquire()  # this reader holds no slot yet, so waiting here cannot deadlock
         try:
-            resp = self._open(start, first_end)
+            first = self._open(offset, min(offset + self.settings.chunk_size, self.size) - 1)
         except BaseException:
             self.budget.release()
             raise
-        if resp.status_code != 206:
-            # No Range support: this is already the whole blob; stream it (resuming is then impossible).
+        if first.status_code != 206:
+            # No Range support: this is the whole blob; stream it (resuming is then impossible).
             self.budget.release()
             log.info("%s: the source ignores Range; one plain stream", self.digest[:19])
-            yield from self._skip_then_stream(resp, start)
+            yield from self._skip_then_stream(first, offset)
             return
         self.ranged = True
-        yield from self._parallel(resp, start)
+        yield from self._parallel(first, offset)
 
     def _adaptive(self) -> Iterator[bytes]:
         """One stream; if its first `probe` bytes arrive slower than `switch_below`, the rest of the
@@ -153,19 +156,7 @@ class BlobReader:
             return
         log.info("%s: one connection is slow; the remaining %d bytes come as %d parallel ranges",
                  self.digest[:19], self.size - offset, s.window)
-        self.budget.acquire()
-        try:
-            first_end = min(offset + s.chunk_size, self.size) - 1
-            first = self._open(offset, first_end)
-        except BaseException:
-            self.budget.release()
-            raise
-        if first.status_code != 206:
-            self.budget.release()
-            yield from self._skip_then_stream(first, offset)
-            return
-        self.ranged = True
-        yield from self._parallel(first, offset)
+        yield from self._ranges_from(offset)
 
     def _skip_then_stream(self, resp: requests.Response, offset: int) -> Iterator[bytes]:
         """A source that ignores Range sent the whole blob again: drop what we already have."""
