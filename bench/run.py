@@ -129,7 +129,7 @@ class AccessLog:
 
 def _with_extra_layer(img: images.Image, blob: bytes, diff_id: str) -> images.Image:
     """`img` with one more layer appended (the WAN scenario's big layer)."""
-    from lanmirror.registry import DOCKER_MANIFEST, Manifest, sha256_digest
+    from lanmirror.remote.registry import DOCKER_MANIFEST, Manifest, sha256_digest
 
     manifest = json.loads(img.manifest.body)
     config = json.loads(img.blobs[manifest["config"]["digest"]])
@@ -358,8 +358,8 @@ class Bench:
         """N resolvers at once against one LAN registry. They run as threads of this process, each
         with its own sessions and daemon client: N Python interpreters on a 2-core machine would
         measure interpreter start-up and CPU starvation, not the registry."""
-        from lanmirror.engine import Engine
-        from lanmirror.resolve import ResolveOptions, resolve
+        from lanmirror.cmd.wiring import Clients
+        from lanmirror.ops.resolve import ResolveOptions, resolve
 
         s = self.stack
         n = self.args.fleet
@@ -374,7 +374,7 @@ class Bench:
         def one(_: int) -> tuple[float, str]:
             start = time.monotonic()
             res = resolve(ResolveOptions(repo=REPO, base_tags=[BASE], lan_registries=[s.lan], hub_registry=s.hub,
-                                         pull=False), engine=Engine(s.docker_host), on_event=lambda _m: None)
+                                         pull=False), Clients(docker_host=s.docker_host), on_event=lambda _m: None)
             return time.monotonic() - start, f"{res.image}@{res.digest}"
 
         with cf.ThreadPoolExecutor(n) as pool:

@@ -21,7 +21,7 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.ok" ]; then
   mkdir -p "$cache"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "$root" 2>&1 | grep -vi '^warning: location' || true
-  "$venv/bin/python" -c 'import lanmirror.action'
+  "$venv/bin/python" -c 'import lanmirror.cmd.action'
   touch "$venv/.ok"
 else
   echo "lanmirror venv cached at $venv"

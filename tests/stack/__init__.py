@@ -18,8 +18,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lanmirror.registry import Registry as RegistryClient
-from lanmirror.transport import Credentials, Timeouts, Transport
+from lanmirror.authn import Credentials
+from lanmirror.remote.registry import Registry as RegistryClient
+from lanmirror.transport import Timeouts, Transport
 
 from .daemons import Dockerd, Registry
 from .proxy import FaultProxy

@@ -16,7 +16,7 @@ import tarfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from lanmirror.registry import DOCKER_LIST, DOCKER_MANIFEST, Manifest, Registry, sha256_digest
+from lanmirror.remote.registry import DOCKER_LIST, DOCKER_MANIFEST, Manifest, Registry, sha256_digest
 
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"

@@ -1,0 +1,5 @@
+"""`python -m lanmirror` is the `lanmirror` command."""
+
+from lanmirror.cmd.cli import main
+
+raise SystemExit(main())

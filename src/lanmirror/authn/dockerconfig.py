@@ -1,0 +1,30 @@
+"""Credentials that `docker login` stored, read through docker-py's own auth module."""
+
+from __future__ import annotations
+
+import logging
+
+from lanmirror.authn.credentials import Credentials
+from lanmirror.name import DOCKER_HUB
+
+log = logging.getLogger("lanmirror.authn")
+
+
+def credentials_from_docker_config(registry: str) -> Credentials | None:
+    """The credentials `docker login` stored for `registry`, through docker-py's own reader
+    (honours DOCKER_CONFIG and credential helpers), so we never parse config.json by hand."""
+    import docker.auth
+
+    try:
+        config = docker.auth.load_config()
+        entry = docker.auth.resolve_authconfig(config, None if registry == DOCKER_HUB else registry)
+    except Exception as exc:  # a broken credential helper must not stop an anonymous pull
+        log.warning("could not read Docker credentials for %s: %s", registry, type(exc).__name__)
+        return None
+    if not entry:
+        return None
+    username = entry.get("username") or entry.get("Username")
+    password = entry.get("password") or entry.get("Password") or entry.get("IdentityToken")
+    if username and password:
+        return Credentials(username, password)
+    return None

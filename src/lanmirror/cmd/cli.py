@@ -1,0 +1,65 @@
+"""`lanmirror` command line: parse flags, run one command, print its outcome. No logic here.
+
+Exit codes (a contract that scripts rely on): 0 success, 1 nothing found / something failed,
+2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from lanmirror.cmd.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, Outcome
+from lanmirror.cmd.flags import UsageError, build_parser
+from lanmirror.errors import BadInput, LanmirrorError
+
+log = logging.getLogger("lanmirror")
+
+
+def setup_logging(verbose: bool, stream: TextIO = sys.stderr) -> None:
+    """Log lines go to stderr on the command line (stdout carries the answer), to stdout in Actions."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=stream,
+                        format="%(message)s" if not verbose else "%(asctime)s %(name)s %(message)s")
+    for noisy in ("urllib3", "docker"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _print(outcome: Outcome, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(outcome.json, indent=None if outcome.error else 2))
+    elif outcome.text:
+        print(outcome.text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        exc.parser.print_usage(sys.stderr)
+        prog = exc.parser.prog
+        sys.stderr.write(f"{prog}: error: {exc}\n(see `{prog} --help`)\n")
+        return EXIT_BAD_INPUT
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    setup_logging(args.verbose)
+    try:
+        outcome = COMMANDS[args.command](args)
+    except BadInput as exc:
+        log.error("error: %s", exc)
+        return EXIT_BAD_INPUT
+    except LanmirrorError as exc:
+        log.error("error: %s", exc)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    _print(outcome, args.json)
+    return outcome.code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

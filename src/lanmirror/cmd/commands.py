@@ -1,0 +1,172 @@
+"""What each subcommand does, a few lines each: settings → clients (`wiring`) → one operation →
+an `Outcome`. Nothing here prints: the CLI prints an outcome, the action turns it into outputs,
+annotations and a job summary. Both run these same functions on the same parsed flags."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from lanmirror.cmd.progress import Progress
+from lanmirror.cmd.settings import hub_registry, lan_registries, split_list
+from lanmirror.cmd.wiring import clients_for, doctor_clients
+from lanmirror.errors import BadInput
+from lanmirror.name import normalize_registry, repository_on
+from lanmirror.ops.doctor import Check, run_checks
+from lanmirror.ops.doctor import to_json as doctor_json
+from lanmirror.ops.mirror import MirrorOptions, MirrorReport, mirror
+from lanmirror.ops.prune import PruneReport, prune
+from lanmirror.ops.resolve import Attempt, NothingFound, Resolution, ResolveOptions, resolve
+from lanmirror.remote.blobread import RangeSettings
+from lanmirror.sources.gather import gather_tags
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+log = logging.getLogger("lanmirror")
+
+
+@dataclass
+class Outcome:
+    """A command's result: its exit code, its JSON document, its one plain stdout line (if any),
+    and the result object itself for the action's outputs and summary."""
+
+    code: int
+    json: dict[str, Any]
+    text: str = ""
+    result: Resolution | MirrorReport | PruneReport | list[Check] | None = None
+    error: str = ""
+    attempts: list[Attempt] = field(default_factory=list)
+    registries: list[str] = field(default_factory=list)  # the LAN registries in play
+    source: str = ""
+
+
+def resolve_command(args: argparse.Namespace) -> Outcome:
+    hub = normalize_registry(hub_registry(args.hub_registry))
+    opts = ResolveOptions(
+        repo=args.repo, base_tags=split_list(args.base_tag), days=args.days,
+        lan_registries=lan_registries(args.lan_registry), hub_registry=hub, policy=args.policy, pull=args.pull,
+        verify=args.verify, image=args.image, probe_timeout=args.probe_timeout, stall_timeout=args.stall_timeout,
+        pull_timeout=args.pull_timeout, hub_timeout=args.hub_timeout, daemon_probe=args.daemon_probe)
+    prog = Progress("pull")
+    with clients_for(args, hub) as clients:
+        try:
+            res = resolve(opts, clients, on_progress=lambda done, total, _s: prog.set(done, total),
+                          on_event=lambda msg: log.info("%s", msg))
+        except NothingFound as exc:
+            log.error("error: %s", exc)
+            return Outcome(EXIT_FAILED, {"error": str(exc), "attempts": [a.__dict__ for a in exc.attempts]},
+                           error=str(exc), attempts=exc.attempts, registries=opts.lan_registries)
+        finally:
+            prog.close()
+    log.info("resolved %s from %s (%s, %s day(s) old, %s)", res.image, res.source, res.digest[:19],
+             res.age_days if res.age_days is not None else "?",
+             {True: "verified against the Hub", False: "UNVERIFIED", None: "no verification"}[res.verified])
+    return Outcome(EXIT_OK, res.to_json(), res.image, res, registries=opts.lan_registries)
+
+
+def range_settings(args: argparse.Namespace) -> RangeSettings:
+    if args.range_threshold_mb < 1 or args.range_chunk_mb < 1 or not 1 <= args.ranges <= 64:
+        raise BadInput("range settings: threshold and chunk must be at least 1 MB, --ranges 1 to 64")
+    return RangeSettings(threshold=args.range_threshold_mb << 20, chunk_size=args.range_chunk_mb << 20,
+                         window=args.ranges,
+                         switch_below=args.range_below_mbps * 1e6 if args.range_below_mbps > 0 else None)
+
+
+def upload_chunk(mb: int) -> int:
+    if mb < 0:
+        raise BadInput(f"--upload-chunk-mb {mb}: give 0 (one PUT per blob) or a size in MB")
+    return mb << 20
+
+
+def lan_targets(flags: list[str] | None) -> list[str]:
+    found = [normalize_registry(r) for r in lan_registries(flags)]
+    if not found:
+        raise BadInput("no LAN registry: give --lan-registry HOST[:PORT] or set LANMIRROR_LAN_REGISTRY")
+    return list(dict.fromkeys(found))
+
+
+def mirror_command(args: argparse.Namespace) -> Outcome:
+    source = normalize_registry(hub_registry(args.source_registry))
+    lans = lan_targets(args.lan_registry)
+    with clients_for(args, source) as clients, _Bars(len(lans) > 1) as bars:
+        tags = gather_tags(tags=split_list(args.tag), tag_file=args.tag_file, from_artifact=args.from_artifact,
+                           run_id=args.run_id, workflow=args.workflow, backfill_days=args.backfill,
+                           base_tags=split_list(args.base_tag), source=clients.registry(source),
+                           repo=repository_on(source, args.repo))
+        if not tags and args.backfill:
+            log.info("nothing to mirror: no nightly in the window on %s", source)
+            return Outcome(EXIT_OK, MirrorReport([]).to_json(), result=MirrorReport([]), registries=lans,
+                           source=source)
+        opts = MirrorOptions(repo=args.repo, tags=tags, lan_registry=lans[0], source_registry=source,
+                             engine=args.engine, dry_run=args.dry_run, overwrite=args.overwrite,
+                             parallel=args.parallel, mount_from=split_list(args.mount_from),
+                             ranges=range_settings(args), upload_chunk=upload_chunk(args.upload_chunk_mb))
+        results = []
+        for lan in lans:
+            results += mirror(replace(opts, lan_registry=lan), clients, on_bytes=bars.for_target(lan)).results
+    report = MirrorReport(results)
+    for r in report.results:
+        for line in r.plan:
+            log.info("  %s: %s", r.tag, line)
+        where = f" → {r.registry}" if len(lans) > 1 else ""
+        log.info("%-10s %s%s %s%s", r.status, r.tag, where, r.digest[:19], f"  ({r.error})" if r.error else "")
+    return Outcome(EXIT_OK if report.ok else EXIT_FAILED, report.to_json(), result=report, registries=lans,
+                   source=source)
+
+
+class _Bars:
+    """One progress line per tag (and target, when there are several), closed at the end."""
+
+    def __init__(self, name_targets: bool) -> None:
+        self.name_targets = name_targets
+        self.bars: dict[str, Progress] = {}
+
+    def for_target(self, target: str) -> Callable[[str, int, int], None]:
+        def on_bytes(tag: str, done: int, total: int) -> None:
+            label = f"mirror {tag}" + (f" → {target}" if self.name_targets else "")
+            self.bars.setdefault(label, Progress(label, total)).set(done, total)
+
+        return on_bytes
+
+    def __enter__(self) -> _Bars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def prune_command(args: argparse.Namespace) -> Outcome:
+    lan = lan_targets([args.lan_registry] if args.lan_registry else None)[0]
+    with clients_for(args, None) as clients:
+        report = prune(clients.registry(lan), args.repo, args.keep_days, base_tags=split_list(args.base_tag),
+                       dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    log.info("%s %d tag(s); kept %d; %d old tag(s) share a digest with a kept tag; %d non-nightly tag(s) ignored",
+             verb, len(report.deleted), len(report.kept), len(report.shared), len(report.ignored))
+    if report.deleted and not args.dry_run:
+        log.info("the registry frees the space when its garbage collector runs "
+                 "(`registry garbage-collect /etc/docker/registry/config.yml`)")
+    return Outcome(EXIT_OK, report.to_json(), result=report, registries=[lan])
+
+
+def doctor_command(args: argparse.Namespace) -> Outcome:
+    hub = normalize_registry(hub_registry(args.hub_registry))
+    with doctor_clients(args, hub) as clients:
+        checks = run_checks(clients, lan_registries=lan_registries(args.lan_registry), hub_registry=hub,
+                            repo=args.repo, tag=args.tag, timeout=args.timeout, min_free_gb=args.min_free_gb)
+    width = max(len(c.name) for c in checks)
+    lines = []
+    for c in checks:
+        lines.append(f"{c.status.upper():4}  {c.name:{width}}  {c.detail}")
+        if c.fix:
+            lines.append(f"{'':4}  {'':{width}}  fix: {c.fix}")
+    failed = any(c.status == "fail" for c in checks)
+    return Outcome(EXIT_FAILED if failed else EXIT_OK, doctor_json(checks), "\n".join(lines), checks)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
+    "resolve": resolve_command, "mirror": mirror_command, "prune": prune_command, "doctor": doctor_command,
+}

@@ -1,0 +1,195 @@
+"""The command line's grammar: every subcommand and flag, with the help a user reads.
+
+Kept apart from what the commands do (`commands`) so that the action can parse the same argv the
+CLI does: the action's inputs are mapped onto these flags, never onto a second set of options.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from lanmirror import __version__
+from lanmirror.errors import BadInput
+from lanmirror.ops.resolve import POLICIES
+
+
+class UsageError(BadInput):
+    """A flag argparse refused. The CLI prints usage and exits 2; the action names the input."""
+
+    def __init__(self, message: str, parser: argparse.ArgumentParser) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, self)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def _days(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 366:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days from 1 to 366")
+    return int(text)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object with every output on stdout")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="allow plain HTTP to this registry, HOST[:PORT] or CIDR (repeatable; default "
+                        "$LANMIRROR_INSECURE_REGISTRIES). Loopback and the Docker daemon's insecure-registries "
+                        "are allowed already")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every request decision")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="lanmirror",
+        description="Keep nightly container images on the LAN: mirror them from Docker Hub to a LAN registry, "
+                    "and resolve the newest one for a CI job without spending Docker Hub pull quota.",
+    )
+    parser.add_argument("--version", action="version", version=f"lanmirror {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser(
+        "resolve", help="pick the newest nightly (cache → LAN → Hub) and pull it",
+        description="Find the newest tag <base-tag>-<YYYYMMDD> of the last N days (UTC), preferring the local "
+                    "Docker cache, then the LAN registries, then the Hub; probe with manifest HEADs only (free on "
+                    "Docker Hub); verify a LAN copy against the Hub's digest; pull with a stall guard. Prints the "
+                    "image to `docker run` on the last line of stdout. Exit 0 found, 1 nothing in the window (or "
+                    "nothing could be pulled), 2 bad input.",
+    )
+    r.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
+    r.add_argument("--base-tag", action="append", default=[], metavar="TAG",
+                   help="nightly tag prefix, e.g. v0.5.5-rocm700-mi30x; repeat for fallbacks in preference order")
+    r.add_argument("--days", type=_days, default=7, help="how many days back to look (default 7, today included)")
+    r.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="LAN registry, repeat for several in preference order (default: $LANMIRROR_LAN_REGISTRY "
+                        "or $LOCAL_DOCKER_REGISTRY)")
+    r.add_argument("--hub-registry", metavar="HOST[:PORT]",
+                   help="upstream registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
+    r.add_argument("--policy", choices=POLICIES, default="cache-first",
+                   help="cache-first: any cached candidate wins, then the LAN's newest, then the Hub's; "
+                        "newest: the newest candidate anywhere, from the nearest source (default cache-first)")
+    r.add_argument("--no-pull", dest="pull", action="store_false", help="only resolve; do not pull")
+    r.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="do not compare a LAN copy's digest with the Hub's")
+    r.add_argument("--image", help="skip the search and use this image (still looked up, pulled and reported)")
+    r.add_argument("--probe-timeout", type=_positive_float, default=2.0,
+                   help="seconds a LAN registry gets to answer all probes before it is skipped (default 2)")
+    r.add_argument("--hub-timeout", type=_positive_float, default=30.0,
+                   help="seconds the Hub's probes may take, retries included, before it counts as unavailable "
+                        "(default 30)")
+    r.add_argument("--stall-timeout", type=_positive_float, default=120.0,
+                   help="abort a pull that makes no progress for this many seconds and try the next source "
+                        "(default 120)")
+    r.add_argument("--pull-timeout", type=_positive_float, default=3600.0,
+                   help="abort any pull that takes longer than this (default 3600)")
+    r.add_argument("--hub-username", help="Hub user (default: $DOCKERHUB_USERNAME, else `docker login`'s store)")
+    r.add_argument("--no-daemon-probe", dest="daemon_probe", action="store_false",
+                   help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
+    _common(r)
+    r.set_defaults(command="resolve")
+
+    m = sub.add_parser(
+        "mirror", help="copy nightly tags from the Hub to the LAN registry",
+        description="Copy tags registry-to-registry (no daemon, no disk): blobs already on the LAN are skipped, "
+                    "others are mounted from --mount-from repositories or streamed and hashed on the way; "
+                    "manifests are copied byte for byte, the tag's manifest last, only after every blob is "
+                    "verified present; the LAN digest must equal the source digest. A broken source "
+                    "connection is resumed at the byte where it broke; a blob larger than --upload-chunk-mb "
+                    "goes up in chunks and a failed upload request resumes from what the LAN registry holds "
+                    "(or restarts the blob if the registry dropped the session). Memory stays bounded: "
+                    "--parallel streams of 1 MiB pieces plus the --ranges window, whatever the blob size. "
+                    "Exit 0 all mirrored, 1 any failed (the others are still done), 2 bad input.",
+    )
+    m.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
+    m.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag to mirror (repeatable)")
+    m.add_argument("--tag-file", metavar="PATH",
+                   help="file with one tag per line, or a folder of <arch>.txt files (the publish job's artifact)")
+    m.add_argument("--from-artifact", metavar="NAME-OR-GLOB",
+                   help="read the tag file from this GitHub Actions artifact (GITHUB_TOKEN, GITHUB_REPOSITORY, "
+                        "GITHUB_API_URL; the current run unless --run-id or --workflow)")
+    m.add_argument("--run-id", type=int, help="workflow run that holds the artifact")
+    m.add_argument("--workflow", metavar="FILE", help="take the artifact from this workflow's latest successful run")
+    m.add_argument("--backfill", type=_days, metavar="DAYS",
+                   help="mirror every nightly of the last DAYS days that the source has (needs --base-tag)")
+    m.add_argument("--base-tag", action="append", default=[], metavar="TAG", help="nightly prefix for --backfill")
+    m.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="target registry; repeat for several, each gets every tag (default: "
+                        "$LANMIRROR_LAN_REGISTRY or $LOCAL_DOCKER_REGISTRY)")
+    m.add_argument("--source-registry", metavar="HOST[:PORT]",
+                   help="source registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
+    m.add_argument("--engine", choices=("registry", "docker"), default="registry",
+                   help="registry: direct registry-to-registry copy (default); docker: pull, tag, push through "
+                        "the daemon (also leaves the image in this host's cache)")
+    m.add_argument("--parallel", type=int, default=4, help="blobs copied at once (default 4)")
+    m.add_argument("--range-threshold-mb", type=int, default=64, metavar="MB",
+                   help="read blobs larger than this as parallel bounded HTTP ranges (default 64)")
+    m.add_argument("--range-chunk-mb", type=int, default=2, metavar="MB", help="size of one range (default 2)")
+    m.add_argument("--range-below-mbps", type=float, default=60.0, metavar="MB/S",
+                   help="a large blob starts as one stream and switches to parallel ranges only if that "
+                        "connection delivers less than this over its first 16 MiB (default 60; 0 = ranges from "
+                        "the start)")
+    m.add_argument("--ranges", type=int, default=8, metavar="N",
+                   help="ranges in flight in all, shared by the blobs copied at once (default 8). Memory "
+                        "bound: --ranges x --range-chunk-mb buffered (defaults: 8 x 2 MiB = 16 MiB)")
+    m.add_argument("--upload-chunk-mb", type=int, default=64, metavar="MB",
+                   help="upload blobs larger than this as chunks (one PATCH each) so that a failed request "
+                        "resumes instead of restarting the blob; nothing is buffered for it (default 64; 0 = "
+                        "one streamed PUT per blob)")
+    m.add_argument("--mount-from", action="append", default=[], metavar="REPO",
+                   help="repository on the LAN registry to mount shared layers from (repeatable)")
+    m.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
+    m.add_argument("--no-overwrite", dest="overwrite", action="store_false",
+                   help="fail a tag that exists on the LAN with a different digest instead of replacing it")
+    m.add_argument("--hub-username", help="source registry user (default: $DOCKERHUB_USERNAME, else `docker login`)")
+    _common(m)
+    m.set_defaults(command="mirror")
+
+    pr = sub.add_parser(
+        "prune", help="delete LAN nightlies older than the window",
+        description="Delete tags <base-tag>-<YYYYMMDD> older than --keep-days from the LAN registry through the "
+                    "registry API (by digest; a digest still used by a kept tag is left alone). Tags outside the "
+                    "nightly pattern are never touched. The registry only frees disk space when its garbage "
+                    "collector runs (`registry garbage-collect CONFIG`), and needs `storage.delete.enabled: true`.",
+    )
+    pr.add_argument("--repo", required=True)
+    pr.add_argument("--lan-registry", metavar="HOST[:PORT]")
+    pr.add_argument("--keep-days", type=_days, required=True, help="keep nightlies of this many days, today included")
+    pr.add_argument("--base-tag", action="append", default=[], metavar="TAG",
+                    help="only prune nightlies of these prefixes (default: any <prefix>-<YYYYMMDD> tag)")
+    pr.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
+    _common(pr)
+    pr.set_defaults(command="prune")
+
+    d = sub.add_parser(
+        "doctor", help="check the daemon, the LAN registries, Hub credentials and quota, clock and disk",
+        description="One command for a runner admin when pulls are slow or failing: is the Docker daemon "
+                    "reachable; is each LAN registry reachable from this process and from the daemon (they differ "
+                    "inside containers); which registries the daemon treats as insecure; are the Hub credentials "
+                    "valid; the Hub's ratelimit-remaining (a free HEAD); clock skew against the registries' Date "
+                    "header; free disk in the daemon's data root. Each check prints ok / warn / fail and the fix. "
+                    "Exit 0 when nothing failed, 1 otherwise.",
+    )
+    d.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]")
+    d.add_argument("--hub-registry", metavar="HOST[:PORT]")
+    d.add_argument("--hub-username")
+    d.add_argument("--repo", help="also probe this repository (default: Docker's ratelimitpreview/test)")
+    d.add_argument("--tag", help="tag to probe with --repo")
+    d.add_argument("--timeout", type=_positive_float, default=3.0, help="seconds per check (default 3)")
+    d.add_argument("--min-free-gb", type=_positive_float, default=50.0,
+                   help="warn below this much free disk in the daemon's data root (default 50)")
+    _common(d)
+    d.set_defaults(command="doctor")
+    return parser

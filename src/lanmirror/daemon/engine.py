@@ -1,0 +1,231 @@
+"""The Docker daemon, through docker-py: local cache lookups, pulls with a stall guard, tag, push.
+
+docker-py reports pull and push failures *inside* the JSON progress stream and returns normally;
+every stream here is read to the end and its errors raised, classified like HTTP errors so the
+one retry policy can tell a reset (retry) from a pull limit or a missing tag (do not).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.auth
+import docker.errors
+
+from lanmirror.authn import Credentials
+from lanmirror.daemon.classify import classify_stream_error
+from lanmirror.errors import AuthError, EngineError, NotFound, PullLimitExceeded, StallError, TransientError
+from lanmirror.retry import DEFAULT_POLICY, RetryPolicy
+
+log = logging.getLogger("lanmirror.daemon.engine")
+
+ProgressFn = Callable[[int, int, str], None]
+
+@dataclass(frozen=True)
+class LocalImage:
+    id: str
+    repo_digests: tuple[str, ...]
+
+
+class Engine:
+    """A Docker daemon, addressed by DOCKER_HOST or the default socket."""
+
+    def __init__(self, base_url: str | None = None, *, timeout: float = 60.0, policy: RetryPolicy = DEFAULT_POLICY):
+        self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        self.policy = policy
+        self._timeout = timeout
+        self._api: docker.APIClient | None = None
+
+    @property
+    def api(self) -> docker.APIClient:
+        if self._api is None:
+            try:
+                self._api = docker.APIClient(base_url=self.base_url, version="auto", timeout=self._timeout)
+            except docker.errors.DockerException as exc:
+                raise EngineError(
+                    f"Docker daemon not reachable at {self.base_url} ({exc}); is dockerd running? "
+                    "set DOCKER_HOST to its socket"
+                ) from None
+        return self._api
+
+    def _call(self, what: str, fn: Callable[[], Any], source: str = "docker") -> Any:
+        try:
+            return fn()
+        except docker.errors.NotFound as exc:
+            raise NotFound(f"{source}: {what}: {exc.explanation or exc}", registry=source, status=404) from None
+        except docker.errors.APIError as exc:
+            raise classify_stream_error(f"{what}: {exc.explanation or exc}", source) from None
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"{source}: {what}: {exc}") from None
+        except OSError as exc:
+            raise EngineError(f"Docker daemon not reachable at {self.base_url}: {exc}") from None
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    def ping(self) -> bool:
+        return bool(self._call("ping", lambda: self.api.ping()))
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._call("info", lambda: self.api.info()))
+
+    def insecure_registries(self) -> list[str]:
+        """Registries (HOST[:PORT] or CIDR) the daemon talks plain HTTP to, from `docker info`."""
+        cfg = self.info().get("RegistryConfig") or {}
+        out = list(cfg.get("InsecureRegistryCIDRs") or [])
+        for name, index in (cfg.get("IndexConfigs") or {}).items():
+            if isinstance(index, dict) and index.get("Secure") is False:
+                out.append(name)
+        return out
+
+    # -- local cache ------------------------------------------------------------------------
+
+    def local_image(self, ref: str) -> LocalImage | None:
+        try:
+            data = self._call(f"inspect {ref}", lambda: self.api.inspect_image(ref))
+        except NotFound:
+            return None
+        return LocalImage(data["Id"], tuple(data.get("RepoDigests") or ()))
+
+    def tag(self, source: str, repository: str, tag: str) -> None:
+        ok = self._call(f"tag {source}", lambda: self.api.tag(source, repository, tag, force=True))
+        if not ok:
+            raise EngineError(f"docker: tagging {source} as {repository}:{tag} failed")
+
+    def inspect_distribution(self, ref: str) -> str:
+        """Digest of `ref` as the *daemon* sees it (a GET on the registry: LAN use only)."""
+        data = self._call(f"distribution inspect {ref}", lambda: self.api.inspect_distribution(ref))
+        return str(data["Descriptor"]["digest"])
+
+    def login(self, creds: Credentials, registry: str) -> None:
+        def attempt() -> None:
+            self._call(f"login to {registry}", lambda: self.api.login(
+                creds.username, password=creds.password, registry=registry, reauth=True))
+
+        self.policy.call(attempt, f"docker login {registry}")
+
+    # -- streams ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _consume(stream: Iterable[dict[str, Any]], source: str, on_message: Callable[[dict[str, Any]], None]) -> None:
+        for msg in stream:
+            if "error" in msg or "errorDetail" in msg:
+                detail = msg.get("errorDetail") or {}
+                raise classify_stream_error(str(detail.get("message") or msg.get("error")), source)
+            on_message(msg)
+
+    def pull(
+        self,
+        ref: str,
+        *,
+        source: str,
+        stall_timeout: float = 60.0,
+        timeout: float = 3600.0,
+        creds: Credentials | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> LocalImage:
+        """Pull `ref`, aborting when no progress message arrives for `stall_timeout` seconds or the
+        whole pull exceeds `timeout` (the original once sat 4h16m in a pull with neither)."""
+        repo, _, tag = ref.rpartition(":") if "@" not in ref else (ref, "", "")
+        if "/" in tag:  # the colon was a registry port, not a tag
+            repo, tag = ref, "latest"
+        params = {"fromImage": repo, "tag": tag} if tag else {"fromImage": ref}
+        headers = {}
+        if creds:
+            headers["X-Registry-Auth"] = docker.auth.encode_header(
+                {"username": creds.username, "password": creds.password})
+        api = self.api
+        resp = self._call(f"pull {ref}", lambda: api._post(api._url("/images/create"), params=params,
+                                                           headers=headers, stream=True, timeout=None), source)
+        self._call(f"pull {ref}", lambda: api._raise_for_status(resp), source)
+
+        layers: dict[str, tuple[int, int]] = {}
+        state: dict[str, Any] = {"last": time.monotonic(), "sig": None}
+        failure: list[BaseException] = []
+        done = threading.Event()
+
+        def on_message(msg: dict[str, Any]) -> None:
+            detail = msg.get("progressDetail") or {}
+            if msg.get("id") and detail.get("total"):
+                layers[msg["id"]] = (int(detail.get("current") or 0), int(detail["total"]))
+            sig = (msg.get("id"), msg.get("status"), detail.get("current"))
+            if sig != state["sig"]:
+                state["sig"], state["last"] = sig, time.monotonic()
+            if on_progress:
+                on_progress(sum(c for c, _ in layers.values()), sum(t for _, t in layers.values()),
+                            str(msg.get("status", "")))
+
+        def reader() -> None:
+            try:
+                self._consume(api._stream_helper(resp, decode=True), source, on_message)
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=reader, name=f"pull {ref}", daemon=True)
+        thread.start()
+        started = time.monotonic()
+        reason = ""
+        while not done.wait(0.2):
+            now = time.monotonic()
+            if now - state["last"] > stall_timeout:
+                reason = f"no progress for {stall_timeout:g}s"
+            elif now - started > timeout:
+                reason = f"pull exceeded {timeout:g}s"
+            if reason:
+                self._abort(resp)
+                thread.join(5)
+                if not thread.is_alive():
+                    resp.close()
+                raise StallError(f"{source}: pull of {ref} aborted: {reason}")
+        if failure:
+            exc = failure[0]
+            if isinstance(exc, (EngineError, NotFound, AuthError, PullLimitExceeded, TransientError)):
+                raise exc
+            raise TransientError(f"{source}: pull of {ref} broke off: {type(exc).__name__}: {exc}")
+        image = self.local_image(ref)
+        if image is None:
+            raise EngineError(f"{source}: pull of {ref} finished but the image is not in the local cache")
+        return image
+
+    def _abort(self, resp: Any) -> None:
+        """Shut the socket under a streaming response; the daemon cancels the pull on disconnect."""
+        try:
+            sock = self.api._get_raw_response_socket(resp)
+            # SocketIO wraps the real socket; shutdown (not close) wakes the blocked reader thread.
+            getattr(sock, "_sock", sock).shutdown(socket.SHUT_RDWR)
+        except Exception:  # already closed is fine
+            pass
+
+    def push(self, repository: str, tag: str, *, source: str, creds: Credentials | None = None,
+             on_progress: ProgressFn | None = None) -> str:
+        """Push and return the digest the daemon reports. Stream errors are raised."""
+        auth = {"username": creds.username, "password": creds.password} if creds else None
+        digest = ""
+
+        def on_message(msg: dict[str, Any]) -> None:
+            nonlocal digest
+            aux = msg.get("aux") or {}
+            if aux.get("Digest"):
+                digest = str(aux["Digest"])
+            if on_progress:
+                detail = msg.get("progressDetail") or {}
+                on_progress(int(detail.get("current") or 0), int(detail.get("total") or 0), str(msg.get("status", "")))
+
+        # Not wrapped in the retry policy: the daemon already retries each layer upload five times,
+        # and retrying the whole push on top would multiply a full disk into many minutes.
+        stream = self._call(f"push {repository}:{tag}", lambda: self.api.push(
+            repository, tag=tag, stream=True, decode=True, auth_config=auth), source)
+        self._consume(stream, source, on_message)
+        return digest

@@ -1,0 +1,162 @@
+"""`lanmirror doctor`: the checks a runner admin wants when pulls are slow or failing.
+
+The original's silent failure was that the job's process could not reach the LAN registry while
+the host's daemon could (or the other way round), so each reachability check is made from both
+sides. Every check says ok / warn / fail and, when not ok, the fix to apply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import requests
+
+from lanmirror.errors import AuthError, LanmirrorError
+from lanmirror.name import DOCKER_HUB, normalize_registry, repository_on
+from lanmirror.ops.clients import Clients
+from lanmirror.retry import describe
+from lanmirror.transport import Timeouts, is_insecure, is_loopback
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+# Docker documents this image for checking the rate limit without spending it (HEAD is free).
+RATELIMIT_PROBE = ("ratelimitpreview/test", "latest")
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def _clock_skew(resp: requests.Response) -> float | None:
+    date = resp.headers.get("Date")
+    if not date:
+        return None
+    try:
+        remote = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return None
+    if remote.tzinfo is None:  # "-0000" parses naive; HTTP dates are UTC by definition
+        remote = remote.replace(tzinfo=dt.timezone.utc)
+    return (dt.datetime.now(dt.timezone.utc) - remote).total_seconds()
+
+
+def _skew_check(name: str, resp: requests.Response) -> Check | None:
+    skew = _clock_skew(resp)
+    if skew is None:
+        return None
+    if abs(skew) > 300:
+        return Check(f"clock vs {name}", WARN, f"this machine is {skew:+.0f}s off the registry's Date header",
+                     "sync the clock (chrony/systemd-timesyncd): the nightly date window is computed in UTC")
+    return Check(f"clock vs {name}", OK, f"skew {skew:+.1f}s")
+
+
+def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str = DOCKER_HUB,
+               repo: str | None = None, tag: str | None = None, timeout: float = 3.0,
+               min_free_gb: float = 50.0) -> list[Check]:
+    """Every check, in the order a person reads them. `clients` should not retry: a check reports
+    what happens now, fast."""
+    checks: list[Check] = []
+    engine = clients.engine(timeout)
+    daemon_ok = False
+    daemon_insecure: list[str] = []
+    info: dict[str, Any] = {}
+    try:
+        if engine is None:
+            raise LanmirrorError("this run has no Docker daemon")
+        info = engine.info()
+        daemon_ok = True
+        daemon_insecure = engine.insecure_registries()
+        checks.append(Check("docker daemon", OK, f"{engine.base_url}, server {info.get('ServerVersion', '?')}"))
+    except LanmirrorError as exc:
+        checks.append(Check("docker daemon", FAIL, str(exc), "start dockerd, or point DOCKER_HOST at its socket"))
+    if daemon_ok:
+        checks.append(Check("daemon insecure registries", OK, ", ".join(daemon_insecure) or "(none)"))
+
+    for lan in lan_registries:
+        lan = normalize_registry(lan)
+        reg = clients.registry(lan, timeouts=Timeouts(timeout, timeout))
+        started = time.monotonic()
+        try:
+            resp = reg.ping()
+            ms = (time.monotonic() - started) * 1000
+            status = OK if resp.status_code in (200, 401) else WARN
+            checks.append(Check(f"LAN {lan} from this process", status,
+                                f"{reg.transport.scheme}://{lan}/v2/ answered {resp.status_code} in {ms:.0f} ms"))
+            skew = _skew_check(f"LAN {lan}", resp)
+            if skew:
+                checks.append(skew)
+        except requests.RequestException as exc:
+            checks.append(Check(f"LAN {lan} from this process", FAIL, f"unreachable: {describe(exc)}",
+                                "check routing/firewall from where the job runs (a job container may need host "
+                                "networking); resolve falls back to probing through the daemon"))
+        if not is_loopback(lan) and daemon_ok and not is_insecure(lan, daemon_insecure):
+            checks.append(Check(f"LAN {lan} in the daemon's insecure-registries", WARN,
+                                "the daemon will insist on HTTPS for this registry",
+                                f'add "{lan}" to "insecure-registries" in /etc/docker/daemon.json and restart dockerd '
+                                "(unless the registry serves TLS)"))
+        if daemon_ok and engine is not None:
+            probe = f"{lan}/{repo}:{tag}" if repo and tag else f"{lan}/lanmirror-doctor/probe:latest"
+            try:
+                engine.inspect_distribution(probe)
+                checks.append(Check(f"LAN {lan} from the daemon", OK, f"{probe} found"))
+            except LanmirrorError as exc:
+                text = str(exc).lower()
+                if "not found" in text or "unknown" in text:
+                    checks.append(Check(f"LAN {lan} from the daemon", OK, "reachable (probe image absent, as expected)"
+                                        if not (repo and tag) else f"reachable; {probe} not found"))
+                else:
+                    checks.append(Check(f"LAN {lan} from the daemon", FAIL, describe(exc),
+                                        "the daemon cannot pull from this registry: check its network and "
+                                        "insecure-registries"))
+
+    hub = normalize_registry(hub_registry)
+    hub_reg = clients.registry(hub, timeouts=Timeouts(timeout, max(timeout, 10.0)))
+    hub_credentials = clients.credentials(hub)
+    probe_repo, probe_tag = (repo, tag or "latest") if repo else RATELIMIT_PROBE
+    try:
+        _, rl = hub_reg.rate_limit(repository_on(hub, probe_repo), probe_tag)
+        who = f"user {hub_credentials.username!r}" if hub_credentials else "anonymous"
+        checks.append(Check("Hub credentials", OK, f"{who} accepted by {hub}"))
+        if rl and rl.remaining is not None:
+            status = WARN if rl.limit and rl.remaining < max(5, rl.limit // 10) else OK
+            checks.append(Check("Hub rate limit", status,
+                                f"{rl.remaining} of {rl.limit} pulls left in the window (source {rl.source or '?'})",
+                                "" if status == OK else "log in with a paid account, or mirror more to the LAN"))
+        else:
+            checks.append(Check("Hub rate limit", OK, f"{hub} reports no rate-limit headers"))
+    except AuthError as exc:
+        checks.append(Check("Hub credentials", FAIL, str(exc),
+                            "fix DOCKERHUB_USERNAME/DOCKERHUB_TOKEN or `docker login`"))
+    except (LanmirrorError, requests.RequestException) as exc:
+        checks.append(Check("Hub", FAIL, f"{hub} unreachable: {describe(exc)}",
+                            "check outbound access; resolve can still serve from the cache and the LAN"))
+    try:
+        skew = _skew_check(f"Hub {hub}", hub_reg.ping())
+        if skew:
+            checks.append(skew)
+    except requests.RequestException:
+        pass
+
+    root = info.get("DockerRootDir")
+    if root and os.path.isdir(root):
+        free = shutil.disk_usage(root).free / 1e9
+        status = OK if free >= min_free_gb else WARN
+        checks.append(Check("free disk in the daemon's data root", status, f"{free:.0f} GB free in {root}",
+                            "" if status == OK else "prune old images (`docker image prune -a --filter until=168h`)"))
+    elif root:
+        checks.append(Check("free disk in the daemon's data root", WARN, f"{root} is not visible from here",
+                            "run doctor on the runner host itself to see the daemon's disk"))
+    return checks
+
+
+def to_json(checks: list[Check]) -> dict[str, Any]:
+    return {"ok": all(c.status != FAIL for c in checks), "checks": [asdict(c) for c in checks]}

@@ -1,0 +1,323 @@
+"""The mirror-to-lan use case: copy tags from the source registry to a LAN registry.
+
+Default engine `registry`: registry-to-registry, no daemon and no local disk. Per blob: HEAD on
+the target (skip) → cross-repository mount → streamed GET piped into the upload, hashed on the
+way. Manifests are copied byte for byte (so digests survive), children of an index first, and
+the tag's manifest is PUT last, only after every blob has been verified present on the target.
+A rerun after an interruption therefore skips what already arrived and can never expose a tag
+whose blobs are missing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lanmirror.errors import BadInput, DigestMismatch, LanmirrorError, RegistryError
+from lanmirror.name import DOCKER_HUB, normalize_registry, repository_on, validate_repository, validate_tag
+from lanmirror.ops.clients import Clients
+from lanmirror.remote.blobread import BlobReader, RangeSettings
+from lanmirror.remote.blobwrite import UPLOAD_CHUNK, BlobWriter
+from lanmirror.remote.registry import Descriptor, Manifest
+from lanmirror.retry import RetryPolicy, describe, is_transient
+from lanmirror.transport import Timeouts
+
+log = logging.getLogger("lanmirror.ops.mirror")
+
+ENGINES = ("registry", "docker")
+
+
+@dataclass
+class MirrorOptions:
+    repo: str
+    tags: list[str]
+    lan_registry: str
+    source_registry: str = DOCKER_HUB
+    engine: str = "registry"
+    dry_run: bool = False
+    overwrite: bool = True
+    parallel: int = 4
+    mount_from: list[str] = field(default_factory=list)
+    timeouts: Timeouts = field(default_factory=lambda: Timeouts(connect=5.0, read=60.0))
+    ranges: RangeSettings = field(default_factory=RangeSettings)
+    # Blobs larger than this go up as a chunked upload that resumes after a failed request
+    # (0: always one streamed PUT, restarted on failure).
+    upload_chunk: int = UPLOAD_CHUNK
+
+    def validate(self) -> None:
+        validate_repository(self.repo)
+        self.source_registry = normalize_registry(self.source_registry)
+        if not self.lan_registry:
+            raise BadInput("no LAN registry: give --lan-registry HOST[:PORT] or set LANMIRROR_LAN_REGISTRY")
+        self.lan_registry = normalize_registry(self.lan_registry)
+        if self.lan_registry == self.source_registry:
+            raise BadInput(f"source and LAN registry are the same ({self.lan_registry})")
+        if self.engine not in ENGINES:
+            raise BadInput(f"invalid engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+        if not 1 <= self.parallel <= 64:
+            raise BadInput(f"invalid parallelism {self.parallel!r}: choose 1 to 64")
+        if not self.tags:
+            raise BadInput("no tags to mirror: give --tag, --tag-file, --from-artifact or --backfill")
+        for tag in self.tags:
+            validate_tag(tag)
+        for repo in self.mount_from:
+            validate_repository(repo)
+        if self.upload_chunk < 0:
+            raise BadInput(f"invalid upload chunk size {self.upload_chunk!r}: give 0 (one PUT) or a size in bytes")
+
+
+@dataclass
+class TagResult:
+    tag: str
+    status: str  # copied | replaced | unchanged | dry-run | failed
+    registry: str = ""  # the target it was mirrored to
+    digest: str = ""
+    previous_digest: str = ""
+    blobs_copied: int = 0
+    blobs_skipped: int = 0
+    blobs_mounted: int = 0
+    bytes: int = 0
+    upload_resumes: int = 0
+    upload_restarts: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    plan: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class MirrorReport:
+    results: list[TagResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.results)
+
+    def mirrored(self) -> list[dict[str, str]]:
+        return [{"tag": r.tag, "digest": r.digest} for r in self.results if r.status in ("copied", "replaced",
+                                                                                           "unchanged")]
+
+    def skipped(self) -> list[str]:
+        return [r.tag for r in self.results if r.status == "unchanged"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "mirrored": self.mirrored(), "bytes": self.bytes, "skipped": self.skipped(),
+                "results": [{**asdict(r), "mb_per_s": round(r.mb_per_s, 1)} for r in self.results]}
+
+
+BytesFn = Callable[[int], None]
+
+
+
+class _Copier:
+    """Copies one repository's tags between two registries."""
+
+    def __init__(self, opts: MirrorOptions, clients: Clients,
+                 on_bytes: Callable[[str, int, int], None] | None) -> None:
+        self.opts = opts
+        self.clients = clients
+        self.policy: RetryPolicy = clients.policy
+        self.on_bytes = on_bytes
+        src, dst = opts.source_registry, opts.lan_registry
+        # Every blob worker and every range in flight needs its own keep-alive connection; a pool
+        # smaller than that discards and reopens connections on every range.
+        pool = opts.parallel * 2 + opts.ranges.window + 4
+        self.src = clients.registry(src, timeouts=opts.timeouts, pool_size=pool)
+        self.dst = clients.registry(dst, timeouts=opts.timeouts, pool_size=pool)
+        # One budget of in-flight ranges for all blobs copied at once: memory stays at
+        # ranges x chunk however many large blobs run in parallel.
+        self.range_budget = threading.Semaphore(opts.ranges.window)
+        self.src_repo = self._repo(src)
+        self.dst_repo = self._repo(dst)
+
+    def _repo(self, registry: str) -> str:
+        return repository_on(registry, self.opts.repo)
+
+    # -- one tag ----------------------------------------------------------------------------
+
+    def copy_tag(self, tag: str) -> TagResult:
+        started = time.monotonic()
+        result = TagResult(tag, "failed", registry=self.opts.lan_registry)
+        try:
+            self._copy_tag(tag, result)
+        except LanmirrorError as exc:
+            result.status, result.error = "failed", str(exc)
+            log.error("%s: %s", tag, exc)
+        except Exception as exc:  # a network library error we did not classify: report, go on
+            result.status, result.error = "failed", describe(exc)
+            log.error("%s: %s", tag, describe(exc))
+        result.seconds = round(time.monotonic() - started, 3)
+        if result.status in ("copied", "replaced"):
+            log.info("%s: %s %s (%d blobs copied, %d mounted, %d already there; %.1f MB in %.1fs, %.0f MB/s)",
+                     tag, result.status, result.digest[:19], result.blobs_copied, result.blobs_mounted,
+                     result.blobs_skipped, result.bytes / 1e6, result.seconds, result.mb_per_s)
+        return result
+
+    def _copy_tag(self, tag: str, result: TagResult) -> None:
+        head = self.src.head_manifest(self.src_repo, tag)
+        if head is None:
+            raise RegistryError(f"{self.opts.source_registry}/{self.src_repo}:{tag} does not exist on the source")
+        result.digest = head.digest
+        existing = self.dst.head_manifest(self.dst_repo, tag)
+        if existing is not None and existing.digest == head.digest:
+            result.status = "unchanged"
+            log.info("%s: already on %s with digest %s", tag, self.opts.lan_registry, head.digest[:19])
+            return
+        if existing is not None:
+            result.previous_digest = existing.digest
+            if not self.opts.overwrite:
+                raise RegistryError(f"{self.opts.lan_registry}/{self.dst_repo}:{tag} exists with another digest "
+                                    f"({existing.digest[:19]}… vs {head.digest[:19]}…) and overwriting is off")
+        if self.opts.engine == "docker":
+            self._copy_with_docker(tag, result)
+            return
+        top = self.src.get_manifest(self.src_repo, head.digest)
+        manifests: list[Manifest] = []  # children first, the tagged one last
+        if top.is_index:
+            for child in top.children():
+                manifests.append(self.src.get_manifest(self.src_repo, child.digest))
+        manifests.append(top)
+        blobs: dict[str, Descriptor] = {}
+        for m in manifests:
+            if not m.is_index:
+                for d in m.blobs():
+                    blobs.setdefault(d.digest, d)
+        if self.opts.dry_run:
+            self._plan(tag, result, blobs)
+            result.status = "dry-run"
+            return
+        self._copy_blobs(tag, blobs, result)
+        self._verify_present(blobs)
+        for m in manifests[:-1]:
+            self.dst.put_manifest(self.dst_repo, m.digest, m)
+        stored = self.dst.put_manifest(self.dst_repo, tag, top)
+        check = self.dst.head_manifest(self.dst_repo, tag)
+        if check is None or check.digest != head.digest or stored != head.digest:
+            raise DigestMismatch(f"{self.opts.lan_registry}: {tag} reads back as "
+                                 f"{check.digest if check else 'missing'}, expected {head.digest}")
+        result.status = "replaced" if existing is not None else "copied"
+
+    def _plan(self, tag: str, result: TagResult, blobs: dict[str, Descriptor]) -> None:
+        for d in blobs.values():
+            if self.dst.head_blob(self.dst_repo, d.digest) is not None:
+                result.blobs_skipped += 1
+                result.plan.append(f"skip  {d.digest[:19]} ({d.size} bytes, already there)")
+            else:
+                result.blobs_copied += 1
+                result.bytes += d.size
+                result.plan.append(f"copy  {d.digest[:19]} ({d.size} bytes)")
+        result.plan.append(f"then PUT manifest {tag}")
+
+    def _copy_blobs(self, tag: str, blobs: dict[str, Descriptor], result: TagResult) -> None:
+        lock = threading.Lock()
+        total = sum(d.size for d in blobs.values())
+        moved = [0]
+
+        def count(n: int) -> None:
+            with lock:
+                moved[0] += n
+                if self.on_bytes:
+                    self.on_bytes(tag, moved[0], total)
+
+        def one(d: Descriptor) -> str:
+            outcome, writer = self.copy_blob(d, count)
+            if writer is not None:
+                with lock:
+                    result.upload_resumes += writer.resumes
+                    result.upload_restarts += writer.restarts
+            return outcome
+
+        with cf.ThreadPoolExecutor(max_workers=self.opts.parallel, thread_name_prefix="blob") as pool:
+            # Largest first: the long poles start early, small blobs fill the gaps.
+            ordered = sorted(blobs.values(), key=lambda d: -d.size)
+            for d, outcome in zip(ordered, pool.map(one, ordered), strict=True):
+                if outcome == "skipped":
+                    result.blobs_skipped += 1
+                elif outcome == "mounted":
+                    result.blobs_mounted += 1
+                else:
+                    result.blobs_copied += 1
+                    result.bytes += d.size
+
+    def copy_blob(self, d: Descriptor, count: BytesFn) -> tuple[str, BlobWriter | None]:
+        if self.dst.head_blob(self.dst_repo, d.digest) is not None:
+            return "skipped", None
+        for other in self.opts.mount_from:
+            if other != self.dst_repo and self.dst.mount_blob(self.dst_repo, d.digest, other):
+                return "mounted", None
+
+        def source(offset: int) -> BlobReader:
+            return BlobReader(self.src, self.src_repo, d.digest, d.size, self.policy, self.opts.ranges,
+                              self.range_budget, start=offset)
+
+        writer = BlobWriter(self.dst, self.dst_repo, d.digest, d.size, source, self.policy,
+                            chunk_size=self.opts.upload_chunk, on_bytes=count)
+        # The writer resumes a failed upload itself; what reaches this policy is a corrupt read (a
+        # flaky hop: fetch again, never store bad bytes) or a source whose own resumes ran out.
+        self.policy.call(writer.run, f"copy blob {d.digest[:19]}",
+                         retry_if=lambda exc: is_transient(exc) or isinstance(exc, DigestMismatch))
+        return "copied", writer
+
+    def _verify_present(self, blobs: dict[str, Descriptor]) -> None:
+        """Every blob must be on the target before any manifest referencing it goes up."""
+        with cf.ThreadPoolExecutor(max_workers=self.opts.parallel) as pool:
+            sizes = dict(zip(blobs, pool.map(lambda dg: self.dst.head_blob(self.dst_repo, dg), blobs), strict=True))
+        missing = [dg for dg, size in sizes.items() if size is None]
+        if missing:
+            raise RegistryError(f"{self.opts.lan_registry}: {len(missing)} blob(s) missing after the copy "
+                                f"(first {missing[0][:19]}); the manifest was not pushed")
+
+    def _copy_with_docker(self, tag: str, result: TagResult) -> None:
+        engine = self.clients.engine()
+        if engine is None:
+            raise LanmirrorError("engine 'docker' needs the Docker daemon")
+        src_ref = f"{self.src.transport.registry}/{self.src_repo}:{tag}" if self.opts.source_registry != DOCKER_HUB \
+            else f"{self.src_repo}:{tag}"
+        if self.opts.dry_run:
+            result.status = "dry-run"
+            result.plan.append(f"docker pull {src_ref}; docker tag; docker push {self.opts.lan_registry}/"
+                               f"{self.dst_repo}:{tag}")
+            return
+        source_creds = self.clients.credentials(self.opts.source_registry)
+        self.policy.call(lambda: engine.pull(src_ref, source=self.opts.source_registry, creds=source_creds),
+                         f"docker pull {src_ref}")
+        target_repo = f"{self.opts.lan_registry}/{self.dst_repo}"
+        engine.tag(src_ref, target_repo, tag)
+        pushed = engine.push(target_repo, tag, source=self.opts.lan_registry,
+                             creds=self.clients.credentials(self.opts.lan_registry))
+        if pushed and pushed != result.digest:
+            log.warning("%s: the daemon pushed %s, the source has %s (docker may re-encode manifests)", tag,
+                        pushed[:19], result.digest[:19])
+            result.digest = pushed
+        result.status = "replaced" if result.previous_digest else "copied"
+
+
+def mirror(opts: MirrorOptions, clients: Clients, *,
+           on_bytes: Callable[[str, int, int], None] | None = None) -> MirrorReport:
+    """Mirror every tag in `opts.tags` to `opts.lan_registry`; a failing tag does not stop the others."""
+    opts.validate()
+    copier = _Copier(opts, clients, on_bytes)
+    seen: set[str] = set()
+    results = []
+    for tag in opts.tags:
+        if tag in seen:
+            continue
+        seen.add(tag)
+        results.append(copier.copy_tag(tag))
+    return MirrorReport(results)

@@ -1,0 +1,64 @@
+"""The state one resolve run shares between its steps: the clients, the attempts table, the
+warnings and the last rate-limit reading. Steps are plain functions over it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lanmirror.daemon import Engine, ProgressFn
+from lanmirror.name import Reference, repository_on
+from lanmirror.ops.clients import Clients
+from lanmirror.ops.resolve.model import Attempt, ResolveOptions
+from lanmirror.remote.registry import Registry
+from lanmirror.retry import RetryPolicy
+from lanmirror.transport import Timeouts
+
+log = logging.getLogger("lanmirror.resolve")
+
+
+def clock() -> float:
+    return time.monotonic()
+
+
+@dataclass
+class Run:
+    opts: ResolveOptions
+    clients: Clients
+    on_progress: ProgressFn | None = None
+    on_event: Callable[[str], None] = lambda msg: log.info("%s", msg)
+    attempts: list[Attempt] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    ratelimit: int | None = None
+    _hub: Registry | None = None
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return self.clients.policy
+
+    @property
+    def engine(self) -> Engine | None:
+        return self.clients.engine()
+
+    @property
+    def upstream(self) -> Reference:
+        """The canonical name: what a pulled image is tagged as, wherever it came from."""
+        return Reference(self.opts.hub_registry, self.repository(self.opts.hub_registry), tag="latest")
+
+    def repository(self, registry: str) -> str:
+        return repository_on(registry, self.opts.repo)
+
+    def hub(self) -> Registry:
+        if self._hub is None:
+            self._hub = self.clients.registry(self.opts.hub_registry, timeouts=Timeouts(connect=3.0, read=10.0))
+        return self._hub
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning("%s", message)
+
+    def record(self, source: str, registry: str, result: str, started: float, tag: str = "") -> None:
+        self.attempts.append(Attempt(source, registry, result, round(clock() - started, 3), tag))
+        self.on_event(f"{source} {registry}: {result}")

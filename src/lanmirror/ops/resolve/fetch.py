@@ -1,0 +1,63 @@
+"""Step 5 and 6: make the chosen image local (pull by digest, retag to the canonical name) and
+report it as a `Resolution`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lanmirror.errors import LanmirrorError
+from lanmirror.name import DOCKER_HUB, Reference, nightly_date, utc_today
+from lanmirror.ops.resolve.context import Run, clock
+from lanmirror.ops.resolve.model import Candidate, Option, Resolution
+from lanmirror.ops.resolve.probe import refresh_ratelimit
+
+
+def report(run: Run, cand: Candidate, kind: str, registry: str, digest: str, image: str, pinned: str,
+           verified: bool | None, pulled: bool) -> Resolution:
+    opts = run.opts
+    day = cand.date or (nightly_date(cand.tag, opts.base_tags[cand.base_index]) if opts.base_tags else None)
+    today = opts.today or utc_today()
+    return Resolution(
+        image=image, source=kind, registry=registry, tag=cand.tag, date=day.isoformat() if day else "",
+        age_days=(today - day).days if day else None, digest=digest, pinned=pinned,
+        ratelimit_remaining=run.ratelimit, verified=verified, pulled=pulled, attempts=run.attempts,
+        warnings=run.warnings,
+    )
+
+
+def use_local(run: Run, cand: Candidate, digest: str) -> Resolution:
+    ref = run.upstream.with_tag(cand.tag)
+    pinned = f"{ref.familiar_repository}@{digest}" if digest.startswith("sha256:") else str(ref)
+    return report(run, cand, "local", "docker", digest, str(ref), pinned, None, False)
+
+
+def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
+    """Pull `option` by digest and tag it with the canonical name. A Hub pull is retried with the
+    one policy; a stalled LAN pull is not (the caller falls back to the next source instead)."""
+    cand, kind, registry, digest = option
+    canonical = run.upstream.with_tag(cand.tag)
+    source_ref = Reference(registry, run.repository(registry), tag=cand.tag)
+    pinned = f"{source_ref.familiar_repository}@{digest}"
+    if not run.opts.pull:
+        image = str(canonical) if kind == "hub" else str(source_ref)
+        return report(run, cand, kind, registry, digest, image, pinned, verified, False)
+    engine = run.engine
+    if engine is None:
+        raise LanmirrorError("pulling needs the Docker daemon; pass --no-pull to only resolve")
+    started = clock()
+    creds = run.clients.credentials(registry) if kind == "hub" else None
+
+    def pull() -> Any:
+        return engine.pull(pinned, source=f"{kind} {registry}", stall_timeout=run.opts.stall_timeout,
+                           timeout=run.opts.pull_timeout, creds=creds, on_progress=run.on_progress)
+
+    if kind == "hub":
+        if creds is not None:
+            engine.login(creds, registry if registry != DOCKER_HUB else "https://index.docker.io/v1/")
+        run.policy.call(pull, f"pull {pinned}")
+        refresh_ratelimit(run, cand.tag)
+    else:
+        pull()
+    engine.tag(pinned, canonical.familiar_repository, cand.tag)
+    run.record(kind, registry, f"pulled {cand.tag}", started, cand.tag)
+    return report(run, cand, kind, registry, digest, str(canonical), pinned, verified, True)

@@ -1,0 +1,112 @@
+"""What resolve reads and returns: options, candidates, the attempts table, the result."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+from lanmirror.errors import BadInput, LanmirrorError
+from lanmirror.name import DOCKER_HUB, normalize_registry, validate_repository
+
+POLICIES = ("cache-first", "newest")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tag: str
+    date: dt.date | None
+    base_index: int  # preference of its base tag (0 = first)
+    age_days: int
+
+
+class Option(NamedTuple):
+    """One place a candidate can be had from: `kind` is local, lan or hub."""
+
+    cand: Candidate
+    kind: str
+    registry: str
+    digest: str
+
+
+@dataclass
+class Attempt:
+    """One line of the 'what was tried' table: a source, what it answered, how long it took."""
+
+    source: str
+    registry: str
+    result: str
+    seconds: float
+    tag: str = ""
+
+
+@dataclass
+class ResolveOptions:
+    repo: str
+    base_tags: list[str] = field(default_factory=list)
+    days: int = 7
+    lan_registries: list[str] = field(default_factory=list)
+    hub_registry: str = DOCKER_HUB
+    policy: str = "cache-first"
+    pull: bool = True
+    verify: bool = True
+    image: str | None = None
+    probe_timeout: float = 2.0
+    hub_timeout: float = 30.0
+    stall_timeout: float = 120.0
+    pull_timeout: float = 3600.0
+    today: dt.date | None = None
+    daemon_probe: bool = True
+
+    def validate(self) -> None:
+        validate_repository(self.repo)
+        if self.policy not in POLICIES:
+            raise BadInput(f"invalid policy {self.policy!r}: choose one of {', '.join(POLICIES)}")
+        if not self.image and not self.base_tags:
+            raise BadInput("give at least one --base-tag (or an explicit --image)")
+        for name, value in (("probe-timeout", self.probe_timeout), ("stall-timeout", self.stall_timeout),
+                            ("pull-timeout", self.pull_timeout), ("hub-timeout", self.hub_timeout)):
+            if not value > 0:
+                raise BadInput(f"invalid {name} {value!r}: must be a positive number of seconds")
+        self.hub_registry = normalize_registry(self.hub_registry)
+        self.lan_registries = [normalize_registry(r) for r in self.lan_registries]
+
+
+@dataclass
+class Resolution:
+    image: str
+    source: str  # local | lan | hub
+    registry: str
+    tag: str
+    date: str
+    age_days: int | None
+    digest: str
+    pinned: str
+    ratelimit_remaining: int | None
+    verified: bool | None
+    pulled: bool
+    attempts: list[Attempt] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def outputs(self) -> dict[str, str]:
+        """The action outputs / --json fields, kebab-case, all strings."""
+        return {
+            "image": self.image, "source": self.source, "tag": self.tag, "date": self.date,
+            "age-days": "" if self.age_days is None else str(self.age_days), "digest": self.digest,
+            "pinned": self.pinned,
+            "ratelimit-remaining": "" if self.ratelimit_remaining is None else str(self.ratelimit_remaining),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.outputs())
+        data.update({"registry": self.registry, "verified": self.verified, "pulled": self.pulled,
+                     "attempts": [asdict(a) for a in self.attempts], "warnings": list(self.warnings)})
+        return data
+
+
+class NothingFound(LanmirrorError):
+    """No candidate could be found (exit 1) — or found but not fetched; `attempts` says where and why."""
+
+    def __init__(self, message: str, attempts: list[Attempt]) -> None:
+        super().__init__(message)
+        self.attempts = attempts

@@ -1,0 +1,150 @@
+"""The resolve-image use case as a pipeline: candidates → probe sources → choose → verify →
+fetch → report. Each step is a function of its own module; this one only strings them together
+and decides what happens when a step fails (fall through to the next source)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lanmirror.daemon import ProgressFn
+from lanmirror.errors import LanmirrorError, PullLimitExceeded
+from lanmirror.name import nightly_date, parse, utc_today
+from lanmirror.ops.clients import Clients
+from lanmirror.ops.resolve.candidates import candidates
+from lanmirror.ops.resolve.choose import hub_options, rank
+from lanmirror.ops.resolve.context import Run, clock
+from lanmirror.ops.resolve.fetch import fetch as fetch_option
+from lanmirror.ops.resolve.fetch import report, use_local
+from lanmirror.ops.resolve.model import Candidate, NothingFound, Option, Resolution, ResolveOptions
+from lanmirror.ops.resolve.probe import local_digest, probe_hub, probe_lan, probe_local
+from lanmirror.ops.resolve.verify import STALE, verify_lan
+from lanmirror.retry import describe
+from lanmirror.transport import Timeouts
+
+
+def resolve(opts: ResolveOptions, clients: Clients, *, on_progress: ProgressFn | None = None,
+            on_event: Callable[[str], None] | None = None) -> Resolution:
+    """Resolve (and by default pull) the newest nightly per `opts`. Raises BadInput, NothingFound."""
+    opts.validate()
+    run = Run(opts, clients, on_progress=on_progress)
+    if on_event is not None:
+        run.on_event = on_event
+    if opts.image:
+        return resolve_override(run)
+    cands = candidates(opts)
+    local = probe_local(run, cands)
+    if opts.policy == "cache-first" and local:
+        best = next(c for c in cands if c.tag in local)
+        return use_local(run, best, local[best.tag])
+    lan_hits: list[tuple[str, dict[str, str]]] = []
+    for lan in opts.lan_registries:
+        hits = probe_lan(run, lan, cands)
+        if hits:
+            lan_hits.append((lan, hits))
+            if opts.policy == "cache-first":
+                break
+    hub_hits: dict[str, str] | None = None
+    if opts.policy == "newest" or not lan_hits:
+        hub_hits = probe_hub(run, cands)
+    options = rank(opts.policy, cands, local, lan_hits, opts.hub_registry, hub_hits)
+    if not options:
+        raise NothingFound(nothing_message(run), run.attempts)
+    return take_first(run, options, cands, hub_hits)
+
+
+def nothing_message(run: Run) -> str:
+    tried = "; ".join(f"{a.source} {a.registry}: {a.result}" for a in run.attempts)
+    tags = ", ".join(f"{b}-<YYYYMMDD>" for b in run.opts.base_tags)
+    return f"no nightly of {run.opts.repo} ({tags}) in the last {run.opts.days} day(s) was found. Tried: {tried}"
+
+
+def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits: dict[str, str] | None) -> Resolution:
+    """Try the options in order; a stale, stalled or failing source falls through to the next.
+    When every LAN option failed and the Hub was not asked yet, ask it now."""
+    failures: list[str] = []
+    hub_blocked = False
+    fallback: dict[str, str] | None = None
+    queue = list(options)
+
+    def with_hub_fallback() -> None:
+        nonlocal fallback
+        if any(o.kind == "hub" for o in queue):
+            return
+        if hub_hits is not None:
+            hits: dict[str, str] | None = hub_hits
+        else:
+            if fallback is None:
+                fallback = probe_hub(run, cands) or {}
+            hits = fallback
+        queue.extend(hub_options(cands, run.opts.hub_registry, hits))
+
+    while queue:
+        option = queue.pop(0)
+        cand, kind, registry, _ = option
+        if kind == "local":
+            return use_local(run, cand, option.digest)
+        if kind == "hub" and hub_blocked:
+            continue
+        verified: bool | None = None
+        if kind == "lan" and run.opts.verify:
+            verdict = verify_lan(run, option, hub_hits)
+            if verdict == STALE:
+                failures.append(f"lan {registry}: stale digest for {cand.tag}")
+                with_hub_fallback()
+                continue
+            verified = bool(verdict)
+        try:
+            return fetch_option(run, option, verified)
+        except LanmirrorError as exc:
+            failures.append(f"{kind} {registry}: {exc}")
+            run.record(kind, registry, f"pull failed ({describe(exc)})", clock(), cand.tag)
+            if isinstance(exc, PullLimitExceeded) and kind == "hub":
+                hub_blocked = True  # every other Hub pull would hit the same limit
+            if kind == "lan":
+                with_hub_fallback()
+    raise NothingFound("found candidates but could not fetch any: " + "; ".join(failures), run.attempts)
+
+
+def resolve_override(run: Run) -> Resolution:
+    """An explicit image: no search, but still the local cache first, then pull and report."""
+    opts = run.opts
+    assert opts.image
+    ref = parse(opts.image)
+    cand = Candidate(ref.tag or ref.identifier, None, 0, 0)
+    for index, base in enumerate(opts.base_tags):
+        day = nightly_date(cand.tag, base)
+        if day:
+            cand = Candidate(cand.tag, day, index, ((opts.today or utc_today()) - day).days)
+            break
+    started = clock()
+    engine = run.engine
+    if engine is not None:
+        try:
+            img = engine.local_image(str(ref))
+        except LanmirrorError:
+            img = None
+        if img is not None:
+            run.record("local", "docker", "override cached", started, cand.tag)
+            digest = local_digest(img.repo_digests, img.id)
+            pinned = f"{ref.familiar_repository}@{digest}" if any("@" in d for d in img.repo_digests) else str(ref)
+            return report(run, cand, "local", "docker", digest, str(ref), pinned, None, False)
+    kind = "lan" if ref.registry in opts.lan_registries else "hub"
+    reg = run.hub() if kind == "hub" and ref.registry == opts.hub_registry else run.clients.registry(
+        ref.registry, timeouts=Timeouts(opts.probe_timeout, max(opts.probe_timeout, 10.0)))
+    head = reg.head_manifest(ref.repository, ref.identifier, deadline=opts.hub_timeout)
+    if head is None:
+        run.record(kind, ref.registry, f"override {ref} not found", started, cand.tag)
+        raise NothingFound(f"the image {ref} does not exist on {ref.registry}", run.attempts)
+    if head.ratelimit and head.ratelimit.remaining is not None:
+        run.ratelimit = head.ratelimit.remaining
+    run.record(kind, ref.registry, "override present", started, cand.tag)
+    pinned = f"{ref.familiar_repository}@{head.digest}"
+    if not opts.pull:
+        return report(run, cand, kind, ref.registry, head.digest, str(ref), pinned, None, False)
+    if engine is None:
+        raise LanmirrorError("pulling needs the Docker daemon; pass --no-pull to only resolve")
+    run.policy.call(lambda: engine.pull(pinned, source=f"{kind} {ref.registry}", stall_timeout=opts.stall_timeout,
+                                        timeout=opts.pull_timeout, on_progress=run.on_progress), f"pull {pinned}")
+    if ref.tag:
+        engine.tag(pinned, ref.familiar_repository, ref.tag)
+    return report(run, cand, kind, ref.registry, head.digest, str(ref), pinned, None, True)

@@ -1,0 +1,191 @@
+"""Both actions: the Python entry point with the Actions file protocol, the example workflows
+under `act` (self-hosted, offline), and the two container-start scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.consumer import ROOT, make_consumer
+from tests.helpers import SEEN_OUTPUT, TODAY, forget, publish, run_cli, tag_for
+from tests.stack import HUB_PASSWORD, HUB_USER
+
+pytestmark = pytest.mark.integration
+BASE = "v0.5.5-rocm700-mi30x"
+ACT = str(Path(sys.executable).with_name("act"))
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """Parse GITHUB_OUTPUT's `name<<DELIM` heredoc format."""
+    out: dict[str, str] = {}
+    lines = path.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        name, _, delim = lines[i].partition("<<")
+        j = lines.index(delim, i + 1)
+        out[name] = "\n".join(lines[i + 1:j])
+        i = j + 1
+    return out
+
+
+def annotation(stdout: str, kind: str, title: str) -> str:
+    """The message of the first `::kind title=...::message` workflow command with that title."""
+    for line in stdout.splitlines():
+        if line.startswith(f"::{kind} ") and f"title={title}," in line:
+            return line.split("::", 2)[2]
+    raise AssertionError(f"no ::{kind} annotation titled {title!r} in:\n{stdout}")
+
+
+def action_env(stack, tmp_path, inputs: dict[str, str]) -> dict[str, str]:
+    for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_ENV"):
+        (tmp_path / name).write_text("")
+    env = {**stack.env(), **{f"INPUT_{k.upper().replace('-', '_')}": v for k, v in inputs.items()}}
+    env.update({n: str(tmp_path / n) for n in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_ENV")})
+    env["GITHUB_ACTIONS"] = "true"
+    return env
+
+
+def run_action(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "lanmirror.cmd.action", command], env=env, text=True,
+                          capture_output=True, timeout=120)
+    SEEN_OUTPUT.extend([proc.stdout, proc.stderr])
+    return proc
+
+
+def test_resolve_action_outputs_summary_and_masking(stack, repo, tmp_path):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True)
+    env = action_env(stack, tmp_path, {"repo": repo, "base-tag": BASE, "lan-registry": stack.lan,
+                                       "hub-registry": stack.hub, "dockerhub-username": HUB_USER,
+                                       "dockerhub-token": HUB_PASSWORD})
+    proc = run_action("resolve", env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"::add-mask::{HUB_PASSWORD}" in proc.stdout  # masked before anything else runs
+    assert HUB_PASSWORD not in proc.stdout.replace(f"::add-mask::{HUB_PASSWORD}", "") + proc.stderr
+    out = read_outputs(tmp_path / "GITHUB_OUTPUT")
+    assert out["image"] == f"{stack.hub}/{repo}:{tag_for(BASE, 1)}"
+    assert (out["source"], out["digest"], out["age-days"]) == ("lan", img.digest, "1")
+    assert out["date"] == (TODAY.fromordinal(TODAY.toordinal() - 1)).isoformat()
+    summary = (tmp_path / "GITHUB_STEP_SUMMARY").read_text()
+    assert "| source | registry | result | seconds |" in summary and f"| lan | {stack.lan} |" in summary
+    assert HUB_PASSWORD not in summary
+
+
+def test_resolve_action_stale_mirror_annotation_and_failure(stack, repo, tmp_path):
+    publish(stack, repo, BASE, 1, hub=True)
+    publish(stack, repo, BASE, 1, hub=False, lan=True, variant="-stale")
+    env = action_env(stack, tmp_path, {"repo": repo, "base-tag": BASE, "lan-registry": stack.lan,
+                                       "hub-registry": stack.hub, "pull": "false"})
+    proc = run_action("resolve", env)
+    assert proc.returncode == 0
+    assert annotation(proc.stdout, "warning", "resolve-image").startswith("stale mirror")
+    assert read_outputs(tmp_path / "GITHUB_OUTPUT")["source"] == "hub"
+    env = action_env(stack, tmp_path, {"repo": repo, "base-tag": "nothing-here", "hub-registry": stack.hub})
+    proc = run_action("resolve", env)
+    assert proc.returncode == 1
+    assert annotation(proc.stdout, "error", "resolve-image").startswith("no nightly of")
+    env = action_env(stack, tmp_path, {"repo": repo, "base-tag": BASE, "pull": "maybe", "hub-registry": stack.hub})
+    proc = run_action("resolve", env)
+    assert proc.returncode == 2 and "input pull" in proc.stdout
+
+
+def test_mirror_action_outputs(stack, repo, tmp_path):
+    img = publish(stack, repo, BASE, 0, layers=3)
+    env = action_env(stack, tmp_path, {"repo": repo, "tags": tag_for(BASE, 0), "lan-registry": stack.lan,
+                                       "source-registry": stack.hub, "github-token": "ghs_secret_value_123"})
+    proc = run_action("mirror", env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "::add-mask::ghs_secret_value_123" in proc.stdout
+    out = read_outputs(tmp_path / "GITHUB_OUTPUT")
+    assert json.loads(out["mirrored"]) == [{"tag": tag_for(BASE, 0), "digest": img.digest}]
+    assert int(out["bytes"]) == sum(len(b) for b in img.blobs.values()) and json.loads(out["skipped"]) == []
+    assert "| tag | status | digest |" in (tmp_path / "GITHUB_STEP_SUMMARY").read_text()
+
+
+def test_composite_actions_pass_inputs_only_through_env():
+    for path in (ROOT / "action.yml", ROOT / "mirror" / "action.yml"):
+        spec = yaml.safe_load(path.read_text())
+        for step in spec["runs"]["steps"]:
+            assert "${{" not in step.get("run", ""), (path, step)
+        declared = set(spec["inputs"])
+        passed = {k[len("INPUT_"):].lower().replace("_", "-") for s in spec["runs"]["steps"]
+                  for k in s.get("env", {}) if k.startswith("INPUT_")}
+        assert passed == declared, path
+
+
+def act(consumer: Path, workflow: str, stack, tmp_path, event: str = "workflow_dispatch",
+        extra: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    cfg = tmp_path / "docker-config"
+    cfg.mkdir(exist_ok=True)
+    cmd = [ACT, event, "-W", f".github/workflows/{workflow}", "-P", "self-hosted=-self-hosted",
+           "--action-offline-mode", "--var", f"HUB_REGISTRY={stack.hub}", "--var", f"LAN_REGISTRY={stack.lan}",
+           "--var", f"IMAGE_REPO={stack.hub}/rocm/sgl-dev", "-s", f"DOCKERHUB_USERNAME={HUB_USER}",
+           "-s", f"DOCKERHUB_TOKEN={HUB_PASSWORD}", "--env", f"DOCKER_HOST={stack.docker_host}",
+           "--env", f"DOCKER_CONFIG={cfg}", "--env", f"LANMIRROR_CACHE={ROOT / '.venv' / 'action-cache'}",
+           *(extra or [])]
+    proc = subprocess.run(cmd, cwd=consumer, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "DOCKER_HOST": stack.docker_host})
+    SEEN_OUTPUT.extend([proc.stdout, proc.stderr])
+    return proc
+
+
+@pytest.mark.parametrize("workflow", ["release-docker-amd-nightly.yml", "release-docker-amd-rocm720-nightly.yml"])
+def test_nightly_workflow_publishes_then_mirrors_under_act(stack, tmp_path, workflow):
+    consumer = make_consumer(tmp_path / "consumer")
+    proc = act(consumer, workflow, stack, tmp_path)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    rocm = "720" if "720" in workflow else "700"
+    tag = tag_for(f"v0.5.5-rocm{rocm}-mi30x", 0)
+    hub_digest = stack.client(stack.hub).head_manifest("rocm/sgl-dev", tag).digest
+    assert stack.client(stack.lan).head_manifest("rocm/sgl-dev", tag).digest == hub_digest
+    assert f'mirrored=[{{"tag": "{tag}", "digest": "{hub_digest}"}}]' in log
+    assert HUB_PASSWORD not in log
+
+
+def test_ci_workflow_resolves_and_uses_the_image_under_act(stack, tmp_path):
+    forget(stack, "rocm/sgl-dev")
+    img = publish(stack, "rocm/sgl-dev", BASE, 2, hub=True, lan=True)
+    consumer = make_consumer(tmp_path / "consumer")
+    proc = act(consumer, "ci-amd-test.yml", stack, tmp_path)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    image = f"{stack.hub}/rocm/sgl-dev:{tag_for(BASE, 2)}"
+    assert f"running on {image} (from lan, {img.digest})" in log, log[-4000:]
+    assert stack.hub_proxy.counted_gets() == 0
+    assert HUB_PASSWORD not in log
+
+
+def test_workflows_dispatch_inputs_exist():
+    for name in ("release-docker-amd-nightly.yml", "release-docker-amd-rocm720-nightly.yml"):
+        wf = yaml.safe_load((ROOT / "examples" / "workflows" / name).read_text())
+        assert set(wf[True]["workflow_dispatch"]["inputs"]) == {"tag", "backfill-days", "dry-run", "force"}
+
+
+@pytest.mark.parametrize("script", ["amd_ci_start_container.sh", "amd_ci_start_container_disagg.sh"])
+def test_container_start_scripts_resolve_and_pull(stack, script):
+    repo = f"rocm/start-{script.split('.')[0].replace('_', '-')}"
+    img = publish(stack, repo, "v0.5.5-rocm700-mi35x", 3, hub=True, lan=True)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "LANMIRROR_LAN_REGISTRY": stack.lan,
+           "LANMIRROR_HUB_REGISTRY": stack.hub, "IMAGE_REPO": repo}
+    proc = run_cli(stack, "--version", env=env)  # the CLI is on PATH for the script
+    assert proc.returncode == 0
+    full = {**stack.env(), **env}
+    proc = subprocess.run(["bash", str(ROOT / "examples" / "scripts" / script), "--arch", "mi35x", "--resolve-only"],
+                          env=full, text=True, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    image = f"{stack.hub}/{repo}:{tag_for('v0.5.5-rocm700-mi35x', 3)}"
+    assert proc.stdout.strip() == image
+    from lanmirror.daemon.engine import Engine
+
+    local = Engine(stack.docker_host).local_image(image)
+    assert local is not None and f"{stack.lan}/{repo}@{img.digest}" in local.repo_digests
+    bad = subprocess.run(["bash", str(ROOT / "examples" / "scripts" / script), "--arch", "mi999", "--resolve-only"],
+                         env=full, text=True, capture_output=True, timeout=60)
+    assert bad.returncode != 0 and "unsupported GPU architecture" in bad.stderr

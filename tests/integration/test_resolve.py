@@ -1,0 +1,219 @@
+"""resolve-image on the real stack: policies, fallbacks, faults, the daemon-side probe, concurrency."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from lanmirror.cmd.wiring import Clients
+from lanmirror.daemon.engine import Engine
+from lanmirror.ops.resolve import NothingFound, ResolveOptions, resolve
+from lanmirror.retry import RetryPolicy
+from tests.helpers import TODAY, publish, run_cli, tag_for
+
+pytestmark = pytest.mark.integration
+BASE = "v0.5.5-rocm700-mi30x"
+FAST = RetryPolicy(attempts=3, base=0.1, cap=0.5)
+
+
+def opts(stack, repo, **kw):
+    kw.setdefault("base_tags", [BASE])
+    kw.setdefault("lan_registries", [stack.lan])
+    kw.setdefault("hub_registry", stack.hub)
+    kw.setdefault("today", TODAY)
+    return ResolveOptions(repo=repo, **kw)
+
+
+def run(stack, repo, **kw):
+    return resolve(opts(stack, repo, **kw), Clients(policy=FAST, docker_host=stack.docker_host))
+
+
+def cache(stack, repo, days_ago, img):
+    """Put a nightly into the daemon's cache under its canonical name (as a previous job would)."""
+    engine = Engine(stack.docker_host)
+    engine.pull(f"{stack.hub}/{repo}@{img.digest}", source="hub")
+    engine.tag(f"{stack.hub}/{repo}@{img.digest}", f"{stack.hub}/{repo}", tag_for(BASE, days_ago))
+    stack.clear_faults()
+
+
+def test_cache_first_prefers_an_older_cached_image(stack, repo):
+    old = publish(stack, repo, BASE, 3, hub=True, lan=True)
+    publish(stack, repo, BASE, 1, hub=True, lan=True)
+    cache(stack, repo, 3, old)
+    res = run(stack, repo)
+    assert (res.source, res.tag, res.age_days) == ("local", tag_for(BASE, 3), 3)
+    assert res.image == f"{stack.hub}/{repo}:{tag_for(BASE, 3)}"
+    assert res.digest == old.digest
+    assert stack.hub_proxy.entries() == [] and stack.lan_proxy.entries() == []
+
+
+def test_newest_policy_takes_the_lans_newer_image_and_pulls_it(stack, repo):
+    old = publish(stack, repo, BASE, 3, hub=True, lan=True)
+    new = publish(stack, repo, BASE, 1, hub=True, lan=True)
+    cache(stack, repo, 3, old)
+    res = run(stack, repo, policy="newest")
+    assert (res.source, res.tag, res.digest, res.verified, res.pulled) == ("lan", tag_for(BASE, 1), new.digest,
+                                                                          True, True)
+    assert stack.lan_proxy.bytes_out() > 0 and stack.hub_proxy.bytes_out() == 0
+    assert stack.hub_proxy.counted_gets() == 0
+
+
+def test_lan_hit_is_pulled_retagged_and_costs_no_hub_pull(stack, repo):
+    img = publish(stack, repo, BASE, 2, hub=True, lan=True)
+    res = run(stack, repo)
+    tag = tag_for(BASE, 2)
+    assert (res.source, res.tag, res.date, res.age_days) == ("lan", tag, (TODAY - __import__("datetime")
+                                                                        .timedelta(days=2)).isoformat(), 2)
+    assert res.image == f"{stack.hub}/{repo}:{tag}"
+    assert res.pinned == f"{stack.lan}/{repo}@{img.digest}"
+    local = Engine(stack.docker_host).local_image(res.image)
+    assert local is not None and f"{stack.lan}/{repo}@{img.digest}" in local.repo_digests
+    assert stack.hub_proxy.counted_gets() == 0
+    assert {e.method for e in stack.hub_proxy.entries(pattern="/manifests/")} == {"HEAD"}
+    assert res.ratelimit_remaining is not None
+
+
+def test_lan_miss_falls_back_to_the_hub(stack, repo):
+    img = publish(stack, repo, BASE, 0, hub=True, lan=False)
+    res = run(stack, repo)
+    assert (res.source, res.tag, res.digest) == ("hub", tag_for(BASE, 0), img.digest)
+    assert res.ratelimit_remaining == 99  # the daemon's one pull counted, our probes did not
+    assert stack.hub_proxy.counted_gets() == 1
+
+
+def test_no_pull_only_resolves(stack, repo):
+    publish(stack, repo, BASE, 1, hub=True, lan=True)
+    res = run(stack, repo, pull=False)
+    assert res.image == f"{stack.lan}/{repo}:{tag_for(BASE, 1)}" and not res.pulled
+    assert Engine(stack.docker_host).local_image(res.image) is None
+    assert stack.lan_proxy.bytes_out() == 0
+
+
+def test_nothing_in_the_window(stack, repo):
+    publish(stack, repo, BASE, 9, hub=True, lan=True)
+    with pytest.raises(NothingFound) as info:
+        run(stack, repo, days=7)
+    msg = str(info.value)
+    assert "last 7 day(s)" in msg and f"lan {stack.lan}: miss" in msg and f"hub {stack.hub}: miss" in msg
+
+
+def test_two_base_tags_in_preference_order(stack, repo):
+    publish(stack, repo, "b-second", 0, hub=True)
+    preferred = publish(stack, repo, "b-first", 4, hub=True)
+    res = run(stack, repo, base_tags=["b-first", "b-second"], pull=False)
+    assert (res.tag, res.digest) == (tag_for("b-first", 4), preferred.digest)
+    res = run(stack, repo, base_tags=["b-first", "b-second"], pull=False, policy="newest")
+    assert res.tag == tag_for("b-second", 0)
+
+
+def test_explicit_image_override(stack, repo):
+    img = publish(stack, repo, BASE, 20, hub=True)
+    ref = f"{stack.hub}/{repo}:{tag_for(BASE, 20)}"
+    res = run(stack, repo, image=ref)
+    assert (res.image, res.digest, res.source, res.age_days) == (ref, img.digest, "hub", 20)
+    assert Engine(stack.docker_host).local_image(ref) is not None
+
+
+@pytest.mark.parametrize("fault", ["refuse", "blackhole"])
+def test_dead_lan_falls_back_to_hub_within_the_bound(stack, repo, fault):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True)
+    stack.lan_proxy.mode = fault
+    start = time.monotonic()
+    res = run(stack, repo, pull=False, probe_timeout=1.5, daemon_probe=False)
+    elapsed = time.monotonic() - start
+    assert (res.source, res.digest) == ("hub", img.digest)
+    assert res.attempts[1].source == "lan" and "unreachable" in res.attempts[1].result
+    assert res.attempts[1].seconds <= 2.0
+    assert elapsed < 4.0
+
+
+def test_stalled_lan_pull_falls_back_to_the_hub(stack, repo):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=3 << 20, layers=1)
+    stack.lan_proxy.break_body("stall", after=1 << 20)
+    res = run(stack, repo, stall_timeout=2)
+    assert (res.source, res.digest, res.pulled) == ("hub", img.digest, True)
+    assert any(a.source == "lan" and "no progress for 2s" in a.result for a in res.attempts)
+    assert stack.hub_proxy.bytes_out() > 0
+
+
+def test_stale_lan_digest_is_not_used(stack, repo):
+    hub_img = publish(stack, repo, BASE, 1, hub=True)
+    publish(stack, repo, BASE, 1, hub=False, lan=True, variant="-stale")
+    res = run(stack, repo, pull=False)
+    assert (res.source, res.digest) == ("hub", hub_img.digest)
+    assert any("stale mirror" in w for w in res.warnings)
+
+
+def test_unverifiable_lan_copy_is_used_and_flagged(stack, repo):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True)
+    stack.hub_proxy.mode = "refuse"
+    res = run(stack, repo, pull=False, hub_timeout=2)
+    assert (res.source, res.digest, res.verified) == ("lan", img.digest, False)
+    assert any("unverified" in w for w in res.warnings)
+    res = run(stack, repo, pull=False, verify=False)
+    assert res.verified is None and res.warnings == []
+
+
+def test_hub_429_with_retry_after_is_retried(stack, repo):
+    img = publish(stack, repo, BASE, 0, hub=True)
+    stack.hub_proxy.fail(429, 2, method="HEAD", path="/manifests/", headers={"Retry-After": "1"})
+    res = run(stack, repo, pull=False, lan_registries=[])
+    assert res.digest == img.digest
+
+
+def test_daemon_side_probe_from_a_network_namespace(stack, repo, tmp_path):
+    """The resolver runs where 127.0.0.1 is not the host's (a netns, like a job container); only the
+    daemon's unix socket is shared. The LAN is then only reachable through the daemon."""
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True)
+    ns = f"lmx{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+        proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
+                       "--hub-registry", stack.hub, "--no-pull", "--no-verify", "--probe-timeout", "1.5", "--json",
+                       prefix=["ip", "netns", "exec", ns])
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["source"], out["digest"], out["tag"]) == ("lan", img.digest, tag_for(BASE, 1))
+    assert [a["source"] for a in out["attempts"]][:3] == ["local", "lan", "lan-daemon"]
+    assert "asking the Docker daemon" in out["attempts"][1]["result"]
+
+
+def test_sixteen_concurrent_resolvers_agree(stack, repo):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=200_000)
+    with cf.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda _: run(stack, repo), range(16)))
+    assert {(r.image, r.digest) for r in results} == {(f"{stack.hub}/{repo}:{tag_for(BASE, 1)}", img.digest)}
+    assert stack.hub_proxy.counted_gets() == 0
+
+
+def test_cli_prints_image_last_and_json(stack, repo):
+    img = publish(stack, repo, BASE, 2, hub=True, lan=True)
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
+                   "--hub-registry", stack.hub)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == f"{stack.hub}/{repo}:{tag_for(BASE, 2)}"
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--hub-registry", stack.hub, "--json",
+                   env={"LOCAL_DOCKER_REGISTRY": stack.lan})
+    out = json.loads(proc.stdout)
+    assert set(out) >= {"image", "source", "tag", "date", "age-days", "digest", "pinned", "ratelimit-remaining"}
+    assert out["digest"] == img.digest and out["source"] == "local"
+
+
+def test_cli_exit_codes(stack, repo):
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--hub-registry", stack.hub,
+                   "--lan-registry", stack.lan)
+    assert proc.returncode == 1 and "no nightly of" in proc.stderr
+    for bad in (["--repo", "Bad/Repo", "--base-tag", BASE], ["--repo", repo, "--base-tag", "$(reboot)"],
+                ["--repo", repo, "--base-tag", BASE, "--days", "0"],
+                ["--repo", repo, "--base-tag", BASE, "--lan-registry", "ftp://x"]):
+        proc = run_cli(stack, "resolve", *bad, "--hub-registry", stack.hub)
+        assert proc.returncode == 2, (bad, proc.stderr)
+        assert "error" in proc.stderr
