@@ -87,7 +87,7 @@ def test_resolve_action_stale_mirror_annotation_and_failure(stack, repo, tmp_pat
     assert read_outputs(tmp_path / "GITHUB_OUTPUT")["source"] == "hub"
     env = action_env(stack, tmp_path, {"repo": repo, "base-tag": "nothing-here", "hub-registry": stack.hub})
     proc = run_action("resolve", env)
-    assert proc.returncode == 1
+    assert proc.returncode == 1, proc.stdout
     assert annotation(proc.stdout, "error", "resolve-image").startswith("no nightly of")
     env = action_env(stack, tmp_path, {"repo": repo, "base-tag": BASE, "pull": "maybe", "hub-registry": stack.hub})
     proc = run_action("resolve", env)
@@ -105,6 +105,32 @@ def test_mirror_action_outputs(stack, repo, tmp_path):
     assert json.loads(out["mirrored"]) == [{"tag": tag_for(BASE, 0), "digest": img.digest}]
     assert int(out["bytes"]) == sum(len(b) for b in img.blobs.values()) and json.loads(out["skipped"]) == []
     assert "| tag | status | digest |" in (tmp_path / "GITHUB_STEP_SUMMARY").read_text()
+
+
+def test_mirror_action_uses_every_lan_registry_line(stack, repo, tmp_path):
+    """Both targets get the tag, each with its own row in the summary; a refusing target fails the
+    step (exit 1) with an error naming it, and the other target is still done."""
+    img = publish(stack, repo, BASE, 0, layers=2)
+    tag = tag_for(BASE, 0)
+    env = action_env(stack, tmp_path, {"repo": repo, "tags": tag, "lan-registry": f"{stack.lan}\n{stack.lan2}",
+                                       "source-registry": stack.hub, "parallel": "2", "upload-chunk-mb": "0"})
+    proc = run_action("mirror", env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for lan in (stack.lan, stack.lan2):
+        assert stack.client(lan).head_manifest(repo, tag).digest == img.digest
+    summary = (tmp_path / "GITHUB_STEP_SUMMARY").read_text()
+    assert f"| {stack.lan} |" in summary and f"| {stack.lan2} |" in summary
+    assert json.loads(read_outputs(tmp_path / "GITHUB_OUTPUT")["mirrored"]) == [
+        {"tag": tag, "digest": img.digest}, {"tag": tag, "digest": img.digest}]
+    other = tag_for(BASE, 1)
+    publish(stack, repo, BASE, 1, layers=1)
+    stack.lan2_proxy.fail(403, 1000, method="PUT", path="/manifests/")
+    env = action_env(stack, tmp_path, {"repo": repo, "tags": other, "lan-registry": f"{stack.lan},{stack.lan2}",
+                                       "source-registry": stack.hub})
+    proc = run_action("mirror", env)
+    assert proc.returncode == 1, proc.stdout
+    assert f"{other} → {stack.lan2}" in annotation(proc.stdout, "error", "mirror-to-lan")
+    assert stack.client(stack.lan).head_manifest(repo, other) is not None
 
 
 def test_composite_actions_pass_inputs_only_through_env():
