@@ -13,7 +13,7 @@ import zipfile
 import pytest
 
 from lanmirror.cmd.wiring import Clients
-from lanmirror.errors import BadInput
+from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.ops.mirror import MirrorOptions, mirror
 from lanmirror.ops.prune import prune
 from lanmirror.retry import RetryPolicy
@@ -289,3 +289,20 @@ def test_prune_deletes_exactly_the_old_nightlies(stack, repo):
     assert sorted(lan.list_tags(repo)) == sorted([tag_for(BASE, d) for d in (0, 1, 9)] +
                                                  [same_as_today, "latest", "stable"])
     assert lan.head_manifest(repo, "latest").digest == imgs[9].digest
+
+
+def test_workflow_artifacts_come_only_from_trusted_default_branch_runs(github, tmp_path):
+    """A pull request's run (a fork's or a branch's) is newer, and its artifact names another tag:
+    --workflow still takes the scheduled run on the default branch; --any-branch takes the newest."""
+    github.artifacts[5001] = {"nightly-tag-mi30x": make_zip({"mi30x.txt": b"evil-20261130\n"})}
+    github.artifacts[5002] = {"nightly-tag-mi30x": make_zip({"mi30x.txt": b"fork-20261130\n"})}
+    github.artifacts[4242] = {"nightly-tag-mi30x": make_zip({"mi30x.txt": b"good-20261129\n"})}
+    github.workflow_runs["release.yml"] = [5001, 5002, 4242]  # newest first, as GitHub lists them
+    github.run_origin[5001] = ("main", "pull_request", github.repository)
+    github.run_origin[5002] = ("main", "push", "mallory/sglang")
+    kw = {"token": github.token, "repository": github.repository, "api_url": github.api, "workflow": "release.yml"}
+    assert tags_from_artifact("nightly-tag-*", tmp_path / "a", **kw) == ["good-20261129"]
+    assert tags_from_artifact("nightly-tag-*", tmp_path / "b", any_branch=True, **kw) == ["evil-20261130"]
+    github.workflow_runs["release.yml"] = [5001]
+    with pytest.raises(LanmirrorError, match="no successful run from push, schedule or workflow_dispatch"):
+        tags_from_artifact("nightly-tag-*", tmp_path / "c", **kw)

@@ -48,8 +48,10 @@ def test_cache_first_prefers_an_older_cached_image(stack, repo):
     res = run(stack, repo)
     assert (res.source, res.tag, res.age_days) == ("local", tag_for(BASE, 3), 3)
     assert res.image == f"{stack.hub}/{repo}:{tag_for(BASE, 3)}"
-    assert res.digest == old.digest
-    assert stack.hub_proxy.entries() == [] and stack.lan_proxy.entries() == []
+    assert res.digest == old.digest and res.verified is True
+    # Verifying a cached image against the Hub (trust issue) costs one free HEAD, nothing else.
+    assert {e.method for e in stack.hub_proxy.entries() if "/manifests/" in e.path} == {"HEAD"}
+    assert stack.hub_proxy.counted_gets() == 0 and stack.lan_proxy.entries() == []
 
 
 def test_newest_policy_takes_the_lans_newer_image_and_pulls_it(stack, repo):
@@ -217,3 +219,16 @@ def test_cli_exit_codes(stack, repo):
         proc = run_cli(stack, "resolve", *bad, "--hub-registry", stack.hub)
         assert proc.returncode == 2, (bad, proc.stderr)
         assert "error" in proc.stderr
+
+
+def test_a_failed_probe_of_a_newer_tag_is_not_an_absent_tag(stack, repo):
+    """The Hub cannot answer for today's tag (it keeps failing): resolve does not settle silently
+    for yesterday's; it fails, or with allow_degraded takes it marked degraded."""
+    publish(stack, repo, BASE, 1, hub=True)
+    publish(stack, repo, BASE, 0, hub=True)
+    stack.hub_proxy.fail(503, 1000, method="HEAD", path=f"/manifests/{tag_for(BASE, 0)}$")
+    with pytest.raises(NothingFound, match=f"could not tell whether {tag_for(BASE, 0)} is on hub"):
+        run(stack, repo, lan_registries=[], pull=False, hub_timeout=3)
+    res = run(stack, repo, lan_registries=[], pull=False, hub_timeout=3, allow_degraded=True)
+    assert (res.tag, res.degraded, res.outputs()["degraded"]) == (tag_for(BASE, 1), True, "true")
+    assert any(w.startswith("degraded: could not tell") for w in res.warnings)

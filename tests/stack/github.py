@@ -19,6 +19,9 @@ class FakeGitHub:
     token: str = "ghs_test_token_never_printed"
     artifacts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # run id → {name: zip bytes}
     workflow_runs: dict[str, list[int]] = field(default_factory=dict)  # workflow file → successful run ids
+    # run id → (head branch, event, head repository); default: main, schedule, this repository
+    run_origin: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    default_branch: str = "main"
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, authorization)
 
     def start(self) -> FakeGitHub:
@@ -46,7 +49,10 @@ class FakeGitHub:
 
     def _run(self, run_id: int) -> dict:
         base = f"{self.api}/repos/{self.repository}"
+        branch, event, head_repo = self.run_origin.get(run_id, (self.default_branch, "schedule", self.repository))
         return {"id": run_id, "node_id": f"R{run_id}", "name": "Release", "status": "completed",
+                "head_branch": branch, "event": event,
+                "head_repository": {"id": 7, "full_name": head_repo, "name": head_repo.split("/")[1]},
                 "conclusion": "success", "url": f"{base}/actions/runs/{run_id}",
                 "artifacts_url": f"{base}/actions/runs/{run_id}/artifacts", "created_at": STAMP, "updated_at": STAMP,
                 "html_url": f"https://github.example/{self.repository}/actions/runs/{run_id}"}
@@ -103,7 +109,15 @@ class FakeGitHub:
             return self._send(h, 200, {"id": 555, "node_id": "W555", "name": wf, "path": f".github/workflows/{wf}",
                                        "state": "active", "url": f"{self.api}{prefix}/workflows/{wf}",
                                        "created_at": STAMP, "updated_at": STAMP})
+        if path == f"/repos/{self.repository}":
+            return self._send(h, 200, {"id": 7, "name": self.repository.split("/")[1], "full_name": self.repository,
+                                       "default_branch": self.default_branch,
+                                       "url": f"{self.api}/repos/{self.repository}"})
         if m := re.match(rf"^{prefix}/workflows/([^/]+)/runs$", path):
+            query = dict(p.split("=", 1) for p in h.path.partition("?")[2].split("&") if "=" in p)
             runs = [self._run(r) for r in self.workflow_runs.get(m.group(1), [])]
+            runs = [r for r in runs if all(r[k] == query[k] for k in ("head_branch", "event") if k in query)]
+            if "branch" in query:  # GitHub's filter is on the head branch
+                runs = [r for r in runs if r["head_branch"] == query["branch"]]
             return self._send(h, 200, {"total_count": len(runs), "workflow_runs": runs})
         return self._send(h, 404, {"message": "Not Found"})

@@ -37,6 +37,7 @@ class Entry:
     counted: bool = False
     fault: str = ""
     seconds: float = 0.0
+    authorization: str = ""  # the Authorization header that arrived, if any
 
 
 @dataclass
@@ -75,6 +76,14 @@ class UploadRule:
     skip: int = 0  # matching requests to let through first
 
 
+def _point_at(value: str, own: str, other: str) -> str:
+    """A Location or Link value, absolute or relative, rewritten to name `other` instead of `own`."""
+    value = value.replace(f"//{own}", f"//{other}")
+    if value.startswith("/"):
+        return f"http://{other}{value}"
+    return value.replace("</", f"<http://{other}/")
+
+
 class _CutUpload(Exception):
     pass
 
@@ -98,6 +107,9 @@ class FaultProxy:
         self.link_rate: float | None = None
         self._link_next = 0.0
         self.ignore_range = False  # play a server without Range support
+        # Point Location and Link answers at another host:port (a capture proxy), as a tampered
+        # registry would, to see whether a client follows them with its credentials.
+        self.rewrite_links_to: str | None = None
         # CDN: authorised blob GETs are answered with a 307 to `cdn`, which serves them with the
         # credential embedded in the URL, like a pre-signed storage URL.
         self.cdn: FaultProxy | None = None
@@ -184,6 +196,7 @@ class FaultProxy:
             self.cdn_saw_authorization = 0
             self.cdn_max_uses = None
             self.cdn_uses.clear()
+            self.rewrite_links_to = None
             self.log.clear()
             self.remaining = self.limit
             self._release.set()
@@ -261,7 +274,7 @@ class FaultProxy:
         started = time.monotonic()
         method = h.command
         path = h.path.split("?", 1)[0]
-        entry = Entry(method, h.path)
+        entry = Entry(method, h.path, authorization=h.headers.get("Authorization", ""))
         with self._lock:
             self.log.append(entry)
         try:
@@ -399,6 +412,8 @@ class FaultProxy:
         resp_len = resp.getheader("Content-Length")
         for k, v in resp.getheaders():
             if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+                if self.rewrite_links_to and k.lower() in ("location", "link"):
+                    v = _point_at(v, self.address, self.rewrite_links_to)
                 h.send_header(k, v)
         for k, v in extra.items():
             h.send_header(k, v)

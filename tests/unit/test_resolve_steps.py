@@ -6,7 +6,7 @@ import pytest
 
 from lanmirror.cmd.wiring import Clients
 from lanmirror.ops.resolve.candidates import candidates
-from lanmirror.ops.resolve.choose import hub_options, rank
+from lanmirror.ops.resolve.choose import better_unknowns, hub_options, rank
 from lanmirror.ops.resolve.context import Run
 from lanmirror.ops.resolve.model import Candidate, Option, ResolveOptions
 from lanmirror.ops.resolve.verify import STALE, verify_lan
@@ -65,3 +65,16 @@ def test_verify_lan_compares_with_the_hubs_digest(hub_hits, verdict, warning):
     option = Option(Candidate("a-20261128", TODAY, 0, 0), "lan", "lan:5000", D1)
     assert verify_lan(run, option, hub_hits) == verdict
     assert (warning is None and not run.warnings) or warning in run.warnings[0]
+
+
+def test_only_an_unanswered_probe_for_a_preferred_other_tag_degrades_a_choice():
+    cands = candidates(opts())
+    new, old = cands[0], cands[1]
+    chosen = Option(old, "lan", "lan:5000", D1)
+    lan_new = Option(new, "lan", "lan:5000", "503")
+    hub_new = Option(new, "hub", "docker.io", "503")
+    lan_same = Option(old, "lan", "lan:5000", "503")
+    assert better_unknowns("cache-first", cands, ["lan:5000"], chosen, [lan_new, hub_new, lan_same]) == [lan_new]
+    from_hub = Option(old, "hub", "docker.io", D1)
+    assert better_unknowns("cache-first", cands, ["lan:5000"], from_hub, [lan_same]) == []
+    assert better_unknowns("newest", cands, ["lan:5000"], from_hub, [hub_new]) == [hub_new]

@@ -31,3 +31,11 @@ def test_clients_close_what_they_built():
         closed = []
         reg.transport.session.close = lambda: closed.append(True)  # type: ignore[method-assign]
     assert closed == [True]
+
+
+def test_a_url_is_the_registrys_own_only_on_its_host_port_and_scheme():
+    t = Clients(daemon=False).registry("registry.example:5000").transport  # https: not loopback, not insecure
+    assert t.owns("https://registry.example:5000/v2/x/blobs/uploads/1")
+    assert not t.owns("https://registry.example:5001/v2/x/blobs/uploads/1")  # another port
+    assert not t.owns("https://cdn.example/v2/x")  # another host
+    assert not t.owns("http://registry.example:5000/v2/x")  # a downgrade to plain HTTP

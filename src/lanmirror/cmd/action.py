@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import sys
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from actions_toolkit import core
 
 from lanmirror.cmd.cli import setup_logging
 from lanmirror.cmd.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, Outcome
+from lanmirror.cmd.escape import WorkflowSafeFormatter, annotation_safe
 from lanmirror.cmd.flags import UsageError, build_parser
 from lanmirror.cmd.settings import split_list
 from lanmirror.cmd.summary import failure_summary, mirror_summary, resolve_summary, write
@@ -66,10 +68,12 @@ INPUTS: dict[str, dict[str, Mapping]] = {
         "image": Flag("--image"), "probe-timeout": Flag("--probe-timeout"), "hub-timeout": Flag("--hub-timeout"),
         "stall-timeout": Flag("--stall-timeout"), "pull-timeout": Flag("--pull-timeout"),
         "daemon-probe": Switch("--no-daemon-probe", when=False),
+        "allow-degraded": Switch("--allow-degraded", when=True),
     },
     "mirror": {
         **_SHARED, "tags": Flag("--tag", many=True), "tag-file": Flag("--tag-file"),
         "from-artifact": Flag("--from-artifact"), "run-id": Flag("--run-id"), "workflow": Flag("--workflow"),
+        "any-branch": Switch("--any-branch", when=True),
         "backfill-days": Flag("--backfill"), "source-registry": Flag("--source-registry"),
         "engine": Flag("--engine"), "parallel": Flag("--parallel"),
         "range-threshold-mb": Flag("--range-threshold-mb"), "range-chunk-mb": Flag("--range-chunk-mb"),
@@ -123,17 +127,29 @@ def input_for(command: str, message: str) -> str:
     return message
 
 
+def _error(message: str, title: str = "") -> None:
+    core.error(annotation_safe(message), title=title)
+
+
+def _warning(message: str, title: str = "") -> None:
+    core.warning(annotation_safe(message), title=title)
+
+
+def _notice(message: str, title: str = "") -> None:
+    core.notice(annotation_safe(message), title=title)
+
+
 def report_resolve(outcome: Outcome) -> None:
     title = TITLES["resolve"]
     res = outcome.result
     if not isinstance(res, Resolution):
         write(failure_summary("resolve-image: no image", outcome.error, outcome.attempts))
-        core.error(outcome.error, title=title)
+        _error(outcome.error, title=title)
         return
     for warning in res.warnings:
-        core.warning(warning, title=title)
+        _warning(warning, title=title)
     if res.source == "hub" and outcome.registries:
-        core.notice(f"{res.image} came from {res.registry}, not the LAN: mirror it to save Hub pulls",
+        _notice(f"{res.image} came from {res.registry}, not the LAN: mirror it to save Hub pulls",
                     title="resolve-image fell back to the Hub")
     for key, value in res.outputs().items():
         core.set_output(key, value)
@@ -145,12 +161,12 @@ def report_mirror(outcome: Outcome) -> None:
     title = TITLES["mirror"]
     report = outcome.result if isinstance(outcome.result, MirrorReport) else MirrorReport([])
     if not report.results:
-        core.notice("nothing to mirror: no tag given and none found in the window", title=title)
+        _notice("nothing to mirror: no tag given and none found in the window", title=title)
     for r in report.results:
         if not r.ok:
-            core.error(f"{r.tag} → {r.registry}: {r.error}", title=title)
+            _error(f"{r.tag} → {r.registry}: {r.error}", title=title)
         elif r.status == "replaced":
-            core.warning(f"{r.tag} → {r.registry}: replaced {r.previous_digest} with {r.digest}", title=title)
+            _warning(f"{r.tag} → {r.registry}: replaced {r.previous_digest} with {r.digest}", title=title)
     if report.results:
         write(mirror_summary(report, outcome.source, outcome.registries))
     core.set_output("mirrored", json.dumps(report.mirrored()))
@@ -175,8 +191,15 @@ def run(command: str) -> int:
     except UsageError as exc:
         raise BadInput(input_for(command, str(exc))) from None
     os.environ.update(env)
-    setup_logging(args.verbose, sys.stdout)
-    outcome = COMMANDS[command](args)
+    setup_logging(args.verbose, sys.stdout, WorkflowSafeFormatter)
+    # Belt and braces: while the command runs, the runner executes no workflow command at all,
+    # whatever reaches the log; our own annotations follow once it is done.
+    resume = secrets.token_hex(16)
+    print(f"::stop-commands::{resume}", flush=True)
+    try:
+        outcome = COMMANDS[command](args)
+    finally:
+        print(f"::{resume}::", flush=True)
     REPORTERS[command](outcome)
     return outcome.code
 
@@ -185,15 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     if len(args) != 1 or args[0] not in INPUTS:
-        core.error(f"usage: python -m lanmirror.cmd.action {'|'.join(INPUTS)}")
+        _error(f"usage: python -m lanmirror.cmd.action {'|'.join(INPUTS)}")
         return EXIT_BAD_INPUT
     try:
         return run(args[0])
     except BadInput as exc:
-        core.error(f"bad input: {exc}", title=f"lanmirror {args[0]}")
+        _error(f"bad input: {exc}", title=f"lanmirror {args[0]}")
         return EXIT_BAD_INPUT
     except LanmirrorError as exc:
-        core.error(str(exc), title=f"lanmirror {args[0]}")
+        _error(str(exc), title=f"lanmirror {args[0]}")
         return EXIT_FAILED
 
 

@@ -19,10 +19,12 @@ from lanmirror.errors import BadInput, LanmirrorError
 log = logging.getLogger("lanmirror")
 
 
-def setup_logging(verbose: bool, stream: TextIO = sys.stderr) -> None:
+def setup_logging(verbose: bool, stream: TextIO = sys.stderr,
+                  formatter: type[logging.Formatter] = logging.Formatter) -> None:
     """Log lines go to stderr on the command line (stdout carries the answer), to stdout in Actions."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=stream,
-                        format="%(message)s" if not verbose else "%(asctime)s %(name)s %(message)s")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter("%(message)s" if not verbose else "%(asctime)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in ("urllib3", "docker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -48,7 +48,8 @@ def resolve_command(args: argparse.Namespace) -> Outcome:
         repo=args.repo, base_tags=split_list(args.base_tag), days=args.days,
         lan_registries=lan_registries(args.lan_registry), hub_registry=hub, policy=args.policy, pull=args.pull,
         verify=args.verify, image=args.image, probe_timeout=args.probe_timeout, stall_timeout=args.stall_timeout,
-        pull_timeout=args.pull_timeout, hub_timeout=args.hub_timeout, daemon_probe=args.daemon_probe)
+        pull_timeout=args.pull_timeout, hub_timeout=args.hub_timeout, daemon_probe=args.daemon_probe,
+        allow_degraded=args.allow_degraded)
     prog = Progress("pull")
     with clients_for(args, hub) as clients:
         try:
@@ -92,7 +93,8 @@ def mirror_command(args: argparse.Namespace) -> Outcome:
     lans = lan_targets(args.lan_registry)
     with clients_for(args, source) as clients, _Bars(len(lans) > 1) as bars:
         tags = gather_tags(tags=split_list(args.tag), tag_file=args.tag_file, from_artifact=args.from_artifact,
-                           run_id=args.run_id, workflow=args.workflow, backfill_days=args.backfill,
+                           run_id=args.run_id, workflow=args.workflow, any_branch=args.any_branch,
+                           backfill_days=args.backfill,
                            base_tags=split_list(args.base_tag), source=clients.registry(source),
                            repo=repository_on(source, args.repo))
         if not tags and args.backfill:

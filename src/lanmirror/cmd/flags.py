@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pull-timeout", type=_positive_float, default=3600.0,
                    help="abort any pull that takes longer than this (default 3600)")
     r.add_argument("--hub-username", help="Hub user (default: $DOCKERHUB_USERNAME, else `docker login`'s store)")
+    r.add_argument("--allow-degraded", action="store_true",
+                   help="when a newer candidate could not be probed (an error, not a 404), use the best one "
+                        "found anyway, marked degraded, instead of failing")
     r.add_argument("--no-daemon-probe", dest="daemon_probe", action="store_false",
                    help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
     _common(r)
@@ -121,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the tag file from this GitHub Actions artifact (GITHUB_TOKEN, GITHUB_REPOSITORY, "
                         "GITHUB_API_URL; the current run unless --run-id or --workflow)")
     m.add_argument("--run-id", type=int, help="workflow run that holds the artifact")
-    m.add_argument("--workflow", metavar="FILE", help="take the artifact from this workflow's latest successful run")
+    m.add_argument("--workflow", metavar="FILE",
+                   help="take the artifact from this workflow's latest successful run on the default branch "
+                        "from push, schedule or workflow_dispatch (never a pull request's)")
+    m.add_argument("--any-branch", action="store_true",
+                   help="with --workflow: accept the latest successful run of any branch or event")
     m.add_argument("--backfill", type=_days, metavar="DAYS",
                    help="mirror every nightly of the last DAYS days that the source has (needs --base-tag)")
     m.add_argument("--base-tag", action="append", default=[], metavar="TAG", help="nightly prefix for --backfill")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 
+from lanmirror.cmd.escape import markdown_cell
 from lanmirror.ops.mirror import MirrorReport
 from lanmirror.ops.resolve import Attempt, Resolution
 
 
 def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return markdown_cell(value)
 
 
 def _table(header: list[str], rows: list[list[object]]) -> str:
@@ -30,13 +31,13 @@ def resolve_summary(res: Resolution) -> str:
             f"source **{res.source}** ({res.registry}), tag `{res.tag}`, {res.age_days} day(s) old, "
             f"digest `{res.digest}`, verified against the Hub: {verified}, "
             f"Hub ratelimit-remaining: {res.ratelimit_remaining if res.ratelimit_remaining is not None else 'n/a'}"
-            "\n\n")
-    warnings = "".join(f"> ⚠️ {w}\n" for w in res.warnings)
+            + (", **degraded** (a newer candidate could not be probed)" if res.degraded else "") + "\n\n")
+    warnings = "".join(f"> ⚠️ {markdown_cell(w)}\n" for w in res.warnings)
     return head + attempts_table(res.attempts) + ("\n" + warnings if warnings else "")
 
 
 def failure_summary(title: str, message: str, attempts: list[Attempt]) -> str:
-    return f"### {title}\n\n{message}\n\n" + (attempts_table(attempts) if attempts else "")
+    return f"### {title}\n\n{markdown_cell(message)}\n\n" + (attempts_table(attempts) if attempts else "")
 
 
 def mirror_summary(report: MirrorReport, source: str, targets: list[str]) -> str:

@@ -68,12 +68,38 @@ def _github(token: str, api_url: str) -> Any:
     return Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), retry=None, timeout=30, lazy=True)
 
 
+# Events whose runs only ever build the repository's own code; a pull_request run (a fork's, or a
+# branch's) could have published any tags it liked in its artifact.
+TRUSTED_EVENTS = frozenset({"push", "schedule", "workflow_dispatch"})
+MAX_RUNS_SCANNED = 100
+
+
+def latest_trusted_run(repo: Any, workflow: str, any_branch: bool = False) -> Any:
+    """The newest successful run of `workflow` on the default branch of this very repository, from
+    push, schedule or workflow_dispatch (any run with `any_branch`)."""
+    wf = repo.get_workflow(workflow)
+    if any_branch:
+        return next(iter(wf.get_runs(status="success")), None)
+    branch = repo.default_branch
+    for index, run in enumerate(wf.get_runs(status="success", branch=branch)):
+        if index >= MAX_RUNS_SCANNED:
+            break
+        head = getattr(run.head_repository, "full_name", None)
+        if run.event in TRUSTED_EVENTS and run.head_branch == branch and head == repo.full_name:
+            return run
+        log.info("skipping run %s of %s: %s on %s from %s is not a default-branch push/schedule/dispatch",
+                 run.id, workflow, run.event, run.head_branch, head)
+    return None
+
+
 def tags_from_artifact(pattern: str, dest: Path, *, token: str | None = None, repository: str | None = None,
-                       api_url: str | None = None, run_id: int | None = None, workflow: str | None = None) -> list[str]:
+                       api_url: str | None = None, run_id: int | None = None, workflow: str | None = None,
+                       any_branch: bool = False) -> list[str]:
     """Download every artifact of one workflow run whose name matches `pattern` and read its tags.
 
-    The run is `run_id`, else the latest successful run of `workflow`, else the current run
-    (GITHUB_RUN_ID). Credentials and addresses default to the Actions environment."""
+    The run is `run_id`, else the latest trusted successful run of `workflow` (see
+    `latest_trusted_run`), else the current run (GITHUB_RUN_ID). Credentials and addresses default
+    to the Actions environment."""
     token = token or os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
     repository = repository or os.environ.get("GITHUB_REPOSITORY")
     api_url = api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com"
@@ -87,10 +113,11 @@ def tags_from_artifact(pattern: str, dest: Path, *, token: str | None = None, re
     try:
         repo = gh.get_repo(repository)
         if run_id is None and workflow:
-            runs = repo.get_workflow(workflow).get_runs(status="success")
-            run = next(iter(runs), None)
+            run = latest_trusted_run(repo, workflow, any_branch)
             if run is None:
-                raise LanmirrorError(f"workflow {workflow} has no successful run in {repository}")
+                where = "" if any_branch else " from push, schedule or workflow_dispatch on the default branch"
+                raise LanmirrorError(f"workflow {workflow} has no successful run{where} in {repository}"
+                                     + ("" if any_branch else "; --any-branch accepts any run"))
         else:
             rid = run_id or int(os.environ.get("GITHUB_RUN_ID") or 0)
             if not rid:

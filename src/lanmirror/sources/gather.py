@@ -17,7 +17,8 @@ log = logging.getLogger("lanmirror.sources")
 
 
 def gather_tags(*, tags: list[str], tag_file: str | None = None, from_artifact: str | None = None,
-                run_id: int | None = None, workflow: str | None = None, backfill_days: int | None = None,
+                run_id: int | None = None, workflow: str | None = None, any_branch: bool = False,
+                backfill_days: int | None = None,
                 base_tags: list[str] | None = None, source: Registry | None = None, repo: str = "") -> list[str]:
     """Every way of naming tags (flags, tag file, artifact, backfill window), in that order, deduplicated."""
     out = [validate_tag(t) for t in tags]
@@ -25,7 +26,8 @@ def gather_tags(*, tags: list[str], tag_file: str | None = None, from_artifact: 
         out += read_tag_file(tag_file)
     if from_artifact:
         with tempfile.TemporaryDirectory(prefix="lanmirror-artifact-") as tmp:
-            out += tags_from_artifact(from_artifact, Path(tmp), run_id=run_id, workflow=workflow)
+            out += tags_from_artifact(from_artifact, Path(tmp), run_id=run_id, workflow=workflow,
+                                      any_branch=any_branch)
     if backfill_days:
         if source is None:
             raise BadInput("--backfill needs a source registry")

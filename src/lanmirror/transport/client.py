@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -80,7 +81,9 @@ class Transport:
         self._token_error: Exception | None = None
         # What a stuck request is waiting on, for the error a caller's deadline produces.
         self.waiting_on = ""
-        self._challenge = load_challenge(self.host)
+        # Credentials follow the registry, never a file: a remembered challenge (from a cache that
+        # any job on this runner could have written) may only speed up an anonymous token request.
+        self._challenge = load_challenge(self.host) if credentials is None else None
         self._challenge_cached = self._challenge is not None
 
     def __repr__(self) -> str:
@@ -90,6 +93,13 @@ class Transport:
         if path.startswith(("http://", "https://")):
             return path
         return f"{self.scheme}://{self.host}{path}"
+
+    def owns(self, url: str) -> bool:
+        """Whether `url` is this registry, so that it may see this registry's Authorization. An
+        absolute URL from a Location or Link header names another host or port, or downgrades
+        https to http: then it is someone else's, and gets none."""
+        parts = urlsplit(url)
+        return parts.netloc.lower() == self.host.lower() and not (self.scheme == "https" and parts.scheme != "https")
 
     def close(self) -> None:
         self.session.close()
@@ -231,16 +241,20 @@ class Transport:
         timeout: tuple[float, float] | None, **kwargs: Any,
     ) -> requests.Response:
         url = self.url(path)
-        self._prefetch_token(scope)
+        mine = self.owns(url)
+        if mine:
+            self._prefetch_token(scope)
+        else:
+            log.debug("%s: %s %s is another host's: sent without Authorization", self.registry, method, url)
         for attempt in range(2):
-            auth = self._auth_header(scope)
+            auth = self._auth_header(scope) if mine else {}
             hdrs = {**(headers or {}), **auth}
             try:
                 resp = self.session.request(method, url, headers=hdrs, timeout=timeout or self.timeouts.pair(),
                                             **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise type(exc)(f"{self.registry}: {method} {path}: {type(exc).__name__}") from None
-            if resp.status_code == 401 and attempt == 0:
+            if resp.status_code == 401 and attempt == 0 and mine:
                 sent = auth.get("Authorization", "").removeprefix("Bearer ") or None
                 resp.close()
                 if self._authenticate(resp, scope, sent):

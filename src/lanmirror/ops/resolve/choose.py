@@ -7,6 +7,24 @@ from lanmirror.ops.resolve.model import Candidate, Option
 _RANK = {"local": 0, "lan": 1, "hub": 2}
 
 
+def sort_key(policy: str, cands: list[Candidate], lans: list[str], option: Option) -> tuple[int, int, int]:
+    """Where `option` stands in the policy's order (smaller first)."""
+    cand = next(i for i, c in enumerate(cands) if c.tag == option.cand.tag)
+    site = lans.index(option.registry) if option.kind == "lan" and option.registry in lans else 0
+    if policy == "cache-first":
+        return (_RANK[option.kind], cand, site)
+    return (cand, _RANK[option.kind], site)
+
+
+def better_unknowns(policy: str, cands: list[Candidate], lans: list[str], chosen: Option,
+                    unknown: list[Option]) -> list[Option]:
+    """The probes that failed for another tag that the policy would have preferred to `chosen`: an
+    older image may be settled for only knowingly. (The same tag from a farther source is not an
+    older image: the digest check decides there.)"""
+    mark = sort_key(policy, cands, lans, chosen)
+    return [u for u in unknown if u.cand.tag != chosen.cand.tag and sort_key(policy, cands, lans, u) < mark]
+
+
 def rank(policy: str, cands: list[Candidate], local: dict[str, str], lan_hits: list[tuple[str, dict[str, str]]],
          hub_registry: str, hub_hits: dict[str, str] | None) -> list[Option]:
     """newest: candidate order first, then the nearest source; cache-first: the nearest source
@@ -20,9 +38,8 @@ def rank(policy: str, cands: list[Candidate], local: dict[str, str], lan_hits: l
                 options.append(Option(cand, "lan", lan, hits[cand.tag]))
         if hub_hits and cand.tag in hub_hits:
             options.append(Option(cand, "hub", hub_registry, hub_hits[cand.tag]))
-    if policy == "cache-first":
-        order = {c.tag: i for i, c in enumerate(cands)}
-        options.sort(key=lambda o: (_RANK[o.kind], order[o.cand.tag]))
+    lans = [lan for lan, _ in lan_hits]
+    options.sort(key=lambda o: sort_key(policy, cands, lans, o))
     return options
 
 

@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lanmirror.daemon import Engine, ProgressFn
+from lanmirror.daemon import Engine, LocalImage, ProgressFn
 from lanmirror.name import Reference, repository_on
 from lanmirror.ops.clients import Clients
-from lanmirror.ops.resolve.model import Attempt, ResolveOptions
+from lanmirror.ops.resolve.model import Attempt, Option, ResolveOptions
 from lanmirror.remote.registry import Registry
 from lanmirror.retry import RetryPolicy
 from lanmirror.transport import Timeouts
@@ -32,6 +32,14 @@ class Run:
     attempts: list[Attempt] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     ratelimit: int | None = None
+    # Probes that failed (not "absent": no answer, or an error) for a candidate at a source, with
+    # the reason in `digest`; a choice ranked after one of them is degraded.
+    unknown: list[Option] = field(default_factory=list)
+    # Tags the Hub answered "not there" for: the LAN mirrors the Hub, so not knowing whether a LAN
+    # has one of them changes nothing.
+    hub_absent: set[str] = field(default_factory=set)
+    local_images: dict[str, LocalImage] = field(default_factory=dict)
+    local_verdicts: dict[str, bool | None] = field(default_factory=dict)
     _hub: Registry | None = None
 
     @property

@@ -3,13 +3,13 @@ report it as a `Resolution`."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from lanmirror.daemon import LocalImage
 from lanmirror.errors import LanmirrorError
 from lanmirror.name import DOCKER_HUB, Reference, nightly_date, utc_today
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.model import Candidate, Option, Resolution
 from lanmirror.ops.resolve.probe import refresh_ratelimit
+from lanmirror.ops.resolve.provenance import mark_unverified
 
 
 def report(run: Run, cand: Candidate, kind: str, registry: str, digest: str, image: str, pinned: str,
@@ -25,10 +25,13 @@ def report(run: Run, cand: Candidate, kind: str, registry: str, digest: str, ima
     )
 
 
-def use_local(run: Run, cand: Candidate, digest: str) -> Resolution:
+def use_local(run: Run, cand: Candidate, digest: str, verified: bool | None = None,
+              degraded: bool = False) -> Resolution:
     ref = run.upstream.with_tag(cand.tag)
     pinned = f"{ref.familiar_repository}@{digest}" if digest.startswith("sha256:") else str(ref)
-    return report(run, cand, "local", "docker", digest, str(ref), pinned, None, False)
+    result = report(run, cand, "local", "docker", digest, str(ref), pinned, verified, False)
+    result.degraded = degraded
+    return result
 
 
 def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
@@ -39,25 +42,27 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
     source_ref = Reference(registry, run.repository(registry), tag=cand.tag)
     pinned = f"{source_ref.familiar_repository}@{digest}"
     if not run.opts.pull:
-        image = str(canonical) if kind == "hub" else str(source_ref)
-        return report(run, cand, kind, registry, digest, image, pinned, verified, False)
+        name = str(canonical) if kind == "hub" else str(source_ref)
+        return report(run, cand, kind, registry, digest, name, pinned, verified, False)
     engine = run.engine
     if engine is None:
         raise LanmirrorError("pulling needs the Docker daemon; pass --no-pull to only resolve")
     started = clock()
     creds = run.clients.credentials(registry) if kind == "hub" else None
 
-    def pull() -> Any:
+    def pull() -> LocalImage:
         return engine.pull(pinned, source=f"{kind} {registry}", stall_timeout=run.opts.stall_timeout,
                            timeout=run.opts.pull_timeout, creds=creds, on_progress=run.on_progress)
 
     if kind == "hub":
         if creds is not None:
             engine.login(creds, registry if registry != DOCKER_HUB else "https://index.docker.io/v1/")
-        run.policy.call(pull, f"pull {pinned}")
+        image: LocalImage = run.policy.call(pull, f"pull {pinned}")
         refresh_ratelimit(run, cand.tag)
     else:
-        pull()
+        image = pull()
     engine.tag(pinned, canonical.familiar_repository, cand.tag)
+    if kind == "lan" and verified is False:
+        mark_unverified(image.id, registry)
     run.record(kind, registry, f"pulled {cand.tag}", started, cand.tag)
     return report(run, cand, kind, registry, digest, str(canonical), pinned, verified, True)

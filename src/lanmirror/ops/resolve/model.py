@@ -57,6 +57,7 @@ class ResolveOptions:
     pull_timeout: float = 3600.0
     today: dt.date | None = None
     daemon_probe: bool = True
+    allow_degraded: bool = False
 
     def validate(self) -> None:
         validate_repository(self.repo)
@@ -87,6 +88,8 @@ class Resolution:
     pulled: bool
     attempts: list[Attempt] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # A more preferred candidate could not be probed and --allow-degraded took this one anyway.
+    degraded: bool = False
 
     def outputs(self) -> dict[str, str]:
         """The action outputs / --json fields, kebab-case, all strings."""
@@ -95,10 +98,12 @@ class Resolution:
             "age-days": "" if self.age_days is None else str(self.age_days), "digest": self.digest,
             "pinned": self.pinned,
             "ratelimit-remaining": "" if self.ratelimit_remaining is None else str(self.ratelimit_remaining),
+            "degraded": "true" if self.degraded else "false",
         }
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(self.outputs())
+        data["degraded"] = self.degraded
         data.update({"registry": self.registry, "verified": self.verified, "pulled": self.pulled,
                      "attempts": [asdict(a) for a in self.attempts], "warnings": list(self.warnings)})
         return data

@@ -11,13 +11,13 @@ from lanmirror.errors import LanmirrorError, PullLimitExceeded
 from lanmirror.name import nightly_date, parse, utc_today
 from lanmirror.ops.clients import Clients
 from lanmirror.ops.resolve.candidates import candidates
-from lanmirror.ops.resolve.choose import hub_options, rank
+from lanmirror.ops.resolve.choose import better_unknowns, hub_options, rank
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.fetch import fetch as fetch_option
 from lanmirror.ops.resolve.fetch import report, use_local
 from lanmirror.ops.resolve.model import Candidate, NothingFound, Option, Resolution, ResolveOptions
 from lanmirror.ops.resolve.probe import local_digest, probe_hub, probe_lan, probe_local
-from lanmirror.ops.resolve.verify import STALE, verify_lan
+from lanmirror.ops.resolve.verify import STALE, verify_lan, verify_local
 from lanmirror.retry import describe
 from lanmirror.transport import Timeouts
 
@@ -33,9 +33,15 @@ def resolve(opts: ResolveOptions, clients: Clients, *, on_progress: ProgressFn |
         return resolve_override(run)
     cands = candidates(opts)
     local = probe_local(run, cands)
-    if opts.policy == "cache-first" and local:
-        best = next(c for c in cands if c.tag in local)
-        return use_local(run, best, local[best.tag])
+    for cand in [c for c in cands if c.tag in local]:
+        verdict = verify_local(run, cand)
+        if verdict == STALE:
+            del local[cand.tag]  # someone else's image under the canonical name: fetch the real one
+        elif opts.policy == "cache-first":
+            return use_local(run, cand, local[cand.tag], verdict if verdict is None else bool(verdict))
+        else:
+            run.local_verdicts[cand.tag] = verdict if verdict is None else bool(verdict)
+            break
     lan_hits: list[tuple[str, dict[str, str]]] = []
     for lan in opts.lan_registries:
         hits = probe_lan(run, lan, cands)
@@ -81,8 +87,12 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
     while queue:
         option = queue.pop(0)
         cand, kind, registry, _ = option
+        unknown = [u for u in run.unknown if u.cand.tag not in run.hub_absent]
+        degraded = better_unknowns(run.opts.policy, cands, run.opts.lan_registries, option, unknown)
+        if degraded:
+            settle(run, option, degraded)
         if kind == "local":
-            return use_local(run, cand, option.digest)
+            return use_local(run, cand, option.digest, run.local_verdicts.get(cand.tag), bool(degraded))
         if kind == "hub" and hub_blocked:
             continue
         verified: bool | None = None
@@ -94,7 +104,9 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
                 continue
             verified = bool(verdict)
         try:
-            return fetch_option(run, option, verified)
+            result = fetch_option(run, option, verified)
+            result.degraded = bool(degraded)
+            return result
         except LanmirrorError as exc:
             failures.append(f"{kind} {registry}: {exc}")
             run.record(kind, registry, f"pull failed ({describe(exc)})", clock(), cand.tag)
@@ -103,6 +115,18 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
             if kind == "lan":
                 with_hub_fallback()
     raise NothingFound("found candidates but could not fetch any: " + "; ".join(failures), run.attempts)
+
+
+def settle(run: Run, chosen: Option, unknown: list[Option]) -> None:
+    """A failed probe is not an absent tag: settling for `chosen` while a preferred candidate may
+    exist is refused, unless --allow-degraded says an older image beats no image."""
+    first = unknown[0]
+    what = (f"could not tell whether {first.cand.tag} is on {first.kind} {first.registry} ({first.digest}), "
+            f"which the policy prefers to {chosen.cand.tag} from {chosen.kind} {chosen.registry}")
+    if not run.opts.allow_degraded:
+        raise NothingFound(f"{what}; refusing to settle for an older image. Rerun when the source answers, "
+                           "or pass --allow-degraded to use it anyway", run.attempts)
+    run.warn(f"degraded: {what}; using it because of --allow-degraded")
 
 
 def resolve_override(run: Run) -> Resolution:

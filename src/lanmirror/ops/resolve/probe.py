@@ -15,7 +15,7 @@ import requests
 
 from lanmirror.errors import LanmirrorError
 from lanmirror.ops.resolve.context import Run, clock
-from lanmirror.ops.resolve.model import Candidate
+from lanmirror.ops.resolve.model import Candidate, Option
 from lanmirror.remote.registry import Registry
 from lanmirror.retry import describe
 from lanmirror.transport import Timeouts
@@ -65,6 +65,7 @@ def probe_local(run: Run, cands: list[Candidate]) -> dict[str, str]:
             img = engine.local_image(str(run.upstream.with_tag(cand.tag)))
             if img is not None:
                 hits[cand.tag] = local_digest(img.repo_digests, img.id)
+                run.local_images[cand.tag] = img
     except LanmirrorError as exc:
         run.record("local", "docker", f"unavailable ({describe(exc)})", started)
         return {}
@@ -96,6 +97,11 @@ def parallel_heads(run: Run, reg: Registry, repo: str, cands: list[Candidate], d
     return hits, errors, unknown
 
 
+def remember_unknown(run: Run, kind: str, registry: str, cands: list[Candidate], tags: set[str],
+                     error: BaseException) -> None:
+    run.unknown += [Option(c, kind, registry, describe(error)) for c in cands if c.tag in tags]
+
+
 def probe_lan(run: Run, lan: str, cands: list[Candidate]) -> dict[str, str] | None:
     """Digests of candidates on one LAN registry; None when it cannot be reached at all."""
     started = clock()
@@ -117,10 +123,12 @@ def probe_lan(run: Run, lan: str, cands: list[Candidate]) -> dict[str, str] | No
     if newer_unknown:
         # The registry is alive but was slow for some probes: ask once more for those that could
         # beat the best answer, so a slow moment never makes us settle for an older image.
-        again, errors, _ = parallel_heads(run, reg, repo, newer_unknown, t, retry=False)
+        again, errors, still = parallel_heads(run, reg, repo, newer_unknown, t, retry=False)
         hits.update(again)
+        unknown = (unknown - {c.tag for c in newer_unknown}) | still
     if errors:
         run.warn(f"LAN registry {lan}: {len(errors)} of {len(cands)} probes failed ({describe(errors[0])})")
+        remember_unknown(run, "lan", lan, cands, unknown, errors[0])
     run.record("lan", lan, f"{len(hits)} of {len(cands)} candidates present" if hits else "miss", started)
     return hits
 
@@ -153,8 +161,11 @@ def probe_lan_via_daemon(run: Run, lan: str, repo: str, cands: list[Candidate]) 
 
 def probe_hub(run: Run, cands: list[Candidate]) -> dict[str, str] | None:
     started = clock()
-    hits, errors, _ = parallel_heads(run, run.hub(), run.upstream.repository, cands, run.opts.hub_timeout,
-                                     retry=True)
+    hits, errors, unknown = parallel_heads(run, run.hub(), run.upstream.repository, cands, run.opts.hub_timeout,
+                                           retry=True)
+    if errors:
+        remember_unknown(run, "hub", run.opts.hub_registry, cands, unknown, errors[0])
+    run.hub_absent |= {c.tag for c in cands} - set(hits) - unknown
     if errors and not hits and len(errors) == len(cands):
         run.record("hub", run.opts.hub_registry, f"unavailable ({describe(errors[0])})", started)
         return None
