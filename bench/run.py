@@ -298,8 +298,14 @@ class Bench:
         bash_env = {**self.env, "REPO": REPO, "LOCAL_DOCKER_REGISTRY": s.lan, "HUB": s.hub}
 
         def clean() -> None:
+            # Every nightly of REPO this host holds: the mirror scenarios' docker pull+tag+push leaves
+            # today's under the canonical name, and a cached newer tag would turn every row into a hit.
+            listed = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], env=self.env,
+                                    capture_output=True, text=True, check=False).stdout.split()
+            names = {f"{host}/{REPO}" for host in (s.hub, s.lan, self.hub_direct, self.lan_direct)}
+            held = [r for r in listed if r.rsplit(":", 1)[0] in names]
             self.forget_local(canonical, f"{s.lan}/{REPO}:{t}", f"{s.lan}/{REPO}@{img.digest}",
-                              f"{s.hub}/{REPO}@{img.digest}")
+                              f"{s.hub}/{REPO}@{img.digest}", *held)
             s.clear_faults()
 
         def proxied(row: Row, cmd: list[str], env: dict[str, str], before=None, repeat: int = a.repeat,
@@ -341,6 +347,22 @@ class Bench:
             proxied(self.row(label, "lanmirror"), [*lm, "--no-pull", "--no-daemon-probe"], self.env, broken)
             proxied(self.row(label, "original bash"), ["bash", BASH_BASELINE, BASE], {**bash_env, "FIND_ONLY": "1"},
                     broken, repeat=1 if fault == "blackhole" else a.repeat, timeout=a.bash_cap)
+        # f/g. A LAN that is alive but slow, and one that stalls after 1 MiB: the throughput floor hands
+        # the pull to the Hub after its window (defaults: 5 MB/s over 30 s); the original has no bound.
+        def paced() -> None:
+            clean()
+            s.lan_proxy.conn_rate = 200_000
+
+        def stalls() -> None:
+            clean()
+            s.lan_proxy.break_body("stall", after=1 << 20, count=100)
+
+        for label, before in (("4f resolve: LAN alive at 200 KB/s per conn", paced),
+                              ("4g resolve: LAN stalls after 1 MiB", stalls)):
+            self.say(f"resolve: {label}")
+            proxied(self.row(label, "lanmirror"), lm, self.env, before, repeat=1)
+            proxied(self.row(label, "original bash"), ["bash", BASH_BASELINE, BASE], bash_env, before, repeat=1,
+                    timeout=a.bash_cap)
         # e. Hub 429 with Retry-After: 1, twice (no LAN)
         def throttled() -> None:
             clean()

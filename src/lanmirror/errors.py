@@ -60,3 +60,13 @@ class EngineError(LanmirrorError):
 
 class StallError(EngineError):
     """A pull made no progress for longer than the stall guard allows."""
+
+
+class SlowPullError(StallError):
+    """A pull that was alive but too slow: below the throughput floor for a whole window, or
+    projected to overrun the pull timeout. It names the rate, the floor, the bytes of layers that
+    had completed, and how many of those the daemon keeps for the next source (None: unknown)."""
+
+    def __init__(self, message: str, *, rate: float, floor: float, completed: int, kept: int | None) -> None:
+        super().__init__(message)
+        self.rate, self.floor, self.completed, self.kept = rate, floor, completed, kept

@@ -55,12 +55,13 @@ class Image:
         return [d.digest for d in self.manifest.blobs()[1:]]
 
 
-def build(seeds: list[str], size: int, arch: str = "amd64") -> Image:
+def build(seeds: list[str], size: int, arch: str = "amd64", sizes: list[int] | None = None) -> Image:
+    """An image of one layer per seed, each `size` bytes (or `sizes[i]`), the last one on top."""
     blobs: dict[str, bytes] = {}
     layers = []
     diff_ids = []
-    for seed in seeds:
-        blob, diff_id = layer(seed, size)
+    for i, seed in enumerate(seeds):
+        blob, diff_id = layer(seed, sizes[i] if sizes else size)
         digest = sha256_digest(blob)
         blobs[digest] = blob
         layers.append({"mediaType": LAYER_TYPE, "size": len(blob), "digest": digest})

@@ -104,6 +104,7 @@ class FaultProxy:
         self.upload_rules: list[UploadRule] = []
         # WAN emulation: bytes/s per connection and for the whole link (None = unlimited).
         self.conn_rate: float | None = None
+        self.pace_path: re.Pattern[str] | None = None  # pace only responses to these paths (None: all)
         self.link_rate: float | None = None
         self._link_next = 0.0
         self.ignore_range = False  # play a server without Range support
@@ -191,6 +192,7 @@ class FaultProxy:
             self.body_rules.clear()
             self.upload_rules.clear()
             self.conn_rate = self.link_rate = None
+            self.pace_path = None
             self.ignore_range = False
             self.cdn = None
             self.cdn_saw_authorization = 0
@@ -468,7 +470,8 @@ class FaultProxy:
     def _write(self, h: BaseHTTPRequestHandler, data: bytes, chunked: bool) -> None:
         if not data:
             return
-        if self.conn_rate or self.link_rate:
+        paced = self.pace_path is None or bool(self.pace_path.search(h.path))
+        if (self.conn_rate or self.link_rate) and paced:
             for i in range(0, len(data), 256 << 10):  # small slices keep the pacing smooth
                 self._pace(h, data[i:i + (256 << 10)], chunked)
             return

@@ -69,6 +69,7 @@ INPUTS: dict[str, dict[str, Mapping]] = {
         "stall-timeout": Flag("--stall-timeout"), "pull-timeout": Flag("--pull-timeout"),
         "daemon-probe": Switch("--no-daemon-probe", when=False),
         "allow-degraded": Switch("--allow-degraded", when=True),
+        "min-pull-rate": Flag("--min-pull-rate"), "pull-rate-window": Flag("--pull-rate-window"),
     },
     "mirror": {
         **_SHARED, "tags": Flag("--tag", many=True), "tag-file": Flag("--tag-file"),

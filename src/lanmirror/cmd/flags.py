@@ -37,6 +37,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate in MB/s") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 (no floor) or a positive rate in MB/s")
+    return value
+
+
 def _days(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 366:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days from 1 to 366")
@@ -94,7 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="abort a pull that makes no progress for this many seconds and try the next source "
                         "(default 120)")
     r.add_argument("--pull-timeout", type=_positive_float, default=3600.0,
-                   help="abort any pull that takes longer than this (default 3600)")
+                   help="abort any pull that takes longer than this, or as soon as the bytes left cannot "
+                        "arrive in time at the current rate (default 3600)")
+    r.add_argument("--min-pull-rate", type=_rate, default=5.0, metavar="MB/S",
+                   help="hand a LAN pull that downloads slower than this for --pull-rate-window seconds to "
+                        "the next source, keeping its completed layers (default 5; 0 = no floor)")
+    r.add_argument("--pull-rate-window", type=_positive_float, default=30.0, metavar="SECONDS",
+                   help="how long a LAN pull must stay below --min-pull-rate, counting only time with bytes "
+                        "left to download (extraction never counts) (default 30)")
     r.add_argument("--hub-username", help="Hub user (default: $DOCKERHUB_USERNAME, else `docker login`'s store)")
     r.add_argument("--allow-degraded", action="store_true",
                    help="when a newer candidate could not be probed (an error, not a 404), use the best one "

@@ -22,7 +22,17 @@ import docker.errors
 
 from lanmirror.authn import Credentials
 from lanmirror.daemon.classify import classify_stream_error
-from lanmirror.errors import AuthError, EngineError, NotFound, PullLimitExceeded, StallError, TransientError
+from lanmirror.daemon.throughput import PullMeter, Verdict
+from lanmirror.errors import (
+    AuthError,
+    EngineError,
+    LanmirrorError,
+    NotFound,
+    PullLimitExceeded,
+    SlowPullError,
+    StallError,
+    TransientError,
+)
 from lanmirror.retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger("lanmirror.daemon.engine")
@@ -79,6 +89,16 @@ class Engine:
     def info(self) -> dict[str, Any]:
         return dict(self._call("info", lambda: self.api.info()))
 
+    def image_store(self) -> str:
+        """"containerd" (the containerd image store, default on fresh Engine 29 installs) or "classic".
+        It matters for a cancelled pull: the classic store releases the layers that pull had completed
+        (seen with Engine 20.10: none left in layerdb), so the next source fetches them again."""
+        try:
+            status = self.info().get("DriverStatus") or []
+        except LanmirrorError:
+            return "unknown"
+        return "containerd" if any("containerd.snapshotter" in str(v) for _, v in status) else "classic"
+
     def insecure_registries(self) -> list[str]:
         """Registries (HOST[:PORT] or CIDR) the daemon talks plain HTTP to, from `docker info`."""
         cfg = self.info().get("RegistryConfig") or {}
@@ -133,9 +153,13 @@ class Engine:
         timeout: float = 3600.0,
         creds: Credentials | None = None,
         on_progress: ProgressFn | None = None,
+        min_rate: float = 0.0,
+        rate_window: float = 30.0,
     ) -> LocalImage:
-        """Pull `ref`, aborting when no progress message arrives for `stall_timeout` seconds or the
-        whole pull exceeds `timeout` (the original once sat 4h16m in a pull with neither)."""
+        """Pull `ref`, aborting when no progress message arrives for `stall_timeout` seconds, when
+        the download rate stays below `min_rate` bytes/s (0: no floor) for `rate_window` seconds of
+        downloading, when the bytes left cannot arrive within `timeout` at the current rate, or when
+        the whole pull exceeds `timeout` (the original once sat 4h16m in a pull with none of these)."""
         repo, _, tag = ref.rpartition(":") if "@" not in ref else (ref, "", "")
         if "/" in tag:  # the colon was a registry port, not a tag
             repo, tag = ref, "latest"
@@ -150,6 +174,7 @@ class Engine:
         self._call(f"pull {ref}", lambda: api._raise_for_status(resp), source)
 
         layers: dict[str, tuple[int, int]] = {}
+        meter = PullMeter(rate_window)
         state: dict[str, Any] = {"last": time.monotonic(), "sig": None}
         failure: list[BaseException] = []
         done = threading.Event()
@@ -161,6 +186,7 @@ class Engine:
             sig = (msg.get("id"), msg.get("status"), detail.get("current"))
             if sig != state["sig"]:
                 state["sig"], state["last"] = sig, time.monotonic()
+            meter.feed(msg)
             if on_progress:
                 on_progress(sum(c for c, _ in layers.values()), sum(t for _, t in layers.values()),
                             str(msg.get("status", "")))
@@ -177,18 +203,32 @@ class Engine:
         thread.start()
         started = time.monotonic()
         reason = ""
+        slow: Verdict | None = None
         while not done.wait(0.2):
             now = time.monotonic()
+            verdict = meter.tick(now)
             if now - state["last"] > stall_timeout:
                 reason = f"no progress for {stall_timeout:g}s"
             elif now - started > timeout:
                 reason = f"pull exceeded {timeout:g}s"
+            elif verdict is not None and verdict.rate < min_rate:
+                slow, reason = verdict, (f"downloading at {verdict.rate / 1e6:.2f} MB/s for {rate_window:g}s, below "
+                                         f"the floor of {min_rate / 1e6:g} MB/s")
+            elif verdict is not None and verdict.remaining and verdict.rate > 0 and (
+                    now - started + verdict.remaining / verdict.rate > timeout):
+                slow, reason = verdict, (f"{verdict.remaining / 1e6:.0f} MB left at {verdict.rate / 1e6:.2f} MB/s "
+                                         f"cannot arrive within the {timeout:g}s pull timeout")
             if reason:
                 self._abort(resp)
                 thread.join(5)
                 if not thread.is_alive():
                     resp.close()
-                raise StallError(f"{source}: pull of {ref} aborted: {reason}")
+                message = f"{source}: pull of {ref} aborted: {reason}"
+                if slow is not None:
+                    kept = 0 if self.image_store() == "classic" else None
+                    raise SlowPullError(f"{message}; {slow.completed / 1e6:.1f} MB of layers had completed",
+                                        rate=slow.rate, floor=min_rate, completed=slow.completed, kept=kept)
+                raise StallError(message)
         if failure:
             exc = failure[0]
             if isinstance(exc, (EngineError, NotFound, AuthError, PullLimitExceeded, TransientError)):

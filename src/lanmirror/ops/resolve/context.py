@@ -38,6 +38,7 @@ class Run:
     # Tags the Hub answered "not there" for: the LAN mirrors the Hub, so not knowing whether a LAN
     # has one of them changes nothing.
     hub_absent: set[str] = field(default_factory=set)
+    probed_lans: set[str] = field(default_factory=set)
     local_images: dict[str, LocalImage] = field(default_factory=dict)
     local_verdicts: dict[str, bool | None] = field(default_factory=dict)
     _hub: Registry | None = None
@@ -67,6 +68,9 @@ class Run:
         self.warnings.append(message)
         log.warning("%s", message)
 
-    def record(self, source: str, registry: str, result: str, started: float, tag: str = "") -> None:
-        self.attempts.append(Attempt(source, registry, result, round(clock() - started, 3), tag))
+    def record(self, source: str, registry: str, result: str, started: float, tag: str = "", *,
+               rate_mbps: float | None = None, floor_mbps: float | None = None, bytes_completed: int | None = None,
+               bytes_kept: int | None = None) -> None:
+        self.attempts.append(Attempt(source, registry, result, round(clock() - started, 3), tag,
+                                     rate_mbps, floor_mbps, bytes_completed, bytes_kept))
         self.on_event(f"{source} {registry}: {result}")

@@ -50,9 +50,13 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
     started = clock()
     creds = run.clients.credentials(registry) if kind == "hub" else None
 
+    # The throughput floor hands a slow LAN's pull to the next source; the Hub is the last one.
+    floor = run.opts.min_pull_rate * 1e6 if kind == "lan" else 0.0
+
     def pull() -> LocalImage:
         return engine.pull(pinned, source=f"{kind} {registry}", stall_timeout=run.opts.stall_timeout,
-                           timeout=run.opts.pull_timeout, creds=creds, on_progress=run.on_progress)
+                           timeout=run.opts.pull_timeout, creds=creds, on_progress=run.on_progress,
+                           min_rate=floor, rate_window=run.opts.pull_rate_window)
 
     if kind == "hub":
         if creds is not None:

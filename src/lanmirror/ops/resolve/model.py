@@ -38,6 +38,12 @@ class Attempt:
     result: str
     seconds: float
     tag: str = ""
+    # A pull abandoned for slowness: the measured rate and the floor (MB/s), the bytes of layers that
+    # had completed, and how many of those the daemon kept for the next source (None: unknown).
+    rate_mbps: float | None = None
+    floor_mbps: float | None = None
+    bytes_completed: int | None = None
+    bytes_kept: int | None = None
 
 
 @dataclass
@@ -58,6 +64,8 @@ class ResolveOptions:
     today: dt.date | None = None
     daemon_probe: bool = True
     allow_degraded: bool = False
+    min_pull_rate: float = 5.0  # MB/s over pull_rate_window seconds of downloading; 0: no floor
+    pull_rate_window: float = 30.0
 
     def validate(self) -> None:
         validate_repository(self.repo)
@@ -65,8 +73,11 @@ class ResolveOptions:
             raise BadInput(f"invalid policy {self.policy!r}: choose one of {', '.join(POLICIES)}")
         if not self.image and not self.base_tags:
             raise BadInput("give at least one --base-tag (or an explicit --image)")
+        if not self.min_pull_rate >= 0:
+            raise BadInput(f"invalid min-pull-rate {self.min_pull_rate!r}: give MB/s, or 0 to turn the floor off")
         for name, value in (("probe-timeout", self.probe_timeout), ("stall-timeout", self.stall_timeout),
-                            ("pull-timeout", self.pull_timeout), ("hub-timeout", self.hub_timeout)):
+                            ("pull-timeout", self.pull_timeout), ("hub-timeout", self.hub_timeout),
+                            ("pull-rate-window", self.pull_rate_window)):
             if not value > 0:
                 raise BadInput(f"invalid {name} {value!r}: must be a positive number of seconds")
         self.hub_registry = normalize_registry(self.hub_registry)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lanmirror.daemon import ProgressFn
-from lanmirror.errors import LanmirrorError, PullLimitExceeded
+from lanmirror.errors import LanmirrorError, PullLimitExceeded, SlowPullError
 from lanmirror.name import nightly_date, parse, utc_today
 from lanmirror.ops.clients import Clients
 from lanmirror.ops.resolve.candidates import candidates
@@ -17,6 +17,7 @@ from lanmirror.ops.resolve.fetch import fetch as fetch_option
 from lanmirror.ops.resolve.fetch import report, use_local
 from lanmirror.ops.resolve.model import Candidate, NothingFound, Option, Resolution, ResolveOptions
 from lanmirror.ops.resolve.probe import local_digest, probe_hub, probe_lan, probe_local
+from lanmirror.ops.resolve.slownote import note_slow, reorder
 from lanmirror.ops.resolve.verify import STALE, verify_lan, verify_local
 from lanmirror.retry import describe
 from lanmirror.transport import Timeouts
@@ -29,6 +30,10 @@ def resolve(opts: ResolveOptions, clients: Clients, *, on_progress: ProgressFn |
     run = Run(opts, clients, on_progress=on_progress)
     if on_event is not None:
         run.on_event = on_event
+    order = reorder(opts.lan_registries)
+    if order != opts.lan_registries:
+        run.on_event(f"LAN registries abandoned for slowness on this runner lately go last: {', '.join(order)}")
+        opts.lan_registries = order
     if opts.image:
         return resolve_override(run)
     cands = candidates(opts)
@@ -72,6 +77,17 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
     fallback: dict[str, str] | None = None
     queue = list(options)
 
+    def with_lan_fallback(cand: Candidate, failed: str) -> None:
+        """Another LAN replica that was not asked yet may hold the same tag: it goes before the Hub."""
+        if any(o.kind == "lan" and o.cand.tag == cand.tag and o.registry != failed for o in queue):
+            return
+        for lan in run.opts.lan_registries:
+            if lan not in run.probed_lans:
+                hits = probe_lan(run, lan, [cand])
+                if hits and cand.tag in hits:
+                    queue.insert(0, Option(cand, "lan", lan, hits[cand.tag]))
+                    return
+
     def with_hub_fallback() -> None:
         nonlocal fallback
         if any(o.kind == "hub" for o in queue):
@@ -109,10 +125,22 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
             return result
         except LanmirrorError as exc:
             failures.append(f"{kind} {registry}: {exc}")
-            run.record(kind, registry, f"pull failed ({describe(exc)})", clock(), cand.tag)
+            if isinstance(exc, SlowPullError):
+                run.record(kind, registry, f"pull abandoned: too slow ({describe(exc)})", clock(), cand.tag,
+                           rate_mbps=round(exc.rate / 1e6, 3), floor_mbps=exc.floor / 1e6,
+                           bytes_completed=exc.completed, bytes_kept=exc.kept)
+                kept = {None: "the daemon may keep them", 0: "this daemon's classic image store discards them"}.get(
+                    exc.kept, f"{(exc.kept or 0) / 1e6:.1f} MB kept")
+                run.warn(f"slow source: {kind} {registry} delivered {exc.rate / 1e6:.2f} MB/s (floor "
+                         f"{exc.floor / 1e6:g} MB/s); {exc.completed / 1e6:.1f} MB of layers had completed ({kept}); "
+                         "trying it last on this runner for 15 minutes")
+                note_slow(registry)
+            else:
+                run.record(kind, registry, f"pull failed ({describe(exc)})", clock(), cand.tag)
             if isinstance(exc, PullLimitExceeded) and kind == "hub":
                 hub_blocked = True  # every other Hub pull would hit the same limit
             if kind == "lan":
+                with_lan_fallback(cand, registry)
                 with_hub_fallback()
     raise NothingFound("found candidates but could not fetch any: " + "; ".join(failures), run.attempts)
 

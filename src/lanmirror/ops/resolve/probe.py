@@ -104,6 +104,7 @@ def remember_unknown(run: Run, kind: str, registry: str, cands: list[Candidate],
 
 def probe_lan(run: Run, lan: str, cands: list[Candidate]) -> dict[str, str] | None:
     """Digests of candidates on one LAN registry; None when it cannot be reached at all."""
+    run.probed_lans.add(lan)
     started = clock()
     t = run.opts.probe_timeout
     reg = run.clients.registry(lan, timeouts=Timeouts(connect=t, read=t))
