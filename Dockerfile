@@ -9,7 +9,8 @@
 ARG BASE=python:3.12-slim
 FROM ${BASE}
 
-ARG VERSION=0.1.0
+# The release workflow passes the tag's version; it equals `lanmirror --version` of the wheel.
+ARG VERSION=0.0.0
 LABEL org.opencontainers.image.title="lanmirror" \
       org.opencontainers.image.description="Mirror nightly images to a LAN registry and resolve the newest one without spending Docker Hub pull quota" \
       org.opencontainers.image.version="${VERSION}" \

@@ -55,8 +55,9 @@ def image(_stack) -> str:
     wheels = ROOT / "build" / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)
     sh([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheels), str(ROOT)], env, timeout=600)
-    sh(["docker", "build", "-q", "--network", "none", "--build-arg", f"BASE={BASE_IMAGE}", "-t",
-        "local/lanmirror:test", str(ROOT)], {**env, "DOCKER_BUILDKIT": "0"}, timeout=600)
+    version = next(wheels.glob("lanmirror-*.whl")).name.split("-")[1]
+    sh(["docker", "build", "-q", "--network", "none", "--build-arg", f"BASE={BASE_IMAGE}", "--build-arg",
+        f"VERSION={version}", "-t", "local/lanmirror:test", str(ROOT)], {**env, "DOCKER_BUILDKIT": "0"}, timeout=600)
     return "local/lanmirror:test"
 
 
@@ -65,6 +66,8 @@ def test_image_metadata(_stack, image):
     assert info["Config"]["Entrypoint"] == ["lanmirror"]
     assert info["Config"]["User"] == "10001"
     assert info["Config"]["Labels"]["org.opencontainers.image.title"] == "lanmirror"
+    said = sh(["docker", "run", "--rm", "--network", "none", image, "--version"], _stack.env()).stdout.strip()
+    assert said == f"lanmirror {info['Config']['Labels']['org.opencontainers.image.version']}"
 
 
 def test_image_resolves_against_the_stack_as_non_root(stack, repo, image):

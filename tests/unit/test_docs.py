@@ -40,3 +40,38 @@ def test_readme_cli_reference_is_current(command):
     flags = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
     missing = [f for f in flags if f not in text]
     assert not missing, f"README lacks {missing} of `lanmirror {command}`"
+
+
+def cli_options() -> set[str]:
+    from lanmirror.cmd.flags import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if a.dest == "command").choices
+    return {o for sub in subs.values() for a in sub._actions for o in a.option_strings}
+
+
+def test_migration_table_maps_every_old_knob_to_a_real_flag():
+    rows = [line.split("|")[1:4] for line in (ROOT / "docs" / "migration.md").read_text().splitlines()
+            if line.startswith("| `")]
+    old = " ".join(r[0] for r in rows)
+    for knob in ("--mi30x-base-tag", "--mi35x-base-tag", "--custom-image", "--rocm-version", "LOCAL_DOCKER_REGISTRY",
+                 "DOCKERHUB_AMD_USERNAME", "DOCKERHUB_AMD_TOKEN"):
+        assert f"`{knob}" in old, f"docs/migration.md does not map {knob}"
+    named = {f for r in rows for f in re.findall(r"`(--[a-z-]+)", r[1])}
+    unknown = named - cli_options()
+    assert named and not unknown, f"docs/migration.md names flags lanmirror lacks: {unknown}"
+
+
+def test_architecture_diagram_shows_every_package():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    src = ROOT / "src" / "lanmirror"
+    packages = [p.name for p in src.iterdir() if (p / "__init__.py").exists()] + ["cache", "name", "retry", "errors"]
+    missing = [p for p in packages if not re.search(rf"\b{p}\b", text.split("## The two flows")[0])]
+    assert not missing, f"docs/architecture.md's diagram lacks {missing}"
+
+
+def test_readme_links_the_operator_docs():
+    text = (ROOT / "README.md").read_text()
+    for doc in ("docs/architecture.md", "docs/runbook.md", "docs/migration.md"):
+        assert doc in text and (ROOT / doc).exists()
+    assert "pipx run lanmirror" in text
