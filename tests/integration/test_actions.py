@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lanmirror.daemon import Engine
 from tests.consumer import ROOT, make_consumer
 from tests.helpers import SEEN_OUTPUT, TODAY, forget, publish, run_cli, tag_for
 from tests.stack import HUB_PASSWORD, HUB_USER
@@ -185,6 +186,45 @@ def test_ci_workflow_resolves_and_uses_the_image_under_act(stack, tmp_path):
     assert f"running on {image} (from lan, {img.digest})" in log, log[-4000:]
     assert stack.hub_proxy.counted_gets() == 0
     assert HUB_PASSWORD not in log
+
+
+def test_warm_runners_workflow_pulls_the_nightly_into_the_cache_under_act(stack, tmp_path):
+    forget(stack, "rocm/sgl-dev")
+    img = publish(stack, "rocm/sgl-dev", BASE, 0, hub=True, lan=True)  # today's: newer than any other test's
+    consumer = make_consumer(tmp_path / "consumer")
+    proc = act(consumer, "warm-runners.yml", stack, tmp_path)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    image = f"{stack.hub}/rocm/sgl-dev:{tag_for(BASE, 0)}"
+    assert f"warmed {image} from lan {stack.lan}" in log, log[-4000:]
+    local = Engine(stack.docker_host).local_image(image)
+    assert local is not None and any(d.endswith(img.digest) for d in local.repo_digests)
+
+
+def test_systemd_warm_script_pulls_each_base_tag_and_prunes_the_cache(stack, repo, tmp_path):
+    imgs = {d: publish(stack, repo, BASE, d, hub=True, lan=True) for d in (3, 2, 1)}
+    engine = Engine(stack.docker_host)
+    for d in (3, 2):  # earlier timer runs left these
+        engine.pull(f"{stack.lan}/{repo}@{imgs[d].digest}", source="lan")
+        engine.tag(f"{stack.lan}/{repo}@{imgs[d].digest}", f"{stack.hub}/{repo}", tag_for(BASE, d))
+    stack.clear_faults()
+    env = {**stack.env(), "LANMIRROR": str(Path(sys.executable).with_name("lanmirror")), "BASE_TAGS": BASE,
+           "IMAGE_REPO": repo, "LANMIRROR_LAN_REGISTRY": stack.lan, "LANMIRROR_HUB_REGISTRY": stack.hub,
+           "KEEP": "1", "LANMIRROR_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(["bash", str(ROOT / "examples" / "systemd" / "lanmirror-warm.sh")], env=env, text=True,
+                          capture_output=True, timeout=300)
+    SEEN_OUTPUT.extend([proc.stdout, proc.stderr])
+    assert proc.returncode == 0, proc.stderr
+    # --policy newest: the newest nightly is pulled although older ones are cached; KEEP=1 then
+    # leaves only it.
+    newest = engine.local_image(f"{stack.hub}/{repo}:{tag_for(BASE, 1)}")
+    assert newest is not None and any(d.endswith(imgs[1].digest) for d in newest.repo_digests)
+    assert engine.local_image(f"{stack.hub}/{repo}:{tag_for(BASE, 2)}") is None
+    assert engine.local_image(f"{stack.hub}/{repo}:{tag_for(BASE, 3)}") is None
+    assert stack.hub_proxy.counted_gets() == 0
+    timer = (ROOT / "examples" / "systemd" / "lanmirror-warm.timer").read_text()
+    service = (ROOT / "examples" / "systemd" / "lanmirror-warm.service").read_text()
+    assert "OnCalendar=" in timer and "ExecStart=/usr/local/lib/lanmirror/lanmirror-warm.sh" in service
 
 
 def test_workflows_dispatch_inputs_exist():

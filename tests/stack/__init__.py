@@ -45,6 +45,7 @@ class Stack:
     lan_proxy: FaultProxy = field(init=False)
     lan2_registry: Registry = field(init=False)
     lan2_proxy: FaultProxy = field(init=False)
+    pull_through: Registry = field(init=False)  # Distribution in proxy mode in front of the Hub
 
     @classmethod
     def create(cls, root: Path | None = None, with_docker: bool = True) -> Stack:
@@ -62,12 +63,14 @@ class Stack:
         self.lan_proxy = FaultProxy(self.lan_registry.address, "lan").start()
         self.lan2_registry = Registry(self.root, "lan2").start()
         self.lan2_proxy = FaultProxy(self.lan2_registry.address, "lan2").start()
+        self.pull_through = Registry(self.root, "pullthrough",
+                                     proxy=(f"http://{self.hub_proxy.address}", HUB_USER, HUB_PASSWORD)).start()
         if self.with_docker:
             self.dockerd = Dockerd(self.root / "docker").start()
         return self
 
     def stop(self) -> None:
-        for part in ("dockerd", "hub_registry", "lan_registry", "lan2_registry"):
+        for part in ("dockerd", "hub_registry", "lan_registry", "lan2_registry", "pull_through"):
             obj = getattr(self, part, None)
             if obj is not None:
                 obj.stop()

@@ -100,7 +100,8 @@ class Registry:
     optionally with Docker-Hub-style token auth."""
 
     def __init__(self, root: Path, name: str, *, token_realm: str | None = None, token_cert: Path | None = None,
-                 service: str = "", issuer: str = "", port: int | None = None) -> None:
+                 service: str = "", issuer: str = "", port: int | None = None,
+                 proxy: tuple[str, str, str] | None = None) -> None:
         self.root = root / name
         self.name = name
         self.port = port or free_port()
@@ -108,6 +109,7 @@ class Registry:
         self.log = self.root / "registry.log"
         self.config = self.root / "config.yml"
         self.token = (token_realm, token_cert, service, issuer) if token_realm else None
+        self.proxy = proxy  # (remote URL, username, password): a pull-through cache of that registry
         self.proc: subprocess.Popen | None = None
 
     def _write_config(self) -> None:
@@ -122,6 +124,8 @@ class Registry:
             "  cache:\n    blobdescriptor: inmemory\n"
             f"http:\n  addr: {self.address}\n  secret: lanmirror-test-{self.name}\n"
             "  headers:\n    X-Content-Type-Options: [nosniff]\n" + auth
+            + (f"proxy:\n  remoteurl: {self.proxy[0]}\n  username: {self.proxy[1]}\n  password: {self.proxy[2]}\n"
+               if self.proxy else "")
         )
 
     def start(self) -> Registry:

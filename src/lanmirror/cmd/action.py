@@ -70,11 +70,12 @@ INPUTS: dict[str, dict[str, Mapping]] = {
         "daemon-probe": Switch("--no-daemon-probe", when=False),
         "allow-degraded": Switch("--allow-degraded", when=True),
         "min-pull-rate": Flag("--min-pull-rate"), "pull-rate-window": Flag("--pull-rate-window"),
+        "lan-select": Flag("--lan-select"), "runner-id": Flag("--runner-id"),
     },
     "mirror": {
         **_SHARED, "tags": Flag("--tag", many=True), "tag-file": Flag("--tag-file"),
         "from-artifact": Flag("--from-artifact"), "run-id": Flag("--run-id"), "workflow": Flag("--workflow"),
-        "any-branch": Switch("--any-branch", when=True),
+        "any-branch": Switch("--any-branch", when=True), "lan-mode": Flag("--lan-mode"),
         "backfill-days": Flag("--backfill"), "source-registry": Flag("--source-registry"),
         "engine": Flag("--engine"), "parallel": Flag("--parallel"),
         "range-threshold-mb": Flag("--range-threshold-mb"), "range-chunk-mb": Flag("--range-chunk-mb"),

@@ -14,11 +14,12 @@ from lanmirror.cmd.progress import Progress
 from lanmirror.cmd.settings import hub_registry, lan_registries, split_list
 from lanmirror.cmd.wiring import clients_for, doctor_clients
 from lanmirror.errors import BadInput
-from lanmirror.name import normalize_registry, repository_on
+from lanmirror.name import Reference, normalize_registry, repository_on, validate_repository
 from lanmirror.ops.doctor import Check, run_checks
 from lanmirror.ops.doctor import to_json as doctor_json
 from lanmirror.ops.mirror import MirrorOptions, MirrorReport, mirror
 from lanmirror.ops.prune import PruneReport, prune
+from lanmirror.ops.prune_local import prune_local
 from lanmirror.ops.resolve import Attempt, NothingFound, Resolution, ResolveOptions, resolve
 from lanmirror.remote.blobread import RangeSettings
 from lanmirror.sources.gather import gather_tags
@@ -49,7 +50,8 @@ def resolve_command(args: argparse.Namespace) -> Outcome:
         lan_registries=lan_registries(args.lan_registry), hub_registry=hub, policy=args.policy, pull=args.pull,
         verify=args.verify, image=args.image, probe_timeout=args.probe_timeout, stall_timeout=args.stall_timeout,
         pull_timeout=args.pull_timeout, hub_timeout=args.hub_timeout, daemon_probe=args.daemon_probe,
-        allow_degraded=args.allow_degraded, min_pull_rate=args.min_pull_rate, pull_rate_window=args.pull_rate_window)
+        allow_degraded=args.allow_degraded, min_pull_rate=args.min_pull_rate, pull_rate_window=args.pull_rate_window,
+        lan_select=args.lan_select, runner_id=args.runner_id or "")
     prog = Progress("pull")
     with clients_for(args, hub) as clients:
         try:
@@ -104,7 +106,8 @@ def mirror_command(args: argparse.Namespace) -> Outcome:
         opts = MirrorOptions(repo=args.repo, tags=tags, lan_registry=lans[0], source_registry=source,
                              engine=args.engine, dry_run=args.dry_run, overwrite=args.overwrite,
                              parallel=args.parallel, mount_from=split_list(args.mount_from),
-                             ranges=range_settings(args), upload_chunk=upload_chunk(args.upload_chunk_mb))
+                             ranges=range_settings(args), upload_chunk=upload_chunk(args.upload_chunk_mb),
+                             lan_mode=args.lan_mode)
         results = []
         for lan in lans:
             results += mirror(replace(opts, lan_registry=lan), clients, on_bytes=bars.for_target(lan)).results
@@ -141,6 +144,10 @@ class _Bars:
 
 
 def prune_command(args: argparse.Namespace) -> Outcome:
+    if args.local:
+        return prune_local_command(args)
+    if args.keep_days is None:
+        raise BadInput("prune needs --keep-days N (the LAN registry), or --local --keep N (this runner's cache)")
     lan = lan_targets([args.lan_registry] if args.lan_registry else None)[0]
     with clients_for(args, None) as clients:
         report = prune(clients.registry(lan), args.repo, args.keep_days, base_tags=split_list(args.base_tag),
@@ -152,6 +159,20 @@ def prune_command(args: argparse.Namespace) -> Outcome:
         log.info("the registry frees the space when its garbage collector runs "
                  "(`registry garbage-collect /etc/docker/registry/config.yml`)")
     return Outcome(EXIT_OK, report.to_json(), result=report, registries=[lan])
+
+
+def prune_local_command(args: argparse.Namespace) -> Outcome:
+    hub = normalize_registry(hub_registry(args.hub_registry))
+    canonical = Reference(hub, repository_on(hub, validate_repository(args.repo)), tag="latest").familiar_repository
+    with clients_for(args, hub) as clients:
+        engine = clients.engine()
+        assert engine is not None
+        report = prune_local(engine, canonical, split_list(args.base_tag) or [""],
+                             args.keep if args.keep is not None else 0, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    log.info("%s %d image(s) (%.1f MB%s); kept %d newest; %d in use by containers", verb, len(report.removed),
+             report.bytes_freed / 1e6, ", estimated" if args.dry_run else "", len(report.kept), len(report.in_use))
+    return Outcome(EXIT_OK, report.to_json(), result=None)
 
 
 def doctor_command(args: argparse.Namespace) -> Outcome:

@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from lanmirror import __version__
 from lanmirror.errors import BadInput
-from lanmirror.ops.resolve import POLICIES
+from lanmirror.ops.resolve.model import LAN_SELECT, POLICIES
 
 
 class UsageError(BadInput):
@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "or $LOCAL_DOCKER_REGISTRY)")
     r.add_argument("--hub-registry", metavar="HOST[:PORT]",
                    help="upstream registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
+    r.add_argument("--lan-select", choices=LAN_SELECT, default="ordered",
+                   help="ordered: LAN registries in the given preference order (sites); spread: the replicas "
+                        "that hold the chosen tag, ranked per runner by rendezvous hashing of --runner-id, so "
+                        "each runner sticks to one and the fleet splits evenly (default ordered)")
+    r.add_argument("--runner-id", metavar="ID",
+                   help="this runner's identity for --lan-select spread (default: $RUNNER_NAME, then the host name)")
     r.add_argument("--policy", choices=POLICIES, default="cache-first",
                    help="cache-first: any cached candidate wins, then the LAN's newest, then the Hub's; "
                         "newest: the newest candidate anywhere, from the nearest source (default cache-first)")
@@ -172,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="upload blobs larger than this as chunks (one PATCH each) so that a failed request "
                         "resumes instead of restarting the blob; nothing is buffered for it (default 64; 0 = "
                         "one streamed PUT per blob)")
+    m.add_argument("--lan-mode", choices=("auto", "push", "proxy"), default="auto",
+                   help="push: copy into the LAN registry; proxy: it is a pull-through cache (Distribution proxy "
+                        "mode, a Harbor proxy project) that refuses pushes, so warm it by reading the manifests and "
+                        "every blob through it; auto: ask it (one upload session, cancelled at once) (default auto)")
     m.add_argument("--mount-from", action="append", default=[], metavar="REPO",
                    help="repository on the LAN registry to mount shared layers from (repeatable)")
     m.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
@@ -190,7 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--repo", required=True)
     pr.add_argument("--lan-registry", metavar="HOST[:PORT]")
-    pr.add_argument("--keep-days", type=_days, required=True, help="keep nightlies of this many days, today included")
+    pr.add_argument("--keep-days", type=_days, help="keep nightlies of this many days, today included (LAN)")
+    pr.add_argument("--local", action="store_true",
+                    help="prune this runner's Docker cache instead of the LAN registry: keep the newest --keep "
+                         "nightlies of --base-tag and every image a container (running or stopped) uses")
+    pr.add_argument("--keep", type=int, metavar="N", help="with --local: how many of the newest nightlies to keep")
+    pr.add_argument("--hub-registry", metavar="HOST[:PORT]",
+                    help="with --local: the registry in the images' canonical name (default: "
+                         "$LANMIRROR_HUB_REGISTRY or docker.io)")
     pr.add_argument("--base-tag", action="append", default=[], metavar="TAG",
                     help="only prune nightlies of these prefixes (default: any <prefix>-<YYYYMMDD> tag)")
     pr.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")

@@ -117,6 +117,29 @@ class Engine:
             return None
         return LocalImage(data["Id"], tuple(data.get("RepoDigests") or ()))
 
+    def tagged(self, repository: str) -> list[tuple[str, str, int]]:
+        """(tag, image ID, size) of every image tagged in `repository` (e.g. rocm/sgl-dev)."""
+        out = []
+        for image in self._call(f"list images of {repository}", lambda: self.api.images(name=repository)):
+            for ref in image.get("RepoTags") or []:
+                name, _, tag = ref.rpartition(":")
+                if name == repository:
+                    out.append((tag, str(image["Id"]), int(image.get("Size") or 0)))
+        return out
+
+    def images_in_use(self) -> set[str]:
+        """IDs of the images that a container, running or stopped, was created from."""
+        containers = self._call("list containers", lambda: self.api.containers(all=True))
+        return {str(c["ImageID"]) for c in containers if c.get("ImageID")}
+
+    def untag(self, ref: str) -> None:
+        """Remove the tag `ref` (and the image, once no tag and no container needs it)."""
+        self._call(f"remove {ref}", lambda: self.api.remove_image(ref, noprune=False))
+
+    def layers_size(self) -> int:
+        """Bytes of all image layers the daemon holds (what removing images really frees)."""
+        return int(self._call("disk usage", lambda: self.api.df()).get("LayersSize") or 0)
+
     def tag(self, source: str, repository: str, tag: str) -> None:
         ok = self._call(f"tag {source}", lambda: self.api.tag(source, repository, tag, force=True))
         if not ok:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lanmirror.cache import read_json, write_json
 from lanmirror.errors import BadInput, DigestMismatch, LanmirrorError, RegistryError
 from lanmirror.name import DOCKER_HUB, normalize_registry, repository_on, validate_repository, validate_tag
 from lanmirror.ops.clients import Clients
@@ -30,6 +31,7 @@ from lanmirror.transport import Timeouts
 log = logging.getLogger("lanmirror.ops.mirror")
 
 ENGINES = ("registry", "docker")
+LAN_MODES = ("auto", "push", "proxy")
 
 
 @dataclass
@@ -48,6 +50,9 @@ class MirrorOptions:
     # Blobs larger than this go up as a chunked upload that resumes after a failed request
     # (0: always one streamed PUT, restarted on failure).
     upload_chunk: int = UPLOAD_CHUNK
+    # push: a registry we write to; proxy: a pull-through cache (Distribution proxy mode, Harbor proxy
+    # projects) that refuses pushes and is warmed by reading through it; auto: ask the target.
+    lan_mode: str = "auto"
 
     def validate(self) -> None:
         validate_repository(self.repo)
@@ -57,6 +62,8 @@ class MirrorOptions:
         self.lan_registry = normalize_registry(self.lan_registry)
         if self.lan_registry == self.source_registry:
             raise BadInput(f"source and LAN registry are the same ({self.lan_registry})")
+        if self.lan_mode not in LAN_MODES:
+            raise BadInput(f"invalid lan-mode {self.lan_mode!r}: choose one of {', '.join(LAN_MODES)}")
         if self.engine not in ENGINES:
             raise BadInput(f"invalid engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
         if not 1 <= self.parallel <= 64:
@@ -74,7 +81,7 @@ class MirrorOptions:
 @dataclass
 class TagResult:
     tag: str
-    status: str  # copied | replaced | unchanged | dry-run | failed
+    status: str  # copied | replaced | unchanged | warmed | dry-run | failed
     registry: str = ""  # the target it was mirrored to
     digest: str = ""
     previous_digest: str = ""
@@ -111,7 +118,7 @@ class MirrorReport:
 
     def mirrored(self) -> list[dict[str, str]]:
         return [{"tag": r.tag, "digest": r.digest} for r in self.results if r.status in ("copied", "replaced",
-                                                                                           "unchanged")]
+                                                                                           "unchanged", "warmed")]
 
     def skipped(self) -> list[str]:
         return [r.tag for r in self.results if r.status == "unchanged"]
@@ -123,6 +130,27 @@ class MirrorReport:
 
 BytesFn = Callable[[int], None]
 
+
+
+MODES_NOTE = "lan-modes.json"
+MODE_LIFETIME = 24 * 3600.0
+
+
+def target_mode(registry: str, accepts_pushes: Callable[[], bool]) -> str:
+    """push or proxy, asked once a day per registry (an upload session opened and cancelled): a
+    no-op mirror stays at one HEAD per side. The note is runner-private (`lanmirror.cache`). A wrong
+    one costs warmth, never integrity: warming a push registry fails loudly (its tag is missing),
+    and pushing to a pull-through cache is refused by it; which digest a runner accepts is decided
+    by resolve's check against the Hub, not here."""
+    now = time.time()
+    notes = read_json(MODES_NOTE)
+    entry = notes.get(registry)
+    if isinstance(entry, dict) and entry.get("mode") in ("push", "proxy") and float(entry.get("until", 0)) > now:
+        return str(entry["mode"])
+    mode = "push" if accepts_pushes() else "proxy"
+    notes[registry] = {"mode": mode, "until": now + MODE_LIFETIME}
+    write_json(MODES_NOTE, notes)
+    return mode
 
 
 class _Copier:
@@ -145,6 +173,7 @@ class _Copier:
         self.range_budget = threading.Semaphore(opts.ranges.window)
         self.src_repo = self._repo(src)
         self.dst_repo = self._repo(dst)
+        self._pull_through: bool | None = None
 
     def _repo(self, registry: str) -> str:
         return repository_on(registry, self.opts.repo)
@@ -174,6 +203,11 @@ class _Copier:
         if head is None:
             raise RegistryError(f"{self.opts.source_registry}/{self.src_repo}:{tag} does not exist on the source")
         result.digest = head.digest
+        if self.pull_through():
+            # Its manifest HEAD answers from upstream while it holds no blob: "unchanged" would be a
+            # false claim. Reading through it is what fills it.
+            self._warm(tag, head.digest, result)
+            return
         existing = self.dst.head_manifest(self.dst_repo, tag)
         if existing is not None and existing.digest == head.digest:
             result.status = "unchanged"
@@ -212,6 +246,48 @@ class _Copier:
             raise DigestMismatch(f"{self.opts.lan_registry}: {tag} reads back as "
                                  f"{check.digest if check else 'missing'}, expected {head.digest}")
         result.status = "replaced" if existing is not None else "copied"
+
+    def pull_through(self) -> bool:
+        if self._pull_through is None:
+            mode = self.opts.lan_mode
+            if mode == "auto":
+                mode = target_mode(self.opts.lan_registry, lambda: self.dst.accepts_pushes(self.dst_repo))
+            self._pull_through = mode == "proxy"
+            if self._pull_through:
+                log.info("%s is a pull-through cache: warming it by reading through it", self.opts.lan_registry)
+        return self._pull_through
+
+    def _warm(self, tag: str, digest: str, result: TagResult) -> None:
+        top = self.dst.get_manifest(self.dst_repo, tag)
+        if top.digest != digest:
+            raise DigestMismatch(f"{self.opts.lan_registry}: the pull-through cache serves {tag} as "
+                                 f"{top.digest[:19]}…, the source has {digest[:19]}… (a stale cache)")
+        manifests = [top] + ([self.dst.get_manifest(self.dst_repo, c.digest) for c in top.children()]
+                             if top.is_index else [])
+        blobs = {d.digest: d for m in manifests if not m.is_index for d in m.blobs()}
+        if self.opts.dry_run:
+            result.plan += [f"warm  {d.digest[:19]} ({d.size} bytes)" for d in blobs.values()]
+            result.status = "dry-run"
+            return
+        lock = threading.Lock()
+        total = sum(d.size for d in blobs.values())
+        moved = [0]
+
+        def count(n: int) -> None:
+            with lock:
+                moved[0] += n
+                if self.on_bytes:
+                    self.on_bytes(tag, moved[0], total)
+
+        def one(d: Descriptor) -> int:
+            return int(self.policy.call(lambda: self.dst.read_blob(self.dst_repo, d.digest, count),
+                                        f"warm blob {d.digest[:19]}",
+                                        retry_if=lambda exc: is_transient(exc) or isinstance(exc, DigestMismatch)))
+
+        with cf.ThreadPoolExecutor(max_workers=self.opts.parallel, thread_name_prefix="warm") as pool:
+            result.bytes = sum(pool.map(one, sorted(blobs.values(), key=lambda d: -d.size)))
+        result.blobs_copied = len(blobs)
+        result.status = "warmed"
 
     def _plan(self, tag: str, result: TagResult, blobs: dict[str, Descriptor]) -> None:
         for d in blobs.values():

@@ -336,6 +336,30 @@ class Registry:
             self._cdn_urls[digest] = resp.url  # one dict store: atomic, and the range threads only race to equal values
         return resp
 
+    def read_blob(self, repo: str, digest: str, on_bytes: Any = None) -> int:
+        """Read a whole blob and check its digest, keeping nothing: through a pull-through cache,
+        this is what makes the cache fetch and store it. Returns the size."""
+        resp = self.open_blob(repo, digest)
+        try:
+            reader = HashingReader(resp.iter_content(CHUNK), digest, on_bytes)
+            for _ in reader:
+                pass
+            return reader.size
+        finally:
+            resp.close()
+
+    def accepts_pushes(self, repo: str) -> bool:
+        """False for a pull-through cache (Distribution's proxy mode, Harbor proxy projects), which
+        refuses uploads; True when an upload session opens (it is cancelled at once)."""
+        resp = self.transport.request("POST", f"/v2/{repo}/blobs/uploads/", scope=push_scope(repo))
+        resp.close()
+        if resp.status_code == 202:
+            self.cancel_upload(repo, UploadSession(self._location(resp), 0))
+            return True
+        if resp.status_code in (405, 501) or "UNSUPPORTED" in error_detail(resp).upper():
+            return False
+        raise self._fail(resp, f"open an upload on {repo}")
+
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
         """Cross-repository mount: the registry links a blob it already holds. True if mounted."""
         query = urlencode({"mount": validate_digest(digest), "from": validate_repository(from_repo)})

@@ -10,6 +10,7 @@ from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.name import DOCKER_HUB, normalize_registry, validate_repository
 
 POLICIES = ("cache-first", "newest")
+LAN_SELECT = ("ordered", "spread")
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,13 @@ class ResolveOptions:
     allow_degraded: bool = False
     min_pull_rate: float = 5.0  # MB/s over pull_rate_window seconds of downloading; 0: no floor
     pull_rate_window: float = 30.0
+    lan_select: str = "ordered"  # ordered: sites in preference order; spread: rendezvous over replicas
+    runner_id: str = ""  # spread's identity; empty: $RUNNER_NAME, then the host name
 
     def validate(self) -> None:
         validate_repository(self.repo)
+        if self.lan_select not in LAN_SELECT:
+            raise BadInput(f"invalid lan-select {self.lan_select!r}: choose one of {', '.join(LAN_SELECT)}")
         if self.policy not in POLICIES:
             raise BadInput(f"invalid policy {self.policy!r}: choose one of {', '.join(POLICIES)}")
         if not self.image and not self.base_tags:
@@ -110,6 +115,7 @@ class Resolution:
             "pinned": self.pinned,
             "ratelimit-remaining": "" if self.ratelimit_remaining is None else str(self.ratelimit_remaining),
             "degraded": "true" if self.degraded else "false",
+            "registry": self.registry,
         }
 
     def to_json(self) -> dict[str, Any]:

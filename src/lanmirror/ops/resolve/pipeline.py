@@ -5,6 +5,7 @@ and decides what happens when a step fails (fall through to the next source)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from lanmirror.daemon import ProgressFn
 from lanmirror.errors import LanmirrorError, PullLimitExceeded, SlowPullError
@@ -16,8 +17,9 @@ from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.fetch import fetch as fetch_option
 from lanmirror.ops.resolve.fetch import report, use_local
 from lanmirror.ops.resolve.model import Candidate, NothingFound, Option, Resolution, ResolveOptions
-from lanmirror.ops.resolve.probe import local_digest, probe_hub, probe_lan, probe_local
+from lanmirror.ops.resolve.probe import local_digest, probe_hub, probe_lan, probe_local, run_bounded
 from lanmirror.ops.resolve.slownote import note_slow, reorder
+from lanmirror.ops.resolve.spread import rendezvous, runner_identity
 from lanmirror.ops.resolve.verify import STALE, verify_lan, verify_local
 from lanmirror.retry import describe
 from lanmirror.transport import Timeouts
@@ -48,12 +50,15 @@ def resolve(opts: ResolveOptions, clients: Clients, *, on_progress: ProgressFn |
             run.local_verdicts[cand.tag] = verdict if verdict is None else bool(verdict)
             break
     lan_hits: list[tuple[str, dict[str, str]]] = []
-    for lan in opts.lan_registries:
-        hits = probe_lan(run, lan, cands)
-        if hits:
-            lan_hits.append((lan, hits))
-            if opts.policy == "cache-first":
-                break
+    if opts.lan_select == "spread" and len(opts.lan_registries) > 1:
+        lan_hits = probe_replicas(run, cands)
+    else:
+        for lan in opts.lan_registries:
+            hits = probe_lan(run, lan, cands)
+            if hits:
+                lan_hits.append((lan, hits))
+                if opts.policy == "cache-first":
+                    break
     hub_hits: dict[str, str] | None = None
     if opts.policy == "newest" or not lan_hits:
         hub_hits = probe_hub(run, cands)
@@ -61,6 +66,20 @@ def resolve(opts: ResolveOptions, clients: Clients, *, on_progress: ProgressFn |
     if not options:
         raise NothingFound(nothing_message(run), run.attempts)
     return take_first(run, options, cands, hub_hits)
+
+
+def probe_replicas(run: Run, cands: list[Candidate]) -> list[tuple[str, dict[str, str]]]:
+    """spread: every replica at once (a dead one costs the probe bound, not one bound each), then
+    the ones that answered in this runner's rendezvous order."""
+    runner = runner_identity(run.opts.runner_id or None)
+    order = reorder(rendezvous(runner, run.opts.lan_registries))  # a replica just found slow goes last
+    results = run_bounded([partial(probe_lan, run, lan, cands) for lan in order],
+                          run.opts.probe_timeout * 2 + 1)
+    answered = [(lan, value) for lan, (done, value) in zip(order, results, strict=True)
+                if done and isinstance(value, dict) and value]
+    run.on_event(f"spread: runner {runner!r} prefers {', '.join(order)}")
+    run.opts.lan_registries = order  # the rank of a site is its place in this runner's order
+    return answered
 
 
 def nothing_message(run: Run) -> str:
