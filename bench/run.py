@@ -13,6 +13,7 @@ Scenarios (on the same local stack as the tests):
   7. WAN                one big layer + 4 x 16 MiB behind a per-connection cap, added latency and a 307
                         to a CDN host; (b) with a link cap; (c) with a reset at 80% of the big layer:
                         lanmirror | skopeo | docker pull+tag+push
+  8. fan-out            one mirror into 3 LAN registries vs 3 single-target mirrors: Hub bytes and time
 
 Mirror timings go straight to the registries (no Python proxy on the data path, as in real life);
 bytes and requests come from the registries' own access logs. Resolve scenarios go through the
@@ -248,6 +249,41 @@ class Bench:
         for name in ("lanmirror", "skopeo copy"):
             self.say(f"no-op mirror: {name}")
             self.measure(self.row("3 no-op mirror", name), tools[name], None, a.repeat)
+
+    def fanout(self) -> None:
+        """One mirror into three LAN registries against three single-target mirrors: Hub bytes and time."""
+        a = self.args
+        size = a.layer_mb << 20
+        t0 = tag(0, "fan")
+        self.say(f"fan-out: publishing {a.layers} x {a.layer_mb} MiB ...")
+        image = self.publish([f"fan-{i}" for i in range(a.layers)], size, t0)
+        image_bytes = sum(len(b) for b in image.blobs.values())
+        s = self.stack
+        targets = [s.lan_registry, s.lan2_registry, s.lan3_registry]
+        base = [LANMIRROR, "mirror", "--repo", REPO, "--tag", t0, "--source-registry", self.hub_direct]
+
+        def wipe() -> None:
+            for reg in targets:
+                reg.wipe()
+
+        every = [a for r in targets for a in ("--lan-registry", r.address)]
+        runs = {"lanmirror, 3 targets in one run": [[*base, *every]],
+                "lanmirror, 3 single-target runs": [[*base, "--lan-registry", r.address] for r in targets]}
+        for name, cmds in runs.items():
+            row = self.row("8 fan-out to 3 LAN registries", name)
+            for _ in range(a.repeat):
+                wipe()
+                self.hub_log.mark()
+                started = time.monotonic()
+                for cmd in cmds:
+                    run = timed(cmd, self.env)
+                    if run.rc != 0:
+                        row.note = f"exit {run.rc}"
+                row.seconds.append(round(time.monotonic() - started, 3))
+                row.requests, row.bytes = self.hub_log.since()
+            row.note = (row.note + "; " if row.note else "") + f"Hub bytes {row.bytes / image_bytes:.2f}x the image"
+            self.say(f"fan-out: {name}")
+        wipe()
 
     def incremental(self) -> None:
         a = self.args
@@ -567,14 +603,14 @@ def main() -> int:
     p.add_argument("--wan-rtt-ms", type=float, default=40.0, help="WAN: latency added to every request")
     p.add_argument("--wan-repeat", type=int, default=1)
     p.add_argument("--wan-docker", type=int, default=1, help="WAN: include docker pull+tag+push (1) or not (0)")
-    p.add_argument("--only", help="comma-separated scenarios: cold,incremental,resolve,fleet,wan,memory")
+    p.add_argument("--only", help="comma-separated scenarios: cold,incremental,fanout,resolve,fleet,wan,memory")
     p.add_argument("--tools", help="cold and WAN scenarios: only the tools whose name starts with one of these "
                                    "(comma-separated), e.g. lanmirror; for quick iterations, not for reports")
     args = p.parse_args()
     if not shutil.which("skopeo"):
         print("skopeo not found: run ./dev bench, which installs it", file=sys.stderr)
         return 2
-    wanted = set((args.only or "cold,incremental,resolve,fleet,wan,memory").split(","))
+    wanted = set((args.only or "cold,incremental,fanout,resolve,fleet,wan,memory").split(","))
     bench = Bench(args)
     started = time.monotonic()
     try:
@@ -582,6 +618,8 @@ def main() -> int:
             bench.cold_and_noop()
         if "incremental" in wanted:
             bench.incremental()
+        if "fanout" in wanted:
+            bench.fanout()
         if "resolve" in wanted:
             bench.resolve()
         if "fleet" in wanted:

@@ -102,3 +102,46 @@ def test_a_pull_through_cache_is_warmed_not_claimed_unchanged(stack, repo):
     res = resolve(ResolveOptions(repo=repo, base_tags=[BASE], lan_registries=[target], hub_registry=stack.hub,
                                  today=TODAY, pull=False), Clients(policy=FAST, daemon=False))
     assert (res.source, res.registry, res.digest, res.verified) == ("lan", target, img.digest, True)
+
+
+def hub_blob_bytes(stack) -> int:
+    return sum(e.bytes_out for e in stack.hub_proxy.entries("GET") if "/blobs/" in e.path)
+
+
+def test_fan_out_reads_each_source_blob_once_for_three_targets(stack, repo):
+    img = publish(stack, repo, BASE, 0, hub=True, layers=3, size=300_000)
+    targets = [stack.lan, stack.lan2, stack.lan3]
+    args = [a for t in targets for a in ("--lan-registry", t)]
+    proc = run_cli(stack, "mirror", "--repo", repo, "--tag", tag_for(BASE, 0), "--source-registry", stack.hub,
+                   *args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["results"]
+    assert sorted((r["registry"], r["status"]) for r in rows) == sorted((t, "copied") for t in targets)
+    for target in targets:
+        assert stack.client(target).head_manifest(repo, tag_for(BASE, 0)).digest == img.digest
+    assert hub_blob_bytes(stack) == sum(len(b) for b in img.blobs.values())  # 1.0x the image, not 3.0x
+    assert stack.hub_proxy.counted_gets() == 1  # one manifest GET for all three
+
+
+def test_fan_out_a_refusing_target_fails_alone_and_a_broken_one_is_retried_alone(stack, repo):
+    img = publish(stack, repo, BASE, 0, hub=True, layers=3, size=300_000)
+    image_bytes = sum(len(b) for b in img.blobs.values())
+    stack.lan2_proxy.fail(403, 1000, method="POST", path="/blobs/uploads/")
+    stack.lan3_proxy.break_upload(after=100_000, count=1, method="PUT")
+    targets = [stack.lan, stack.lan2, stack.lan3]
+    args = ["mirror", "--repo", repo, "--tag", tag_for(BASE, 0), "--source-registry", stack.hub, "--json",
+            *[a for t in targets for a in ("--lan-registry", t)]]
+    proc = run_cli(stack, *args)
+    assert proc.returncode == 1, proc.stderr
+    rows = {r["registry"]: r for r in json.loads(proc.stdout)["results"]}
+    assert (rows[stack.lan]["status"], rows[stack.lan3]["status"], rows[stack.lan2]["status"]) == (
+        "copied", "copied", "failed")
+    assert "403" in rows[stack.lan2]["error"]
+    assert stack.client(stack.lan2).head_manifest(repo, tag_for(BASE, 0)) is None  # nothing half-published
+    # the broken target read its blob again alone; the others shared one read
+    assert image_bytes < hub_blob_bytes(stack) < 2 * image_bytes
+    stack.clear_faults()
+    again = run_cli(stack, *args)
+    rows = {r["registry"]: r for r in json.loads(again.stdout)["results"]}
+    assert again.returncode == 0 and [rows[t]["status"] for t in targets] == ["unchanged", "copied", "unchanged"]
+    assert stack.client(stack.lan2).head_manifest(repo, tag_for(BASE, 0)).digest == img.digest

@@ -45,6 +45,8 @@ class Stack:
     lan_proxy: FaultProxy = field(init=False)
     lan2_registry: Registry = field(init=False)
     lan2_proxy: FaultProxy = field(init=False)
+    lan3_registry: Registry = field(init=False)
+    lan3_proxy: FaultProxy = field(init=False)
     pull_through: Registry = field(init=False)  # Distribution in proxy mode in front of the Hub
 
     @classmethod
@@ -63,6 +65,8 @@ class Stack:
         self.lan_proxy = FaultProxy(self.lan_registry.address, "lan").start()
         self.lan2_registry = Registry(self.root, "lan2").start()
         self.lan2_proxy = FaultProxy(self.lan2_registry.address, "lan2").start()
+        self.lan3_registry = Registry(self.root, "lan3").start()
+        self.lan3_proxy = FaultProxy(self.lan3_registry.address, "lan3").start()
         self.pull_through = Registry(self.root, "pullthrough",
                                      proxy=(f"http://{self.hub_proxy.address}", HUB_USER, HUB_PASSWORD)).start()
         if self.with_docker:
@@ -70,11 +74,11 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        for part in ("dockerd", "hub_registry", "lan_registry", "lan2_registry", "pull_through"):
+        for part in ("dockerd", "hub_registry", "lan_registry", "lan2_registry", "lan3_registry", "pull_through"):
             obj = getattr(self, part, None)
             if obj is not None:
                 obj.stop()
-        for part in ("hub_proxy", "lan_proxy", "lan2_proxy", "token_proxy", "tokens"):
+        for part in ("hub_proxy", "lan_proxy", "lan2_proxy", "lan3_proxy", "token_proxy", "tokens"):
             obj = getattr(self, part, None)
             if obj is not None:
                 obj.stop()
@@ -82,7 +86,7 @@ class Stack:
 
     @property
     def proxies(self) -> list[FaultProxy]:
-        return [self.hub_proxy, self.lan_proxy, self.lan2_proxy, self.token_proxy]
+        return [self.hub_proxy, self.lan_proxy, self.lan2_proxy, self.lan3_proxy, self.token_proxy]
 
     def clear_faults(self) -> None:
         for p in self.proxies:
@@ -99,6 +103,10 @@ class Stack:
     @property
     def lan2(self) -> str:
         return self.lan2_proxy.address
+
+    @property
+    def lan3(self) -> str:
+        return self.lan3_proxy.address
 
     @property
     def docker_host(self) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from lanmirror.cmd.progress import Progress
@@ -17,7 +17,7 @@ from lanmirror.errors import BadInput
 from lanmirror.name import Reference, normalize_registry, repository_on, validate_repository
 from lanmirror.ops.doctor import Check, run_checks
 from lanmirror.ops.doctor import to_json as doctor_json
-from lanmirror.ops.mirror import MirrorOptions, MirrorReport, mirror
+from lanmirror.ops.mirror import MirrorOptions, MirrorReport, mirror, mirror_to_all
 from lanmirror.ops.prune import PruneReport, prune
 from lanmirror.ops.prune_local import prune_local
 from lanmirror.ops.resolve import Attempt, NothingFound, Resolution, ResolveOptions, resolve
@@ -108,10 +108,11 @@ def mirror_command(args: argparse.Namespace) -> Outcome:
                              parallel=args.parallel, mount_from=split_list(args.mount_from),
                              ranges=range_settings(args), upload_chunk=upload_chunk(args.upload_chunk_mb),
                              lan_mode=args.lan_mode)
-        results = []
-        for lan in lans:
-            results += mirror(replace(opts, lan_registry=lan), clients, on_bytes=bars.for_target(lan)).results
-    report = MirrorReport(results)
+        if len(lans) == 1:
+            report = mirror(opts, clients, on_bytes=bars.for_target(lans[0]))
+        else:  # one read of each source blob for all the targets that lack it
+            report = mirror_to_all(opts, lans, clients,
+                                   on_bytes=lambda lan, tag, done, total: bars.for_target(lan)(tag, done, total))
     for r in report.results:
         for line in r.plan:
             log.info("  %s: %s", r.tag, line)

@@ -14,8 +14,8 @@ import concurrent.futures as cf
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from lanmirror.cache import read_json, write_json
@@ -23,6 +23,7 @@ from lanmirror.errors import BadInput, DigestMismatch, LanmirrorError, RegistryE
 from lanmirror.name import DOCKER_HUB, normalize_registry, repository_on, validate_repository, validate_tag
 from lanmirror.ops.clients import Clients
 from lanmirror.remote.blobread import BlobReader, RangeSettings
+from lanmirror.remote.blobtee import BlobTee
 from lanmirror.remote.blobwrite import UPLOAD_CHUNK, BlobWriter
 from lanmirror.remote.registry import Descriptor, Manifest
 from lanmirror.retry import RetryPolicy, describe, is_transient
@@ -153,6 +154,16 @@ def target_mode(registry: str, accepts_pushes: Callable[[], bool]) -> str:
     return mode
 
 
+@dataclass
+class _Plan:
+    """What one target still needs for a tag: the blobs, then the manifests (the tagged one last)."""
+
+    digest: str
+    manifests: list[Manifest]
+    blobs: dict[str, Descriptor]
+    replacing: bool
+
+
 class _Copier:
     """Copies one repository's tags between two registries."""
 
@@ -174,6 +185,9 @@ class _Copier:
         self.src_repo = self._repo(src)
         self.dst_repo = self._repo(dst)
         self._pull_through: bool | None = None
+        # Source manifests by digest; mirror_to_all shares one between its targets, so that the
+        # source is asked for each once (on Docker Hub a manifest GET counts as a pull).
+        self.manifest_cache: dict[str, Manifest] = {}
 
     def _repo(self, registry: str) -> str:
         return repository_on(registry, self.opts.repo)
@@ -199,6 +213,15 @@ class _Copier:
         return result
 
     def _copy_tag(self, tag: str, result: TagResult) -> None:
+        plan = self.prepare(tag, result)
+        if plan is not None:
+            self._copy_blobs(tag, plan.blobs, result)
+            self.finish(tag, plan, result)
+
+    def prepare(self, tag: str, result: TagResult) -> _Plan | None:
+        """Everything before the blobs: the source's digest, whether the target already has it (or
+        is a pull-through cache to warm, or gets the docker engine), and the manifests to copy.
+        None when the tag is already settled for this target."""
         head = self.src.head_manifest(self.src_repo, tag)
         if head is None:
             raise RegistryError(f"{self.opts.source_registry}/{self.src_repo}:{tag} does not exist on the source")
@@ -207,12 +230,12 @@ class _Copier:
             # Its manifest HEAD answers from upstream while it holds no blob: "unchanged" would be a
             # false claim. Reading through it is what fills it.
             self._warm(tag, head.digest, result)
-            return
+            return None
         existing = self.dst.head_manifest(self.dst_repo, tag)
         if existing is not None and existing.digest == head.digest:
             result.status = "unchanged"
             log.info("%s: already on %s with digest %s", tag, self.opts.lan_registry, head.digest[:19])
-            return
+            return None
         if existing is not None:
             result.previous_digest = existing.digest
             if not self.opts.overwrite:
@@ -220,12 +243,12 @@ class _Copier:
                                     f"({existing.digest[:19]}… vs {head.digest[:19]}…) and overwriting is off")
         if self.opts.engine == "docker":
             self._copy_with_docker(tag, result)
-            return
-        top = self.src.get_manifest(self.src_repo, head.digest)
+            return None
+        top = self.source_manifest(head.digest)
         manifests: list[Manifest] = []  # children first, the tagged one last
         if top.is_index:
             for child in top.children():
-                manifests.append(self.src.get_manifest(self.src_repo, child.digest))
+                manifests.append(self.source_manifest(child.digest))
         manifests.append(top)
         blobs: dict[str, Descriptor] = {}
         for m in manifests:
@@ -235,17 +258,26 @@ class _Copier:
         if self.opts.dry_run:
             self._plan(tag, result, blobs)
             result.status = "dry-run"
-            return
-        self._copy_blobs(tag, blobs, result)
-        self._verify_present(blobs)
-        for m in manifests[:-1]:
+            return None
+        return _Plan(head.digest, manifests, blobs, existing is not None)
+
+    def source_manifest(self, digest: str) -> Manifest:
+        cached = self.manifest_cache.get(digest)
+        if cached is None:
+            cached = self.manifest_cache[digest] = self.src.get_manifest(self.src_repo, digest)
+        return cached
+
+    def finish(self, tag: str, plan: _Plan, result: TagResult) -> None:
+        """Manifests last, after every blob is verified present; then read the tag back."""
+        self._verify_present(plan.blobs)
+        for m in plan.manifests[:-1]:
             self.dst.put_manifest(self.dst_repo, m.digest, m)
-        stored = self.dst.put_manifest(self.dst_repo, tag, top)
+        stored = self.dst.put_manifest(self.dst_repo, tag, plan.manifests[-1])
         check = self.dst.head_manifest(self.dst_repo, tag)
-        if check is None or check.digest != head.digest or stored != head.digest:
+        if check is None or check.digest != plan.digest or stored != plan.digest:
             raise DigestMismatch(f"{self.opts.lan_registry}: {tag} reads back as "
-                                 f"{check.digest if check else 'missing'}, expected {head.digest}")
-        result.status = "replaced" if existing is not None else "copied"
+                                 f"{check.digest if check else 'missing'}, expected {plan.digest}")
+        result.status = "replaced" if plan.replacing else "copied"
 
     def pull_through(self) -> bool:
         if self._pull_through is None:
@@ -397,3 +429,158 @@ def mirror(opts: MirrorOptions, clients: Clients, *,
         seen.add(tag)
         results.append(copier.copy_tag(tag))
     return MirrorReport(results)
+
+
+def mirror_to_all(opts: MirrorOptions, targets: list[str], clients: Clients, *,
+                  on_bytes: Callable[[str, str, int, int], None] | None = None, stall: float = 10.0) -> MirrorReport:
+    """Every tag to every target, each source blob read once for all the targets that lack it (a
+    bounded tee, `remote.blobtee`). A target that fails or falls behind is dropped for that blob
+    and retried alone; the others go on. One result per tag and target."""
+    def progress(target: str) -> Callable[[str, int, int], None] | None:
+        if on_bytes is None:
+            return None
+        return lambda tag, done, total: on_bytes(target, tag, done, total)
+
+    copiers = []
+    shared: dict[str, Manifest] = {}
+    for target in targets:
+        one = replace(opts, lan_registry=target)
+        one.validate()
+        copier = _Copier(one, clients, progress(target))
+        copier.manifest_cache = shared
+        copiers.append(copier)
+    results: list[TagResult] = []
+    for tag in dict.fromkeys(opts.tags):
+        results += _FanOut(copiers, tag, stall).run()
+    return MirrorReport(results)
+
+
+class _FanOut:
+    """One tag to several targets."""
+
+    def __init__(self, copiers: list[_Copier], tag: str, stall: float) -> None:
+        self.copiers = copiers
+        self.tag = tag
+        self.stall = stall
+        self.rows = {id(c): TagResult(tag, "failed", registry=c.opts.lan_registry) for c in copiers}
+        self.failed: set[int] = set()
+        self.lock = threading.Lock()
+        self.moved: dict[int, int] = {}
+
+    def run(self) -> list[TagResult]:
+        started = time.monotonic()
+        plans: list[tuple[_Copier, _Plan]] = []
+        for c in self.copiers:
+            try:
+                plan = c.prepare(self.tag, self.rows[id(c)])
+            except Exception as exc:
+                self.fail(c, exc)
+                continue
+            if plan is not None:
+                plans.append((c, plan))
+        if plans:
+            blobs = sorted(plans[0][1].blobs.values(), key=lambda d: -d.size)  # one source: the same blobs
+            total = sum(d.size for d in blobs)
+            with cf.ThreadPoolExecutor(max_workers=plans[0][0].opts.parallel, thread_name_prefix="fanout") as pool:
+                list(pool.map(lambda d: self.blob(d, plans, total), blobs))
+            for c, plan in plans:
+                if id(c) not in self.failed:
+                    try:
+                        c.finish(self.tag, plan, self.rows[id(c)])
+                    except Exception as exc:
+                        self.fail(c, exc)
+        rows = [self.rows[id(c)] for c in self.copiers]
+        for row in rows:
+            row.seconds = round(time.monotonic() - started, 3)
+        return rows
+
+    def fail(self, c: _Copier, exc: BaseException) -> None:
+        with self.lock:
+            self.failed.add(id(c))
+            row = self.rows[id(c)]
+            row.status, row.error = "failed", str(exc) if isinstance(exc, LanmirrorError) else describe(exc)
+        log.error("%s → %s: %s", self.tag, c.opts.lan_registry, row.error)
+
+    def counter(self, c: _Copier, total: int) -> BytesFn:
+        def count(n: int) -> None:
+            with self.lock:
+                self.moved[id(c)] = done = self.moved.get(id(c), 0) + n
+            if c.on_bytes:
+                c.on_bytes(self.tag, done, total)
+
+        return count
+
+    def blob(self, d: Descriptor, plans: list[tuple[_Copier, _Plan]], total: int) -> None:
+        need: list[_Copier] = []
+        for c, _ in plans:
+            if id(c) in self.failed:
+                continue
+            row = self.rows[id(c)]
+            try:
+                if c.dst.head_blob(c.dst_repo, d.digest) is not None:
+                    with self.lock:
+                        row.blobs_skipped += 1
+                elif any(o != c.dst_repo and c.dst.mount_blob(c.dst_repo, d.digest, o) for o in c.opts.mount_from):
+                    with self.lock:
+                        row.blobs_mounted += 1
+                else:
+                    need.append(c)
+            except Exception as exc:
+                self.fail(c, exc)
+        if len(need) == 1:
+            self.copy_alone(need[0], d, self.counter(need[0], total))
+        elif need:
+            self.copy_together(need, d, total)
+
+    def copy_alone(self, c: _Copier, d: Descriptor, count: BytesFn) -> None:
+        try:
+            _, writer = c.copy_blob(d, count)
+        except Exception as exc:
+            self.fail(c, exc)
+            return
+        self.copied(c, d, writer)
+
+    def copied(self, c: _Copier, d: Descriptor, writer: BlobWriter | None) -> None:
+        with self.lock:
+            row = self.rows[id(c)]
+            row.blobs_copied += 1
+            row.bytes += d.size
+            if writer is not None:
+                row.upload_resumes += writer.resumes
+                row.upload_restarts += writer.restarts
+
+    def copy_together(self, need: list[_Copier], d: Descriptor, total: int) -> None:
+        lead = need[0]
+        tee = BlobTee(BlobReader(lead.src, lead.src_repo, d.digest, d.size, lead.policy, lead.opts.ranges,
+                                 lead.range_budget), len(need), stall=self.stall)
+        pump = threading.Thread(target=tee.pump, name=f"tee {d.digest[:19]}", daemon=True)
+        pump.start()
+
+        def one(i: int, c: _Copier) -> None:
+            shared = [True]
+
+            def source(offset: int) -> Iterable[bytes]:
+                if shared[0] and offset == 0:
+                    shared[0] = False
+                    return tee.reader(i)
+                # Dropped from the shared read, or resuming an upload: this target reads alone.
+                return BlobReader(c.src, c.src_repo, d.digest, d.size, c.policy, c.opts.ranges, c.range_budget,
+                                  start=offset)
+
+            writer = BlobWriter(c.dst, c.dst_repo, d.digest, d.size, source, c.policy,
+                                chunk_size=c.opts.upload_chunk, on_bytes=self.counter(c, total))
+            try:
+                c.policy.call(writer.run, f"copy blob {d.digest[:19]} to {c.opts.lan_registry}",
+                              retry_if=lambda exc: is_transient(exc) or isinstance(exc, DigestMismatch))
+            except Exception as exc:
+                self.fail(c, exc)
+                return
+            self.copied(c, d, writer)
+
+        threads = [threading.Thread(target=one, args=(i, c), name=f"fanout {c.opts.lan_registry}", daemon=True)
+                   for i, c in enumerate(need)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        pump.join()
