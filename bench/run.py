@@ -14,6 +14,8 @@ Scenarios (on the same local stack as the tests):
                         to a CDN host; (b) with a link cap; (c) with a reset at 80% of the big layer:
                         lanmirror | skopeo | docker pull+tag+push
   8. fan-out            one mirror into 3 LAN registries vs 3 single-target mirrors: Hub bytes and time
+  9. replicas           R = 1, 2, 4 LAN replicas in network namespaces, egress capped by htb, 16 readers
+                        spread by rendezvous hashing: aggregate time (should fall as 1/R)
 
 Mirror timings go straight to the registries (no Python proxy on the data path, as in real life);
 bytes and requests come from the registries' own access logs. Resolve scenarios go through the
@@ -284,6 +286,51 @@ class Bench:
             row.note = (row.note + "; " if row.note else "") + f"Hub bytes {row.bytes / image_bytes:.2f}x the image"
             self.say(f"fan-out: {name}")
         wipe()
+
+    def replicas(self) -> None:
+        """R = 1, 2, 4 LAN replicas, each in its own network namespace with its egress capped by the
+        kernel, and 16 readers spread over them by rendezvous hashing, reading one nightly's blobs
+        with lanmirror's registry client (one daemon would coalesce identical pulls)."""
+        from lanmirror.cmd.wiring import Clients
+        from lanmirror.ops.resolve.spread import rendezvous
+
+        sys.path.insert(0, str(ROOT / "bench"))
+        from netns import NetnsRegistry
+
+        a = self.args
+        readers, cap = 16, a.replica_mbit
+        img = images.build([f"rep-{i}" for i in range(4)], a.replica_layer_mb << 20)
+        t0 = tag(0, "rep")
+        image_bytes = sum(len(b) for b in img.blobs.values())
+        for count in (1, 2, 4):
+            self.say(f"replicas: {count} x {cap} Mbit/s egress, {readers} readers of {image_bytes >> 20} MiB")
+            regs = [NetnsRegistry(self.stack.root / "replicas", i + 1, cap).start() for i in range(count)]
+            try:
+                with Clients(insecure=["10.210.0.0/16"], daemon=False) as clients:
+                    for reg in regs:
+                        images.push(clients.registry(reg.address), REPO, t0, img)
+
+                    addresses = [r.address for r in regs]
+
+                    def read(n: int, addresses: list[str] = addresses) -> str:
+                        address = rendezvous(f"runner-{n:02d}", addresses)[0]
+                        registry = clients.registry(address)
+                        for digest in img.blobs:
+                            registry.read_blob(REPO, digest)
+                        return address
+
+                    started = time.monotonic()
+                    with cf.ThreadPoolExecutor(readers) as pool:
+                        chosen = list(pool.map(read, range(readers)))
+                    seconds = time.monotonic() - started
+                row = self.row(f"9 replicas: {readers} readers, {cap} Mbit/s each", f"lanmirror, R={count}")
+                row.seconds = [round(seconds, 3)]
+                row.bytes = readers * image_bytes
+                split = sorted(chosen.count(r.address) for r in regs)
+                row.note = f"{readers * image_bytes / seconds / 1e6:.0f} MB/s in all; readers per replica {split}"
+            finally:
+                for reg in regs:
+                    reg.stop()
 
     def incremental(self) -> None:
         a = self.args
@@ -603,14 +650,17 @@ def main() -> int:
     p.add_argument("--wan-rtt-ms", type=float, default=40.0, help="WAN: latency added to every request")
     p.add_argument("--wan-repeat", type=int, default=1)
     p.add_argument("--wan-docker", type=int, default=1, help="WAN: include docker pull+tag+push (1) or not (0)")
-    p.add_argument("--only", help="comma-separated scenarios: cold,incremental,fanout,resolve,fleet,wan,memory")
+    p.add_argument("--replica-mbit", type=int, default=400, help="replicas: each replica's egress cap, Mbit/s")
+    p.add_argument("--replica-layer-mb", type=int, default=16, help="replicas: layer size (4 layers)")
+    p.add_argument("--only", help="comma-separated scenarios: "
+                                  "cold,incremental,fanout,replicas,resolve,fleet,wan,memory")
     p.add_argument("--tools", help="cold and WAN scenarios: only the tools whose name starts with one of these "
                                    "(comma-separated), e.g. lanmirror; for quick iterations, not for reports")
     args = p.parse_args()
     if not shutil.which("skopeo"):
         print("skopeo not found: run ./dev bench, which installs it", file=sys.stderr)
         return 2
-    wanted = set((args.only or "cold,incremental,fanout,resolve,fleet,wan,memory").split(","))
+    wanted = set((args.only or "cold,incremental,fanout,replicas,resolve,fleet,wan,memory").split(","))
     bench = Bench(args)
     started = time.monotonic()
     try:
@@ -620,6 +670,8 @@ def main() -> int:
             bench.incremental()
         if "fanout" in wanted:
             bench.fanout()
+        if "replicas" in wanted:
+            bench.replicas()
         if "resolve" in wanted:
             bench.resolve()
         if "fleet" in wanted:
