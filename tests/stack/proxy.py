@@ -38,6 +38,7 @@ class Entry:
     fault: str = ""
     seconds: float = 0.0
     authorization: str = ""  # the Authorization header that arrived, if any
+    accept_encoding: str = ""  # what the client said it would decode
 
 
 @dataclass
@@ -276,7 +277,8 @@ class FaultProxy:
         started = time.monotonic()
         method = h.command
         path = h.path.split("?", 1)[0]
-        entry = Entry(method, h.path, authorization=h.headers.get("Authorization", ""))
+        entry = Entry(method, h.path, authorization=h.headers.get("Authorization", ""),
+                      accept_encoding=h.headers.get("Accept-Encoding", ""))
         with self._lock:
             self.log.append(entry)
         try:

@@ -15,6 +15,7 @@ import secrets
 import sys
 from dataclasses import dataclass
 
+import requests
 from actions_toolkit import core
 
 from lanmirror.cmd.cli import setup_logging
@@ -26,6 +27,7 @@ from lanmirror.cmd.summary import failure_summary, mirror_summary, resolve_summa
 from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.ops.mirror import MirrorReport
 from lanmirror.ops.resolve import Resolution
+from lanmirror.retry import describe
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except LanmirrorError as exc:
         _error(str(exc), title=f"lanmirror {args[0]}")
+        return EXIT_FAILED
+    except (requests.RequestException, OSError) as exc:
+        _error(f"{describe(exc)} (check that the registry address is right and reachable from the runner)",
+               title=f"lanmirror {args[0]}")
         return EXIT_FAILED
 
 

@@ -12,9 +12,12 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+import requests
+
 from lanmirror.cmd.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, Outcome
 from lanmirror.cmd.flags import UsageError, build_parser
 from lanmirror.errors import BadInput, LanmirrorError
+from lanmirror.retry import describe
 
 log = logging.getLogger("lanmirror")
 
@@ -56,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except LanmirrorError as exc:
         log.error("error: %s", exc)
+        return EXIT_FAILED
+    except (requests.RequestException, OSError) as exc:  # a network error nothing below classified
+        log.error("error: %s (check that the registry address is right and reachable from here)", describe(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

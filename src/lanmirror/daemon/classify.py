@@ -4,10 +4,15 @@ tag (do not)."""
 
 from __future__ import annotations
 
+import re
+
 from lanmirror.errors import AuthError, EngineError, NotFound, PullLimitExceeded, TransientError
 
-_TRANSIENT_MARKERS = ("connection reset", "i/o timeout", "timeout", "unexpected eof", " eof", "503", "502", "500",
-                      "504", "temporary", "tls handshake", "broken pipe")
+_TRANSIENT_MARKERS = ("connection reset", "i/o timeout", "timeout", "unexpected eof", " eof", "temporary",
+                      "tls handshake", "broken pipe")
+# An HTTP 5xx status as the daemon words it ("received unexpected HTTP status: 503 Service
+# Unavailable", "status code 502"); never the port of an address such as 10.0.0.5:5000.
+_SERVER_ERROR = re.compile(r"(?<![:\d])5(?:00|02|03|04)(?!\d)")
 
 
 def classify_stream_error(message: str, source: str) -> Exception:
@@ -22,6 +27,6 @@ def classify_stream_error(message: str, source: str) -> Exception:
         return AuthError(text, registry=source, status=401)
     if "no space left" in low or "disk quota" in low:
         return EngineError(f"{text} (the registry's disk is full: free space or run its garbage collector)")
-    if any(marker in low for marker in _TRANSIENT_MARKERS):
+    if any(marker in low for marker in _TRANSIENT_MARKERS) or _SERVER_ERROR.search(low):
         return TransientError(text)
     return EngineError(text)

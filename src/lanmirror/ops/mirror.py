@@ -366,16 +366,21 @@ class _Copier:
     def copy_blob(self, d: Descriptor, count: BytesFn) -> tuple[str, BlobWriter | None]:
         if self.dst.head_blob(self.dst_repo, d.digest) is not None:
             return "skipped", None
+        opened = None  # a refused mount opens an upload session: the upload goes into it
         for other in self.opts.mount_from:
-            if other != self.dst_repo and self.dst.mount_blob(self.dst_repo, d.digest, other):
-                return "mounted", None
+            if other != self.dst_repo:
+                if opened is not None:
+                    self.dst.cancel_upload(self.dst_repo, opened)
+                mounted, opened = self.dst.mount_or_open(self.dst_repo, d.digest, other)
+                if mounted:
+                    return "mounted", None
 
         def source(offset: int) -> BlobReader:
             return BlobReader(self.src, self.src_repo, d.digest, d.size, self.policy, self.opts.ranges,
                               self.range_budget, start=offset)
 
         writer = BlobWriter(self.dst, self.dst_repo, d.digest, d.size, source, self.policy,
-                            chunk_size=self.opts.upload_chunk, on_bytes=count)
+                            chunk_size=self.opts.upload_chunk, on_bytes=count, session=opened)
         # The writer resumes a failed upload itself; what reaches this policy is a corrupt read (a
         # flaky hop: fetch again, never store bad bytes) or a source whose own resumes ran out.
         self.policy.call(writer.run, f"copy blob {d.digest[:19]}",

@@ -42,7 +42,7 @@ class BlobWriter:
 
     def __init__(self, registry: Registry, repo: str, digest: str, size: int, source: SourceFn,
                  policy: RetryPolicy, *, chunk_size: int = UPLOAD_CHUNK,
-                 on_bytes: Callable[[int], None] | None = None) -> None:
+                 on_bytes: Callable[[int], None] | None = None, session: UploadSession | None = None) -> None:
         self.registry = registry
         self.repo = repo
         self.digest = digest
@@ -56,10 +56,16 @@ class BlobWriter:
         self.reread = 0  # source bytes read again only to rebuild the hash at a resume point
         self._counted = 0
         self._session: UploadSession | None = None
+        self._opened = session  # a session the registry opened already (a refused mount's): used first
+
+    def _take_opened(self) -> UploadSession | None:
+        session, self._opened = self._opened, None
+        return session
 
     def run(self) -> None:
         if self.chunk_size <= 0 or self.size <= self.chunk_size:
-            self.registry.upload_blob(self.repo, self.digest, HashingReader(self.source(0), self.digest, self.on_bytes))
+            self.registry.upload_blob(self.repo, self.digest, HashingReader(self.source(0), self.digest, self.on_bytes),
+                                      self._take_opened())
             return
         self._chunked()
 
@@ -71,7 +77,7 @@ class BlobWriter:
         hashes: dict[int, Any] = {}
         while True:
             if session is None:
-                session = self.registry.start_upload(self.repo)
+                session = self._take_opened() or self.registry.start_upload(self.repo)
                 hashes = {0: hashlib.sha256()}
             self._session = session
             try:

@@ -31,6 +31,9 @@ MANIFEST_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 ACCEPT = ", ".join(MANIFEST_TYPES)
 # Large enough that Python's per-chunk overhead vanishes, small enough to keep memory flat.
 CHUNK = 1 << 20
+# The OCI distribution spec lets registries refuse manifests over 4 MiB; a bigger answer is not a
+# manifest, and reading it whole would let a tampered registry fill memory.
+MAX_MANIFEST = 4 << 20
 
 
 def sha256_digest(data: bytes) -> str:
@@ -218,11 +221,14 @@ class Registry:
         if resp.status_code != 200:
             raise self._fail(resp, f"HEAD manifest {repo}:{ref}")
         digest = resp.headers.get("Docker-Content-Digest", "")
+        rate = RateLimit.from_headers(resp.headers)
         if not digest:
-            raise RegistryError(f"{self.name}: HEAD manifest {repo}:{ref} returned no Docker-Content-Digest",
-                                registry=self.name)
+            # The header is optional for registries: the digest is the hash of the manifest's bytes.
+            # This GET counts as a pull on Docker Hub, which always sends the header.
+            manifest = self.get_manifest(repo, ref)
+            return ManifestHead(manifest.digest, manifest.media_type, len(manifest.body), rate)
         return ManifestHead(validate_digest(digest), resp.headers.get("Content-Type", ""),
-                            int(resp.headers.get("Content-Length") or 0), RateLimit.from_headers(resp.headers))
+                            int(resp.headers.get("Content-Length") or 0), rate)
 
     def rate_limit(self, repo: str, ref: str) -> tuple[bool, RateLimit | None]:
         """(tag exists, the rate-limit headers) from one HEAD, never retried: the headers matter
@@ -241,10 +247,16 @@ class Registry:
         """GET a manifest (counts as a pull on Docker Hub: use only when the bytes are needed)."""
         validate_repository(repo)
         resp = self.transport.request("GET", f"/v2/{repo}/manifests/{ref}", scope=pull_scope(repo),
-                                      headers={"Accept": ACCEPT})
+                                      headers={"Accept": ACCEPT}, stream=True)
         if resp.status_code != 200:
             raise self._fail(resp, f"GET manifest {repo}:{ref}")
-        body = resp.content
+        try:
+            body = resp.raw.read(MAX_MANIFEST + 1, decode_content=True)
+        finally:
+            resp.close()
+        if len(body) > MAX_MANIFEST:
+            raise RegistryError(f"{self.name}: manifest {repo}:{ref} is larger than {MAX_MANIFEST >> 20} MiB: refused",
+                                registry=self.name)
         digest = sha256_digest(body)
         expected = ref if ref.startswith("sha256:") else resp.headers.get("Docker-Content-Digest", digest)
         if digest != expected:
@@ -311,7 +323,8 @@ class Registry:
         The CDN URL a redirect led to is remembered per blob and asked directly for the next ranges:
         one round trip per range instead of two. Such URLs are signed and expire; any failure there
         drops it and the registry is asked again (and redirects again)."""
-        headers = {}
+        # identity: a compressing proxy on the way must not change the bytes we hash and store.
+        headers = {"Accept-Encoding": "identity"}
         if end is not None:
             headers["Range"] = f"bytes={start}-{end}"
         elif start:
@@ -361,7 +374,16 @@ class Registry:
         raise self._fail(resp, f"open an upload on {repo}")
 
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
-        """Cross-repository mount: the registry links a blob it already holds. True if mounted."""
+        """Cross-repository mount: the registry links a blob it already holds. True if mounted; a
+        session the registry opened instead is cancelled (see `mount_or_open` to keep it)."""
+        mounted, session = self.mount_or_open(repo, digest, from_repo)
+        if session is not None:
+            self.cancel_upload(repo, session)
+        return mounted
+
+    def mount_or_open(self, repo: str, digest: str, from_repo: str) -> tuple[bool, UploadSession | None]:
+        """A mount, or (202, as the spec allows) the upload session the registry opened instead,
+        for the caller to upload into: one POST either way."""
         query = urlencode({"mount": validate_digest(digest), "from": validate_repository(from_repo)})
         resp = self.transport.request(
             "POST", f"/v2/{repo}/blobs/uploads/?{query}",
@@ -369,21 +391,18 @@ class Registry:
         )
         resp.close()
         if resp.status_code == 201:
-            return True
+            return True, None
         if resp.status_code == 202:
-            # Not mountable: the registry opened an upload session instead; cancel it.
             location = resp.headers.get("Location")
-            if location:
-                self.transport.request("DELETE", urljoin(self.transport.url("/"), location),
-                                       scope=push_scope(repo)).close()
-            return False
+            return False, UploadSession(self._location(resp), 0) if location else None
         raise self._fail(resp, f"mount {from_repo}@{digest} into {repo}")
 
-    def upload_blob(self, repo: str, digest: str, chunks: Iterable[bytes]) -> None:
-        """Upload a blob as one streamed PUT. Not retried here: the body is a one-shot stream, so
-        the caller retries the whole copy (with the same policy)."""
+    def upload_blob(self, repo: str, digest: str, chunks: Iterable[bytes],
+                    session: UploadSession | None = None) -> None:
+        """Upload a blob as one streamed PUT (into `session` if one is open already). Not retried
+        here: the body is a one-shot stream, so the caller retries the whole copy (same policy)."""
         validate_digest(digest)
-        self._put_upload(repo, self.start_upload(repo), digest, data=iter(chunks),
+        self._put_upload(repo, session or self.start_upload(repo), digest, data=iter(chunks),
                          headers={"Content-Type": "application/octet-stream"})
 
     # -- chunked (resumable) uploads: POST, PATCH per chunk, GET status, PUT ?digest ---------

@@ -124,9 +124,10 @@ class Transport:
         realm = params.get("realm")
         if not realm:
             raise RegistryError(f"{self.registry}: bearer challenge without a realm", registry=self.registry)
-        query = {k: v for k, v in params.items() if k in ("service",)}
+        query: dict[str, str | list[str]] = {k: v for k, v in params.items() if k in ("service",)}
         if scope:
-            query["scope"] = scope
+            # One `scope` parameter per resource, repeated, as the token spec says (a mount needs two).
+            query["scope"] = scope.split()
         auth = (self.credentials.username, self.credentials.password) if self.credentials else None
         self.waiting_on = f"the token endpoint {realm}"
         try:
@@ -258,6 +259,11 @@ class Transport:
                 sent = auth.get("Authorization", "").removeprefix("Bearer ") or None
                 resp.close()
                 if self._authenticate(resp, scope, sent):
+                    if not _rewindable(kwargs.get("data")):
+                        # Part of a streamed body went out with the refused request: never send the
+                        # rest as if it were whole. The token is fresh now; the caller sends it again.
+                        raise TransientError(f"{self.registry}: {method} {path}: the token expired during a "
+                                             "streamed upload; sending it again from its start")
                     continue
             break
         if resp.status_code == 401:
@@ -302,6 +308,11 @@ class Transport:
                 with self._lock:
                     self._challenge = parse_challenge(header)
         return resp
+
+
+def _rewindable(data: object) -> bool:
+    """Whether a request body can be sent again as it was: nothing, or bytes."""
+    return data is None or isinstance(data, (bytes, bytearray, str))
 
 
 def error_detail(resp: requests.Response) -> str:

@@ -9,7 +9,7 @@ from functools import partial
 
 from lanmirror.daemon import ProgressFn
 from lanmirror.errors import LanmirrorError, PullLimitExceeded, SlowPullError
-from lanmirror.name import nightly_date, parse, utc_today
+from lanmirror.name import Reference, nightly_date, parse, utc_today
 from lanmirror.ops.clients import Clients
 from lanmirror.ops.resolve.candidates import candidates
 from lanmirror.ops.resolve.choose import better_unknowns, hub_options, rank
@@ -37,8 +37,14 @@ def resolve(opts: ResolveOptions, clients: Clients, *, on_progress: ProgressFn |
         run.on_event(f"LAN registries abandoned for slowness on this runner lately go last: {', '.join(order)}")
         opts.lan_registries = order
     if opts.image:
-        return resolve_override(run)
-    cands = candidates(opts)
+        ref = parse(opts.image, default_registry=opts.hub_registry)
+        if ref.registry != opts.hub_registry or not ref.tag:
+            return resolve_override(run, ref)  # a LAN or other registry's image, or a digest: as named
+        # A Hub image: one candidate, through the same sources as a searched tag (cache, LAN, Hub).
+        opts.repo = ref.repository
+        cands = [named_candidate(opts, ref.tag)]
+    else:
+        cands = candidates(opts)
     local = probe_local(run, cands)
     for cand in [c for c in cands if c.tag in local]:
         verdict = verify_local(run, cand)
@@ -64,6 +70,9 @@ def resolve(opts: ResolveOptions, clients: Clients, *, on_progress: ProgressFn |
         hub_hits = probe_hub(run, cands)
     options = rank(opts.policy, cands, local, lan_hits, opts.hub_registry, hub_hits)
     if not options:
+        if opts.image:
+            raise NothingFound(f"the image {opts.image} was found nowhere: "
+                               + "; ".join(f"{a.source} {a.registry}: {a.result}" for a in run.attempts), run.attempts)
         raise NothingFound(nothing_message(run), run.attempts)
     return take_first(run, options, cands, hub_hits)
 
@@ -176,17 +185,20 @@ def settle(run: Run, chosen: Option, unknown: list[Option]) -> None:
     run.warn(f"degraded: {what}; using it because of --allow-degraded")
 
 
-def resolve_override(run: Run) -> Resolution:
-    """An explicit image: no search, but still the local cache first, then pull and report."""
-    opts = run.opts
-    assert opts.image
-    ref = parse(opts.image)
-    cand = Candidate(ref.tag or ref.identifier, None, 0, 0)
+def named_candidate(opts: ResolveOptions, tag: str) -> Candidate:
+    """An explicitly named tag, dated when it matches a base tag's nightly pattern."""
     for index, base in enumerate(opts.base_tags):
-        day = nightly_date(cand.tag, base)
+        day = nightly_date(tag, base)
         if day:
-            cand = Candidate(cand.tag, day, index, ((opts.today or utc_today()) - day).days)
-            break
+            return Candidate(tag, day, index, ((opts.today or utc_today()) - day).days)
+    return Candidate(tag, None, 0, 0)
+
+
+def resolve_override(run: Run, ref: Reference) -> Resolution:
+    """An explicit image of another registry than the Hub (or by digest): no search, but still the
+    local cache first, then pull and report."""
+    opts = run.opts
+    cand = named_candidate(opts, ref.tag or ref.identifier)
     started = clock()
     engine = run.engine
     if engine is not None:
