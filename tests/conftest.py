@@ -5,13 +5,46 @@ A missing daemon or binary is an error, never a skip: CI must not go green on a 
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.stack import Stack
+
+# -- nothing leaves this machine -----------------------------------------------------------------
+# Tests may reach loopback and the veth addresses of the network namespaces they create
+# (10.210.0.0/16); any other destination, or a DNS lookup of another name, fails the test at once
+# instead of sending a packet (names like registry.example appear in tests as data only).
+_ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"), ipaddress.ip_network("10.210.0.0/16"))
+_real_connect = socket.socket.connect
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _allowed(host: object) -> bool:
+    try:
+        return any(ipaddress.ip_address(str(host)) in net for net in _ALLOWED)
+    except ValueError:
+        return host in ("localhost", None)
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple) and not _allowed(address[0]):
+        raise OSError(f"test guard: connection to {address[0]} refused (only loopback and the tests' own veths)")
+    return _real_connect(self, address)
+
+
+def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+    if not _allowed(host.decode() if isinstance(host, bytes) else host):
+        raise socket.gaierror(f"test guard: no lookup of {host!r} (only loopback names)")
+    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,7 @@ _SHARED: dict[str, Mapping] = {
     "lan-registry": Flag("--lan-registry", many=True),
     "insecure-registries": Flag("--insecure-registry", many=True),
     "dockerhub-username": Flag("--hub-username"), "dockerhub-token": Env("DOCKERHUB_TOKEN"),
-    "verbose": Switch("--verbose", when=True),
+    "verbose": Switch("--verbose", when=True), "certs-dir": Flag("--certs-dir"),
 }
 
 INPUTS: dict[str, dict[str, Mapping]] = {

@@ -59,6 +59,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="allow plain HTTP to this registry, HOST[:PORT] or CIDR (repeatable; default "
                         "$LANMIRROR_INSECURE_REGISTRIES). Loopback and the Docker daemon's insecure-registries "
                         "are allowed already")
+    p.add_argument("--certs-dir", metavar="DIR",
+                   help="Docker's certs.d: DIR/<host:port>/*.crt are CAs, client.cert + client.key give mutual TLS "
+                        "(default $LANMIRROR_CERTS_DIR, else /etc/docker/certs.d)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request decision")
 
 

@@ -55,12 +55,13 @@ class Clients:
 
     def __init__(self, *, credentials: Mapping[str, Credentials | None] | None = None,
                  insecure: Iterable[str] = (), policy: RetryPolicy = DEFAULT_POLICY,
-                 docker_host: str | None = None, daemon: bool = True) -> None:
+                 docker_host: str | None = None, daemon: bool = True, certs_dir: str | None = None) -> None:
         self.policy = policy
         self._credentials = {normalize_registry(k): v for k, v in (credentials or {}).items() if v is not None}
         self._insecure = list(insecure)
         self._docker_host = docker_host
         self._daemon = daemon
+        self._certs_dir = certs_dir
         self._daemon_insecure: list[str] | None = None
         self._engines: dict[float | None, Engine] = {}
         self._transports: list[Transport] = []
@@ -98,7 +99,7 @@ class Clients:
 
     def registry(self, name: str, *, timeouts: Timeouts | None = None, pool_size: int = 32) -> Registry:
         transport = Transport(name, insecure=self.insecure(name), credentials=self.credentials(name),
-                              timeouts=timeouts, policy=self.policy, pool_size=pool_size)
+                              timeouts=timeouts, policy=self.policy, pool_size=pool_size, certs_dir=self._certs_dir)
         with self._lock:
             self._transports.append(transport)
         return Registry(transport)
@@ -120,7 +121,8 @@ def clients_for(args: argparse.Namespace, upstream: str | None, *, policy: Retry
     creds: dict[str, Credentials | None] = {}
     if upstream is not None:
         creds[upstream] = hub_credentials(upstream, getattr(args, "hub_username", None))
-    return Clients(credentials=creds, insecure=insecure_list(args.insecure_registry), policy=policy)
+    return Clients(credentials=creds, insecure=insecure_list(args.insecure_registry), policy=policy,
+                   certs_dir=getattr(args, "certs_dir", None))
 
 
 def doctor_clients(args: argparse.Namespace, upstream: str) -> Clients:

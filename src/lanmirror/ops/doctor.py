@@ -90,7 +90,8 @@ def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str
             ms = (time.monotonic() - started) * 1000
             status = OK if resp.status_code in (200, 401) else WARN
             checks.append(Check(f"LAN {lan} from this process", status,
-                                f"{reg.transport.scheme}://{lan}/v2/ answered {resp.status_code} in {ms:.0f} ms"))
+                                f"{reg.transport.scheme}://{lan}/v2/ answered {resp.status_code} in {ms:.0f} ms; "
+                                f"{reg.transport.describe_tls()}"))
             skew = _skew_check(f"LAN {lan}", resp)
             if skew:
                 checks.append(skew)

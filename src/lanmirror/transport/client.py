@@ -25,6 +25,7 @@ from lanmirror.name import api_host, normalize_registry
 from lanmirror.retry import DEFAULT_POLICY, RetryPolicy, parse_retry_after
 from lanmirror.transport.challenge import load_challenge, parse_challenge, save_challenge
 from lanmirror.transport.scheme import is_loopback
+from lanmirror.transport.tls import ca_bundle, insecure_scheme, tls_files
 
 log = logging.getLogger("lanmirror.transport")
 
@@ -55,13 +56,15 @@ class Transport:
         timeouts: Timeouts | None = None,
         policy: RetryPolicy = DEFAULT_POLICY,
         pool_size: int = 32,
+        certs_dir: str | None = None,
     ) -> None:
         self.registry = normalize_registry(registry)
         self.host = api_host(self.registry)
-        plain = is_loopback(self.registry) if insecure is None else insecure
-        self.scheme = "http" if plain else "https"
-        if plain and not is_loopback(self.registry):
-            log.warning("using plain HTTP for insecure registry %s", self.registry)
+        # Docker's insecure rule: HTTPS without verification first, then plain HTTP (decided on the
+        # first request); any other registry is HTTPS, verified against certs.d and the system CAs.
+        self.insecure = is_loopback(self.registry) if insecure is None else insecure
+        self.tls = tls_files(self.host, certs_dir)
+        self._scheme: str | None = None if self.insecure else "https"
         self.credentials = credentials
         self.timeouts = timeouts or Timeouts()
         self.policy = policy
@@ -70,6 +73,10 @@ class Transport:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # Passed with every request: requests would let $REQUESTS_CA_BUNDLE override a session's own.
+        self.verify: str | bool = ca_bundle(self.tls.cas)
+        if self.tls.client:
+            self.session.cert = self.tls.client
         self._lock = threading.Lock()
         self._challenge: tuple[str, dict[str, str]] | None = None
         self._tokens: dict[str, str] = {}
@@ -87,7 +94,28 @@ class Transport:
         self._challenge_cached = self._challenge is not None
 
     def __repr__(self) -> str:
-        return f"Transport({self.scheme}://{self.host})"
+        return f"Transport({self._scheme or 'http(s)'}://{self.host})"
+
+    @property
+    def scheme(self) -> str:
+        if self._scheme is None:
+            with self._lock:
+                if self._scheme is None:
+                    scheme = insecure_scheme(self.session, self.host, self.timeouts.pair())
+                    if scheme == "https":
+                        self.verify = False
+                    elif not is_loopback(self.registry):
+                        log.warning("using plain HTTP for insecure registry %s", self.registry)
+                    self._scheme = scheme
+        return self._scheme
+
+    def describe_tls(self) -> str:
+        """How this registry is reached, for doctor: the scheme and what verifies it."""
+        if self.scheme == "http":
+            return "plain HTTP (insecure registry)"
+        if self.verify is False:
+            return "HTTPS, not verified (insecure registry)" + (" + client certificate" if self.tls.client else "")
+        return f"HTTPS verified by {self.tls.describe()}"
 
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -131,7 +159,9 @@ class Transport:
         auth = (self.credentials.username, self.credentials.password) if self.credentials else None
         self.waiting_on = f"the token endpoint {realm}"
         try:
-            resp = self.session.get(realm, params=query, auth=auth, timeout=self.timeouts.pair())
+            # The realm on another host is verified against the system CAs, whatever this registry's rule.
+            verify = self.verify if urlsplit(realm).netloc == self.host else True
+            resp = self.session.get(realm, params=query, auth=auth, timeout=self.timeouts.pair(), verify=verify)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientError(f"{self.registry}: token endpoint {realm} unreachable: {type(exc).__name__}") from None
         finally:
@@ -252,6 +282,7 @@ class Transport:
             hdrs = {**(headers or {}), **auth}
             try:
                 resp = self.session.request(method, url, headers=hdrs, timeout=timeout or self.timeouts.pair(),
+                                            verify=self.verify,
                                             **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise type(exc)(f"{self.registry}: {method} {path}: {type(exc).__name__}") from None
@@ -297,11 +328,13 @@ class Transport:
     def get_elsewhere(self, url: str, headers: Mapping[str, str] | None = None) -> requests.Response:
         """A streaming GET of a URL off this registry (the CDN a blob redirect pointed at): never
         with this registry's credentials, never retried here (the caller falls back to the registry)."""
-        return self.session.get(url, headers=dict(headers or {}), stream=True, timeout=self.timeouts.pair())
+        return self.session.get(url, headers=dict(headers or {}), stream=True, timeout=self.timeouts.pair(),
+                                verify=True)
 
     def ping(self) -> requests.Response:
         """`GET /v2/`: tells whether the registry is up and learns its auth challenge."""
-        resp = self.session.get(self.url("/v2/"), timeout=self.timeouts.pair())
+        url = self.url("/v2/")
+        resp = self.session.get(url, timeout=self.timeouts.pair(), verify=self.verify)
         if resp.status_code == 401:
             header = resp.headers.get("WWW-Authenticate", "")
             if header:
