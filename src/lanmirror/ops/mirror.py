@@ -301,15 +301,7 @@ class _Copier:
             result.plan += [f"warm  {d.digest[:19]} ({d.size} bytes)" for d in blobs.values()]
             result.status = "dry-run"
             return
-        lock = threading.Lock()
-        total = sum(d.size for d in blobs.values())
-        moved = [0]
-
-        def count(n: int) -> None:
-            with lock:
-                moved[0] += n
-                if self.on_bytes:
-                    self.on_bytes(tag, moved[0], total)
+        count = self.byte_counter(tag, sum(d.size for d in blobs.values()))
 
         def one(d: Descriptor) -> int:
             return int(self.policy.call(lambda: self.dst.read_blob(self.dst_repo, d.digest, count),
@@ -332,9 +324,9 @@ class _Copier:
                 result.plan.append(f"copy  {d.digest[:19]} ({d.size} bytes)")
         result.plan.append(f"then PUT manifest {tag}")
 
-    def _copy_blobs(self, tag: str, blobs: dict[str, Descriptor], result: TagResult) -> None:
+    def byte_counter(self, tag: str, total: int) -> BytesFn:
+        """Progress of one tag to this target: bytes moved so far, reported to on_bytes (thread-safe)."""
         lock = threading.Lock()
-        total = sum(d.size for d in blobs.values())
         moved = [0]
 
         def count(n: int) -> None:
@@ -342,6 +334,12 @@ class _Copier:
                 moved[0] += n
                 if self.on_bytes:
                     self.on_bytes(tag, moved[0], total)
+
+        return count
+
+    def _copy_blobs(self, tag: str, blobs: dict[str, Descriptor], result: TagResult) -> None:
+        lock = threading.Lock()
+        count = self.byte_counter(tag, sum(d.size for d in blobs.values()))
 
         def one(d: Descriptor) -> str:
             outcome, writer = self.copy_blob(d, count)
@@ -470,7 +468,7 @@ class _FanOut:
         self.rows = {id(c): TagResult(tag, "failed", registry=c.opts.lan_registry) for c in copiers}
         self.failed: set[int] = set()
         self.lock = threading.Lock()
-        self.moved: dict[int, int] = {}
+        self.counters: dict[int, BytesFn] = {}
 
     def run(self) -> list[TagResult]:
         started = time.monotonic()
@@ -507,13 +505,10 @@ class _FanOut:
         log.error("%s → %s: %s", self.tag, c.opts.lan_registry, row.error)
 
     def counter(self, c: _Copier, total: int) -> BytesFn:
-        def count(n: int) -> None:
-            with self.lock:
-                self.moved[id(c)] = done = self.moved.get(id(c), 0) + n
-            if c.on_bytes:
-                c.on_bytes(self.tag, done, total)
-
-        return count
+        with self.lock:
+            if id(c) not in self.counters:
+                self.counters[id(c)] = c.byte_counter(self.tag, total)
+            return self.counters[id(c)]
 
     def blob(self, d: Descriptor, plans: list[tuple[_Copier, _Plan]], total: int) -> None:
         need: list[_Copier] = []
