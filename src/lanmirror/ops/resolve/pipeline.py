@@ -68,6 +68,11 @@ def resolve(opts: ResolveOptions, clients: Clients, *, on_progress: ProgressFn |
     hub_hits: dict[str, str] | None = None
     if opts.policy == "newest" or not lan_hits:
         hub_hits = probe_hub(run, cands)
+    elif run.unknown:
+        # A LAN could not say whether it holds a newer tag: a free HEAD tells whether that tag
+        # exists at all. If the Hub has none of them, the older LAN copy is simply the newest.
+        asked = [c for c in cands if any(u.cand.tag == c.tag for u in run.unknown)]
+        probe_hub(run, asked)
     options = rank(opts.policy, cands, local, lan_hits, opts.hub_registry, hub_hits)
     if not options:
         if opts.image:

@@ -119,11 +119,13 @@ def probe_lan(run: Run, lan: str, cands: list[Candidate]) -> dict[str, str] | No
             return probe_lan_via_daemon(run, lan, repo, cands)
         run.record("lan", lan, f"unreachable ({reason})", started)
         return None
-    best = next((i for i, c in enumerate(cands) if c.tag in hits), len(cands))
-    newer_unknown = [c for c in cands[:best] if c.tag in unknown]
-    if newer_unknown:
-        # The registry is alive but was slow for some probes: ask once more for those that could
-        # beat the best answer, so a slow moment never makes us settle for an older image.
+    for _ in range(2):
+        best = next((i for i, c in enumerate(cands) if c.tag in hits), len(cands))
+        newer_unknown = [c for c in cands[:best] if c.tag in unknown]
+        if not newer_unknown:
+            break
+        # The registry is alive but failed some probes (slow, or a 5xx burst): ask again for those
+        # that could beat the best answer, so a bad moment never makes us settle for an older image.
         again, errors, still = parallel_heads(run, reg, repo, newer_unknown, t, retry=False)
         hits.update(again)
         unknown = (unknown - {c.tag for c in newer_unknown}) | still
