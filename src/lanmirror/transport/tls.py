@@ -6,6 +6,8 @@ plain HTTP, and the answer is kept for the run. Any other registry is HTTPS, ver
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import ssl
@@ -74,8 +76,14 @@ def ca_bundle(cas: tuple[Path, ...]) -> str | bool:
             fd, path = tempfile.mkstemp(prefix="lanmirror-ca-", suffix=".pem")
             with os.fdopen(fd, "w") as fh:
                 fh.write("\n".join(parts))
+            atexit.register(_remove, path)  # one run's file: a persistent runner must not collect them
             _bundles[cas] = path
         return _bundles[cas]
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 _schemes: dict[str, str] = {}
