@@ -93,7 +93,7 @@ def tmp(tmp_path: Path) -> Path:
 
 # -- secrets never leak -------------------------------------------------------------------------
 # Every test's captured stdout, stderr and logs, and every subprocess output collected through
-# tests.helpers, is searched for the test credentials; a hit fails that test.
+# tests.helpers, is searched for the test passwords (the Hub's and the LAN's); a hit fails that test.
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
@@ -102,13 +102,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if report.when != "call" or report.failed:
         return
     from tests.helpers import SEEN_OUTPUT
-    from tests.stack import HUB_PASSWORD
+    from tests.stack import SECRETS
 
     texts = [content for _, content in report.sections] + SEEN_OUTPUT
     SEEN_OUTPUT.clear()
-    leaks = [t for t in texts if HUB_PASSWORD in t.replace(f"::add-mask::{HUB_PASSWORD}", "")]
-    if leaks:
-        report.outcome = "failed"
-        at = leaks[0].find(HUB_PASSWORD)
-        context = leaks[0][max(0, at - 300):at + 300].replace(HUB_PASSWORD, "<THE PASSWORD>")
-        report.longrepr = f"the test password appeared in output:\n{context}"
+    for secret in SECRETS:
+        leaks = [t for t in texts if secret in t.replace(f"::add-mask::{secret}", "")]
+        if leaks:
+            report.outcome = "failed"
+            at = leaks[0].find(secret)
+            context = leaks[0][max(0, at - 300):at + 300].replace(secret, "<THE PASSWORD>")
+            report.longrepr = f"a test password appeared in output:\n{context}"
+            return

@@ -1,95 +1,23 @@
 """LAN registries over TLS, Docker's way: the CA in certs.d, mutual TLS with a client certificate,
 and the insecure rule (HTTPS without verification first, then plain HTTP) for loopback."""
 
-import datetime as dt
-import ipaddress
 import json
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from lanmirror.remote.registry import Registry
 from lanmirror.transport import Transport
 from tests.helpers import publish, run_cli, tag_for
-from tests.stack.daemons import Registry as Distribution
+from tests.stack.tls import TlsRegistry, make_pki
 
 pytestmark = pytest.mark.integration
 BASE = "b"
 
 
-def _cert(subject, issuer_key, issuer_name, key, *, ca=False, ip=None):
-    now = dt.datetime.now(dt.timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-               .not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if ip:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
-                                        critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write(path, cert=None, key=None):
-    if cert is not None:
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    if key is not None:
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pki")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lanmirror test CA")])
-    ca = _cert(ca_name, ca_key, ca_name, ca_key, ca=True)
-    out = {"root": root}
-    for name, ip in (("server", "127.0.0.1"), ("client", None)):
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), ca_key, ca_name, key, ip=ip)
-        _write(root / f"{name}.crt", cert=cert)
-        _write(root / f"{name}.key", key=key)
-    _write(root / "ca.crt", cert=ca)
-    return out
-
-
-class TlsRegistry(Distribution):
-    def __init__(self, root, name, pki_dir, *, client_ca=False):
-        super().__init__(root, name)
-        self.pki = pki_dir
-        self.client_ca = client_ca
-
-    def _write_config(self):
-        super()._write_config()
-        tls = (f"  tls:\n    certificate: {self.pki / 'server.crt'}\n    key: {self.pki / 'server.key'}\n"
-               + (f"    clientcas:\n      - {self.pki / 'ca.crt'}\n" if self.client_ca else ""))
-        text = self.config.read_text().replace("  headers:\n", tls + "  headers:\n")
-        self.config.write_text(text)
-
-    def start(self):
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        import subprocess
-
-        from tests.stack.daemons import require, wait_for
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([require("docker-registry"), "serve", str(self.config)], stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-
-        def up():
-            try:
-                requests.get(f"https://{self.address}/v2/", verify=str(self.pki / "ca.crt"), timeout=2,
-                             cert=(str(self.pki / "client.crt"), str(self.pki / "client.key")))
-                return True
-            except requests.RequestException:
-                return False
-
-        wait_for(up, f"registry {self.name}", 30, self.proc, self.log)
-        return self
+    return {"root": make_pki(tmp_path_factory.mktemp("pki"))}
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,10 @@ HUB_USER = "ci-bot"
 # Distinctive so that a test can grep every output of the suite for it.
 HUB_PASSWORD = "s3cret-Pa55-n3ver-pr1nt"
 HUB_CREDS = Credentials(HUB_USER, HUB_PASSWORD)
+# The LAN's own login (htpasswd and token-auth LAN registries); also searched for in every output.
+LAN_USER = "lan-bot"
+LAN_PASSWORD = "lan-Pa55-n3ver-pr1nt-either"
+SECRETS = (HUB_PASSWORD, LAN_PASSWORD)
 
 
 @dataclass
@@ -56,7 +60,7 @@ class Stack:
 
     def start(self) -> Stack:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.tokens = TokenServer(self.root, {HUB_USER: HUB_PASSWORD}).start()
+        self.tokens = TokenServer(self.root, {HUB_USER: HUB_PASSWORD, LAN_USER: LAN_PASSWORD}).start()
         self.token_proxy = FaultProxy(f"127.0.0.1:{self.tokens.port}", "token").start()
         self.hub_registry = Registry(self.root, "hub", token_realm=f"http://{self.token_proxy.address}/token",
                                      token_cert=self.tokens.cert_path, service=SERVICE, issuer=ISSUER).start()

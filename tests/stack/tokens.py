@@ -1,7 +1,8 @@
 """A Docker-Hub-style token server: JWTs signed by a self-signed cert the registry trusts.
 
 Anonymous callers get `pull`; a known user with the right password gets what they ask for;
-a wrong password gets 401, like auth.docker.io.
+a wrong password gets 401, like auth.docker.io. A POST with the OAuth2 refresh_token grant and a
+known refresh token (what `docker login` stores as an identity token) is that token's user.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class TokenServer:
         self.users = dict(users)
         self.cert_path = workdir / "token-cert.pem"
         self.requests: list[dict[str, str]] = []
+        self.refresh_tokens: dict[str, str] = {}  # identity token -> user
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lanmirror test token signer")])
         now = dt.datetime.now(dt.timezone.utc)
@@ -50,6 +52,9 @@ class TokenServer:
 
             def do_GET(self) -> None:
                 server._handle(self)
+
+            def do_POST(self) -> None:
+                server._handle_post(self)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -75,11 +80,23 @@ class TokenServer:
             return None, False
         return user, self.users.get(user) == password
 
+    def _handle_post(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        form = parse_qs(handler.rfile.read(length).decode())
+        refresh = form.get("refresh_token", [""])[0]
+        user = self.refresh_tokens.get(refresh) if form.get("grant_type") == ["refresh_token"] else None
+        self._reply(handler, form, user, user is not None, "refresh_token")
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         url = urlparse(handler.path)
         query = parse_qs(url.query)
         user, ok = self._user(handler)
-        self.requests.append({"user": user or "", "scope": " ".join(query.get("scope", []))})
+        self._reply(handler, query, user, ok, "basic" if user else "anonymous")
+
+    def _reply(self, handler: BaseHTTPRequestHandler, query: dict[str, list[str]], user: str | None, ok: bool,
+               grant: str) -> None:
+        self.requests.append({"user": user or "", "scope": " ".join(query.get("scope", [])), "grant": grant,
+                              "service": query.get("service", [""])[0]})
         if not ok:
             body = json.dumps({"details": "incorrect username or password"}).encode()
             handler.send_response(401)

@@ -32,7 +32,7 @@ def test_every_action_input_reaches_a_cli_flag(command):
     flags = options(command)
     for name, mapping in INPUTS[command].items():
         if isinstance(mapping, Env):
-            assert mapping.name in {"DOCKERHUB_TOKEN", "GITHUB_TOKEN"}, name
+            assert mapping.name in {"DOCKERHUB_TOKEN", "GITHUB_TOKEN", "LANMIRROR_LAN_PASSWORD"}, name
         else:
             assert mapping.flag in flags, f"input {name} maps to {mapping.flag}, which `lanmirror {command}` lacks"
 

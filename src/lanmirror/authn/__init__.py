@@ -3,6 +3,6 @@ registry. This layer never sends them anywhere: `transport` decides where they m
 
 from lanmirror.authn.credentials import Credentials
 from lanmirror.authn.dockerconfig import credentials_from_docker_config
-from lanmirror.authn.keychain import hub_credentials
+from lanmirror.authn.keychain import hub_credentials, lan_credentials
 
-__all__ = ["Credentials", "credentials_from_docker_config", "hub_credentials"]
+__all__ = ["Credentials", "credentials_from_docker_config", "hub_credentials", "lan_credentials"]

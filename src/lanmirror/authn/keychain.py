@@ -1,5 +1,8 @@
 """Credentials for a registry, from the first place that has them: explicit values (flags, action
-inputs), then the environment, then `docker login`'s store."""
+inputs), then the environment, then `docker login`'s store.
+
+The Hub and the LAN each have their own variables, so a Hub token is never offered to a LAN
+registry (which may be plain HTTP, or someone else's) and a LAN login never goes to the Hub."""
 
 from __future__ import annotations
 
@@ -10,19 +13,38 @@ from lanmirror.authn.dockerconfig import credentials_from_docker_config
 
 USER_ENV = ("DOCKERHUB_USERNAME", "LANMIRROR_HUB_USERNAME")
 TOKEN_ENV = ("DOCKERHUB_TOKEN", "DOCKERHUB_PASSWORD", "LANMIRROR_HUB_TOKEN")
+LAN_USER_ENV = ("LANMIRROR_LAN_USERNAME",)
+LAN_PASSWORD_ENV = ("LANMIRROR_LAN_PASSWORD",)
 
 
-def first_env(names: tuple[str, ...]) -> str:
+def first_env(names: tuple[str, ...]) -> tuple[str, str]:
+    """The first of `names` that is set, and its value."""
     for name in names:
         if os.environ.get(name):
-            return os.environ[name]
-    return ""
+            return name, os.environ[name]
+    return "", ""
 
 
-def hub_credentials(registry: str, username: str | None = None, token: str | None = None) -> Credentials | None:
-    """Explicit username+token, else the DOCKERHUB_* environment, else `docker login`'s store."""
-    username = username or first_env(USER_ENV)
-    token = token or first_env(TOKEN_ENV)
-    if username and token:
-        return Credentials(username, token)
-    return credentials_from_docker_config(registry)
+def _explicit_or_env(username: str | None, user_env: tuple[str, ...], secret_env: tuple[str, ...],
+                     flag: str) -> Credentials | None:
+    env_user, user = first_env(user_env)
+    secret_name, secret = first_env(secret_env)
+    if username:
+        user, env_user = username, ""
+    if user and secret:
+        source = f"${env_user}/${secret_name}" if env_user else f"{flag} and ${secret_name}"
+        return Credentials(user, secret, source)
+    return None
+
+
+def hub_credentials(registry: str, username: str | None = None) -> Credentials | None:
+    """--hub-username (or $DOCKERHUB_USERNAME) with $DOCKERHUB_TOKEN, else `docker login`'s store."""
+    return (_explicit_or_env(username, USER_ENV, TOKEN_ENV, "--hub-username")
+            or credentials_from_docker_config(registry))
+
+
+def lan_credentials(registry: str, username: str | None = None) -> Credentials | None:
+    """--lan-username (or $LANMIRROR_LAN_USERNAME) with $LANMIRROR_LAN_PASSWORD, else what
+    `docker login REGISTRY` stored for this LAN registry (auths, credsStore, credHelpers)."""
+    return (_explicit_or_env(username, LAN_USER_ENV, LAN_PASSWORD_ENV, "--lan-username")
+            or credentials_from_docker_config(registry))

@@ -61,6 +61,7 @@ _SHARED: dict[str, Mapping] = {
     "insecure-registries": Flag("--insecure-registry", many=True),
     "dockerhub-username": Flag("--hub-username"), "dockerhub-token": Env("DOCKERHUB_TOKEN"),
     "verbose": Switch("--verbose", when=True), "certs-dir": Flag("--certs-dir"),
+    "lan-username": Flag("--lan-username"), "lan-password": Env("LANMIRROR_LAN_PASSWORD"),
 }
 
 INPUTS: dict[str, dict[str, Mapping]] = {

@@ -62,6 +62,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--certs-dir", metavar="DIR",
                    help="Docker's certs.d: DIR/<host:port>/*.crt are CAs, client.cert + client.key give mutual TLS "
                         "(default $LANMIRROR_CERTS_DIR, else /etc/docker/certs.d)")
+    p.add_argument("--lan-username", metavar="USER",
+                   help="user for the LAN registries that need a login; the password is read from "
+                        "$LANMIRROR_LAN_PASSWORD, never from a flag (default $LANMIRROR_LAN_USERNAME, else what "
+                        "`docker login LAN` stored)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request decision")
 
 

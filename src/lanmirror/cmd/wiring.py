@@ -13,8 +13,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 
-from lanmirror.authn import Credentials, hub_credentials
-from lanmirror.cmd.settings import insecure_list
+from lanmirror.authn import Credentials, hub_credentials, lan_credentials
+from lanmirror.cmd.settings import insecure_list, lan_registries
 from lanmirror.daemon import Engine
 from lanmirror.errors import LanmirrorError
 from lanmirror.name import DOCKER_HUB, normalize_registry
@@ -115,10 +115,18 @@ class Clients:
 
 
 def clients_for(args: argparse.Namespace, upstream: str | None, *, policy: RetryPolicy = DEFAULT_POLICY) -> Clients:
-    """The clients a command's flags ask for: the upstream registry (Docker Hub or its stand-in)
-    gets the Hub credentials (flags, then the DOCKERHUB_* environment, then `docker login`'s
-    store); the insecure rule reads --insecure-registry, then $LANMIRROR_INSECURE_REGISTRIES."""
+    """The clients a command's flags ask for.
+
+    The upstream registry (Docker Hub or its stand-in) gets the Hub credentials (--hub-username,
+    the DOCKERHUB_* environment, then `docker login`'s store). Each LAN registry gets the LAN
+    credentials (--lan-username, $LANMIRROR_LAN_USERNAME/PASSWORD, then what `docker login` stored
+    for that registry). Credentials are keyed by registry, so each only ever reaches its own.
+    The insecure rule reads --insecure-registry, then $LANMIRROR_INSECURE_REGISTRIES."""
     creds: dict[str, Credentials | None] = {}
+    value = getattr(args, "lan_registry", None)
+    for lan in lan_registries([value] if isinstance(value, str) else value):
+        if upstream is None or normalize_registry(lan) != normalize_registry(upstream):
+            creds[lan] = lan_credentials(normalize_registry(lan), getattr(args, "lan_username", None))
     if upstream is not None:
         creds[upstream] = hub_credentials(upstream, getattr(args, "hub_username", None))
     return Clients(credentials=creds, insecure=insecure_list(args.insecure_registry), policy=policy,

@@ -189,8 +189,8 @@ class Engine:
         params = {"fromImage": repo, "tag": tag} if tag else {"fromImage": ref}
         headers = {}
         if creds:
-            headers["X-Registry-Auth"] = docker.auth.encode_header(
-                {"username": creds.username, "password": creds.password})
+            # The pull's own credentials: a runner that never ran `docker login` for this registry still pulls.
+            headers["X-Registry-Auth"] = docker.auth.encode_header(creds.daemon_auth())
         api = self.api
         resp = self._call(f"pull {ref}", lambda: api._post(api._url("/images/create"), params=params,
                                                            headers=headers, stream=True, timeout=None), source)
@@ -274,7 +274,7 @@ class Engine:
     def push(self, repository: str, tag: str, *, source: str, creds: Credentials | None = None,
              on_progress: ProgressFn | None = None) -> str:
         """Push and return the digest the daemon reports. Stream errors are raised."""
-        auth = {"username": creds.username, "password": creds.password} if creds else None
+        auth = creds.daemon_auth() if creds else None
         digest = ""
 
         def on_message(msg: dict[str, Any]) -> None:

@@ -156,23 +156,25 @@ class Transport:
         if scope:
             # One `scope` parameter per resource, repeated, as the token spec says (a mount needs two).
             query["scope"] = scope.split()
-        auth = (self.credentials.username, self.credentials.password) if self.credentials else None
+        creds = self.credentials
         self.waiting_on = f"the token endpoint {realm}"
         try:
             # The realm on another host is verified against the system CAs, whatever this registry's rule.
             verify = self.verify if urlsplit(realm).netloc == self.host else True
-            resp = self.session.get(realm, params=query, auth=auth, timeout=self.timeouts.pair(), verify=verify)
+            if creds is not None and creds.identity_token:
+                # An identity token is an OAuth2 refresh token: POSTed as a form, never sent as Basic.
+                form = {**query, "grant_type": "refresh_token", "refresh_token": creds.password,
+                        "client_id": "lanmirror"}
+                resp = self.session.post(realm, data=form, timeout=self.timeouts.pair(), verify=verify)
+            else:
+                auth = (creds.username, creds.password) if creds else None
+                resp = self.session.get(realm, params=query, auth=auth, timeout=self.timeouts.pair(), verify=verify)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientError(f"{self.registry}: token endpoint {realm} unreachable: {type(exc).__name__}") from None
         finally:
             self.waiting_on = ""
         if resp.status_code in (401, 403):
-            who = f"user {self.credentials.username!r}" if self.credentials else "anonymous access"
-            raise AuthError(
-                f"{self.registry}: authentication failed for {who} (HTTP {resp.status_code}); "
-                "check the username and token, or run `docker login`",
-                registry=self.registry, status=resp.status_code,
-            )
+            raise self._refused(resp.status_code)
         self._raise_for_transient(resp, "token endpoint")
         if resp.status_code != 200:
             raise RegistryError(f"{self.registry}: token endpoint answered HTTP {resp.status_code}",
@@ -186,6 +188,21 @@ class Transport:
             raise RegistryError(f"{self.registry}: token endpoint returned no token", registry=self.registry)
         with self._lock:
             self._tokens[scope or ""] = token
+
+    def _refused(self, status: int) -> AuthError:
+        """The one error a refused login gives: who was refused, where the credentials came from,
+        and what to do. It is remembered, so every later request fails at once without sending
+        the same wrong password again."""
+        if self.credentials is None:
+            hint = (f"this registry needs a login: run `docker login {self.registry}` on this runner, or set "
+                    "LANMIRROR_LAN_USERNAME and LANMIRROR_LAN_PASSWORD (for the Hub: DOCKERHUB_USERNAME and "
+                    "DOCKERHUB_TOKEN)")
+            who = "anonymous access"
+        else:
+            hint = "fix that password or token (or `docker login` again) and re-run"
+            who = self.credentials.describe()
+        return AuthError(f"{self.registry}: login refused for {who} (HTTP {status}); {hint}",
+                         registry=self.registry, status=status)
 
     def _authenticate(self, resp: requests.Response, scope: str | None, stale_token: str | None) -> bool:
         """Handle a 401: remember the challenge and get a token. False if nothing can be done."""
@@ -277,6 +294,8 @@ class Transport:
             self._prefetch_token(scope)
         else:
             log.debug("%s: %s %s is another host's: sent without Authorization", self.registry, method, url)
+        if mine and self._auth_failure is not None:
+            raise self._auth_failure
         for attempt in range(2):
             auth = self._auth_header(scope) if mine else {}
             hdrs = {**(headers or {}), **auth}
@@ -299,6 +318,12 @@ class Transport:
             break
         if resp.status_code == 401:
             resp.close()
+            if auth.get("Authorization", "").startswith("Basic "):
+                # Basic credentials refused: the password is wrong, and sending it again will not help.
+                self._auth_failure = self._refused(401)
+                raise self._auth_failure
+            if self.credentials is None and self._challenge is not None and self._challenge[0] == "basic":
+                raise self._refused(401)
             raise AuthError(f"{self.registry}: {method} {path} unauthorized (HTTP 401); "
                             "check credentials or repository access", registry=self.registry, status=401)
         self._raise_for_transient(resp, f"{method} {path}")

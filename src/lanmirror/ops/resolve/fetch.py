@@ -48,7 +48,8 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
     if engine is None:
         raise LanmirrorError("pulling needs the Docker daemon; pass --no-pull to only resolve")
     started = clock()
-    creds = run.clients.credentials(registry) if kind == "hub" else None
+    # The LAN's login goes with its pull too (X-Registry-Auth), so the daemon needs no `docker login`.
+    creds = run.clients.credentials(registry)
 
     # The throughput floor hands a slow LAN's pull to the next source; the Hub is the last one.
     floor = run.opts.min_pull_rate * 1e6 if kind == "lan" else 0.0
@@ -59,7 +60,7 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
                            min_rate=floor, rate_window=run.opts.pull_rate_window)
 
     if kind == "hub":
-        if creds is not None:
+        if creds is not None and not creds.identity_token:
             engine.login(creds, registry if registry != DOCKER_HUB else "https://index.docker.io/v1/")
         image: LocalImage = run.policy.call(pull, f"pull {pinned}")
         refresh_ratelimit(run, cand.tag)
