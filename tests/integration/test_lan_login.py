@@ -171,3 +171,23 @@ def test_action_inputs_lan_username_and_password_are_used_and_masked(stack, repo
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = read_outputs(tmp_path / "GITHUB_OUTPUT")
     assert (out["source"], out["digest"]) == ("lan", img.digest)
+
+
+def test_htpasswd_lan_with_a_credential_helper(stack, repo, basic_lan, tmp_path):
+    """`credHelpers` (and `credsStore`) run docker-credential-NAME, as the Docker CLI does."""
+    img = publish(stack, repo, BASE, 1)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-lmtest"
+    secret = json.dumps({"ServerURL": basic_lan.address, "Username": LAN_USER, "Secret": LAN_PASSWORD})
+    helper.write_text(f"#!/bin/sh\n[ \"$1\" = get ] || exit 1\ncat >/dev/null\necho '{secret}'\n")
+    helper.chmod(0o755)
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"credHelpers": {basic_lan.address: "lmtest"}}))
+    env = {"DOCKER_CONFIG": str(config), "PATH": f"{bin_dir}:{stack.env()['PATH']}"}
+    proc = mirror(stack, repo, basic_lan.address, tag_for(BASE, 1), env=env)
+    assert proc.returncode == 0, proc.stderr
+    proc = resolve(stack, repo, basic_lan.address, env, "--no-pull")
+    assert proc.returncode == 0, proc.stderr
+    assert (json.loads(proc.stdout)["source"], json.loads(proc.stdout)["digest"]) == ("lan", img.digest)
