@@ -76,6 +76,13 @@ def stack(_stack: Stack) -> Iterator[Stack]:
     _stack.clear_faults()
 
 
+@pytest.fixture(params=["20.10-classic", "26.1-containerd"])
+def engine(stack: Stack, request: pytest.FixtureRequest) -> str:
+    """Each of the two Docker engines in turn (its DOCKER_HOST): Engine 20.10 with the classic
+    image store, and Engine 26.1 with the containerd image store."""
+    return stack.engines()[request.param]
+
+
 @pytest.fixture
 def repo(request: pytest.FixtureRequest) -> str:
     """A repository name unique to the test, so tests never see each other's tags."""

@@ -67,6 +67,8 @@ class SlowPullError(StallError):
     projected to overrun the pull timeout. It names the rate, the floor, the bytes of layers that
     had completed, and how many of those the daemon keeps for the next source (None: unknown)."""
 
-    def __init__(self, message: str, *, rate: float, floor: float, completed: int, kept: int | None) -> None:
+    def __init__(self, message: str, *, rate: float, floor: float, completed: int, kept: int | None,
+                 unsized: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.rate, self.floor, self.completed, self.kept = rate, floor, completed, kept
+        self.unsized = unsized  # short IDs of completed layers whose size the daemon never said

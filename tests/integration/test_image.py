@@ -5,30 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.consumer import ROOT
 from tests.helpers import SEEN_OUTPUT, publish, tag_for
+from tests.stack.debian import CACHE, debian_mirror
 
 pytestmark = pytest.mark.integration
-CACHE = Path(os.environ.get("LANMIRROR_TEST_CACHE", Path.home() / ".cache" / "lanmirror-test"))
 BASE_IMAGE = "local/debian-python:bookworm"
-
-
-def debian_mirror() -> str:
-    """The Debian mirror apt already uses here (a package registry this machine may reach)."""
-    for path in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")):
-        if path.exists():
-            m = re.search(r"(?:URIs:|deb)\s+(https?://\S+/debian)\b", path.read_text())
-            if m:
-                return m.group(1)
-    return "http://deb.debian.org/debian"
 
 
 def sh(cmd: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -29,23 +29,23 @@ def opts(stack, repo, **kw):
     return ResolveOptions(repo=repo, **kw)
 
 
-def run(stack, repo, **kw):
-    return resolve(opts(stack, repo, **kw), Clients(policy=FAST, docker_host=stack.docker_host))
+def run(stack, repo, host=None, **kw):
+    return resolve(opts(stack, repo, **kw), Clients(policy=FAST, docker_host=host or stack.docker_host))
 
 
-def cache(stack, repo, days_ago, img):
+def cache(stack, repo, days_ago, img, host=None):
     """Put a nightly into the daemon's cache under its canonical name (as a previous job would)."""
-    engine = Engine(stack.docker_host)
+    engine = Engine(host or stack.docker_host)
     engine.pull(f"{stack.hub}/{repo}@{img.digest}", source="hub")
     engine.tag(f"{stack.hub}/{repo}@{img.digest}", f"{stack.hub}/{repo}", tag_for(BASE, days_ago))
     stack.clear_faults()
 
 
-def test_cache_first_prefers_an_older_cached_image(stack, repo):
+def test_cache_first_prefers_an_older_cached_image(stack, repo, engine):
     old = publish(stack, repo, BASE, 3, hub=True, lan=True)
     publish(stack, repo, BASE, 1, hub=True, lan=True)
-    cache(stack, repo, 3, old)
-    res = run(stack, repo)
+    cache(stack, repo, 3, old, engine)
+    res = run(stack, repo, engine)
     assert (res.source, res.tag, res.age_days) == ("local", tag_for(BASE, 3), 3)
     assert res.image == f"{stack.hub}/{repo}:{tag_for(BASE, 3)}"
     assert res.digest == old.digest and res.verified is True
@@ -65,15 +65,15 @@ def test_newest_policy_takes_the_lans_newer_image_and_pulls_it(stack, repo):
     assert stack.hub_proxy.counted_gets() == 0
 
 
-def test_lan_hit_is_pulled_retagged_and_costs_no_hub_pull(stack, repo):
+def test_lan_hit_is_pulled_retagged_and_costs_no_hub_pull(stack, repo, engine):
     img = publish(stack, repo, BASE, 2, hub=True, lan=True)
-    res = run(stack, repo)
+    res = run(stack, repo, engine)
     tag = tag_for(BASE, 2)
     assert (res.source, res.tag, res.date, res.age_days) == ("lan", tag, (TODAY - __import__("datetime")
                                                                         .timedelta(days=2)).isoformat(), 2)
     assert res.image == f"{stack.hub}/{repo}:{tag}"
     assert res.pinned == f"{stack.lan}/{repo}@{img.digest}"
-    local = Engine(stack.docker_host).local_image(res.image)
+    local = Engine(engine).local_image(res.image)
     assert local is not None and f"{stack.lan}/{repo}@{img.digest}" in local.repo_digests
     assert stack.hub_proxy.counted_gets() == 0
     assert {e.method for e in stack.hub_proxy.entries(pattern="/manifests/")} == {"HEAD"}
@@ -134,21 +134,25 @@ def test_dead_lan_falls_back_to_hub_within_the_bound(stack, repo, fault):
     assert elapsed < 4.0
 
 
-def test_stalled_lan_pull_falls_back_to_the_hub(stack, repo):
+def test_stalled_lan_pull_falls_back_to_the_hub(stack, repo, engine):
     img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=3 << 20, layers=1)
     stack.lan_proxy.break_body("stall", after=1 << 20)
-    res = run(stack, repo, stall_timeout=2)
+    res = run(stack, repo, engine, stall_timeout=2)
     assert (res.source, res.digest, res.pulled) == ("hub", img.digest, True)
     assert any(a.source == "lan" and "no progress for 2s" in a.result for a in res.attempts)
     assert stack.hub_proxy.bytes_out() > 0
 
 
-def test_stale_lan_digest_is_not_used(stack, repo):
+def test_stale_lan_digest_is_not_used(stack, repo, engine):
     hub_img = publish(stack, repo, BASE, 1, hub=True)
     publish(stack, repo, BASE, 1, hub=False, lan=True, variant="-stale")
-    res = run(stack, repo, pull=False)
-    assert (res.source, res.digest) == ("hub", hub_img.digest)
+    res = run(stack, repo, engine)
+    assert (res.source, res.digest, res.pulled) == ("hub", hub_img.digest, True)
     assert any("stale mirror" in w for w in res.warnings)
+    # The next job finds the Hub's image in the cache, not the stale copy (on the containerd store
+    # too, where image IDs are manifest digests and a tag adds a RepoDigest).
+    again = run(stack, repo, engine)
+    assert (again.source, again.digest, again.verified) == ("local", hub_img.digest, True)
 
 
 def test_unverifiable_lan_copy_is_used_and_flagged(stack, repo):
@@ -168,7 +172,7 @@ def test_hub_429_with_retry_after_is_retried(stack, repo):
     assert res.digest == img.digest
 
 
-def test_daemon_side_probe_from_a_network_namespace(stack, repo, tmp_path):
+def test_daemon_side_probe_from_a_network_namespace(stack, repo, tmp_path, engine):
     """The resolver runs where 127.0.0.1 is not the host's (a netns, like a job container); only the
     daemon's unix socket is shared. The LAN is then only reachable through the daemon."""
     img = publish(stack, repo, BASE, 1, hub=True, lan=True)
@@ -178,7 +182,7 @@ def test_daemon_side_probe_from_a_network_namespace(stack, repo, tmp_path):
         subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
         proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
                        "--hub-registry", stack.hub, "--no-pull", "--no-verify", "--probe-timeout", "1.5", "--json",
-                       prefix=["ip", "netns", "exec", ns])
+                       prefix=["ip", "netns", "exec", ns], env={"DOCKER_HOST": engine})
     finally:
         subprocess.run(["ip", "netns", "delete", ns], check=False)
     assert proc.returncode == 0, proc.stderr

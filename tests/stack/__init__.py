@@ -1,6 +1,6 @@
 """The local stack every integration test, the demo and the benchmarks run against.
 
-    dockerd (own data root + socket)
+    dockerd 20.10 (own data root + socket); dockerd 26.1 with the containerd store, in a chroot
     token server ─ token proxy ─┐
     "Docker Hub": Distribution with token auth ─ hub proxy (Hub rate-limit rules + faults)
     "LAN mirror": Distribution, plain HTTP ─ lan proxy (faults)
@@ -23,6 +23,7 @@ from lanmirror.remote.registry import Registry as RegistryClient
 from lanmirror.transport import Timeouts, Transport
 
 from .daemons import Dockerd, Registry
+from .engine26 import ChrootDockerd
 from .proxy import FaultProxy
 from .tokens import ISSUER, SERVICE, TokenServer
 
@@ -41,6 +42,7 @@ class Stack:
     root: Path
     with_docker: bool = True
     dockerd: Dockerd | None = None
+    dockerd26: ChrootDockerd | None = None  # Engine 26.1 with the containerd image store, from a chroot
     tokens: TokenServer = field(init=False)
     token_proxy: FaultProxy = field(init=False)
     hub_registry: Registry = field(init=False)
@@ -75,10 +77,11 @@ class Stack:
                                      proxy=(f"http://{self.hub_proxy.address}", HUB_USER, HUB_PASSWORD)).start()
         if self.with_docker:
             self.dockerd = Dockerd(self.root / "docker").start()
+            self.dockerd26 = ChrootDockerd(self.root / "d26").start()
         return self
 
     def stop(self) -> None:
-        for part in ("dockerd", "hub_registry", "lan_registry", "lan2_registry", "lan3_registry", "pull_through"):
+        for part in ("dockerd", "dockerd26", "hub_registry", "lan_registry", "lan2_registry", "lan3_registry", "pull_through"):
             obj = getattr(self, part, None)
             if obj is not None:
                 obj.stop()
@@ -116,6 +119,11 @@ class Stack:
     def docker_host(self) -> str:
         assert self.dockerd is not None
         return self.dockerd.host
+
+    def engines(self) -> dict[str, str]:
+        """Both engines by name: the DOCKER_HOST of each."""
+        assert self.dockerd is not None and self.dockerd26 is not None
+        return {"20.10-classic": self.dockerd.host, "26.1-containerd": self.dockerd26.host}
 
     def client(self, address: str, creds: Credentials | None = None,
                timeouts: Timeouts | None = None) -> RegistryClient:

@@ -123,7 +123,11 @@ class Registry:
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
             "  cache:\n    blobdescriptor: inmemory\n"
             f"http:\n  addr: {self.address}\n  secret: lanmirror-test-{self.name}\n"
-            "  headers:\n    X-Content-Type-Options: [nosniff]\n" + auth
+            "  headers:\n    X-Content-Type-Options: [nosniff]\n"
+            # Non-distributable layers name where they are served; like Docker Hub (which accepts
+            # Microsoft's), these registries accept the tests' own loopback URLs.
+            "validation:\n  manifests:\n    urls:\n      allow:\n        - '^https?://127\\.0\\.0\\.1(:[0-9]+)?/'\n"
+            + auth
             + (f"proxy:\n  remoteurl: {self.proxy[0]}\n  username: {self.proxy[1]}\n  password: {self.proxy[2]}\n"
                if self.proxy else "")
         )

@@ -16,7 +16,15 @@ import tarfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from lanmirror.remote.registry import DOCKER_LIST, DOCKER_MANIFEST, Manifest, Registry, sha256_digest
+from lanmirror.remote.registry import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Manifest,
+    Registry,
+    sha256_digest,
+)
 
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
@@ -103,3 +111,113 @@ def push_index(registry: Registry, repo: str, tag: str, images: dict[str, Image]
     for img in images.values():
         push(registry, repo, img.digest, img)
     return registry.put_manifest(repo, tag, index_of(images))
+
+
+# -- the shapes buildx and other builders push ------------------------------------------------------
+
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_LAYER_FOREIGN = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+DOCKER_LAYER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"  # Windows base layers
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+IN_TOTO = "application/vnd.in-toto+json"
+
+
+def zstd_frame(data: bytes) -> bytes:
+    """A valid zstd frame holding `data` in raw (stored) blocks: the format, not the compression,
+    is what a registry copy and a daemon's decoder have to get right (RFC 8878, 3.1.1)."""
+    block = 128 << 10
+    out = bytearray(b"\x28\xb5\x2f\xfd")  # magic number
+    out += bytes([0x00, 0x38])  # no content size, no checksum; window 2**17 (= the largest block)
+    pieces = [data[i:i + block] for i in range(0, len(data), block)] or [b""]
+    for n, piece in enumerate(pieces):
+        header = (len(piece) << 3) | (0 << 1) | (1 if n == len(pieces) - 1 else 0)  # raw block
+        out += header.to_bytes(3, "little") + piece
+    return bytes(out)
+
+
+def _tar(seed: str, size: int) -> bytes:
+    data = random.Random(seed).randbytes(size)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(f"layers/{hashlib.sha256(seed.encode()).hexdigest()[:16]}.bin")
+        info.size = size
+        info.mtime = 0
+        tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
+def build_oci(seeds: list[str], size: int, *, zstd: bool = False, foreign: dict[str, str] | None = None,
+              subject: Image | None = None, arch: str = "amd64", docker_v2: bool = False) -> Image:
+    """An OCI image manifest (`docker_v2`: a Docker v2 one). `zstd` compresses its layers with zstd;
+    `foreign` maps a seed to the URL its non-distributable layer is served from (the blob is then
+    not pushed); `subject` makes it refer to another image, as a signature or SBOM does."""
+    layer_type, foreign_type = (LAYER_TYPE, DOCKER_LAYER_FOREIGN) if docker_v2 else (OCI_LAYER, OCI_LAYER_FOREIGN)
+    blobs: dict[str, bytes] = {}
+    layers, diff_ids = [], []
+    for seed in seeds:
+        tar = _tar(seed, size)
+        blob = zstd_frame(tar) if zstd else gzip.compress(tar, compresslevel=0, mtime=0)
+        digest = sha256_digest(blob)
+        desc: dict[str, object] = {"mediaType": OCI_LAYER_ZSTD if zstd else layer_type, "size": len(blob),
+                                   "digest": digest}
+        if foreign and seed in foreign:
+            desc.update(mediaType=foreign_type, urls=[foreign[seed]])
+        else:
+            blobs[digest] = blob
+        layers.append(desc)
+        diff_ids.append(sha256_digest(tar))
+    config = json.dumps({"architecture": arch, "os": "linux", "created": "2026-01-01T00:00:00Z",
+                         "config": {"Labels": {"org.lanmirror.test": ",".join(seeds)}},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}, sort_keys=True).encode()
+    blobs[sha256_digest(config)] = config
+    media_type = DOCKER_MANIFEST if docker_v2 else OCI_MANIFEST
+    doc: dict[str, object] = {"schemaVersion": 2, "mediaType": media_type,
+                              "config": {"mediaType": CONFIG_TYPE if docker_v2 else OCI_CONFIG, "size": len(config),
+                                         "digest": sha256_digest(config)},
+                              "layers": layers}
+    if subject is not None:
+        doc["subject"] = {"mediaType": subject.manifest.media_type, "size": len(subject.manifest.body),
+                          "digest": subject.digest}
+    body = json.dumps(doc, indent=2).encode()
+    return Image(Manifest(body, media_type, sha256_digest(body)), blobs)
+
+
+def attestation_for(image: Image) -> Image:
+    """What buildx attaches with --provenance/--sbom: an OCI manifest of in-toto statements."""
+    statement = json.dumps({"_type": "https://in-toto.io/Statement/v0.1",
+                            "predicateType": "https://slsa.dev/provenance/v0.2",
+                            "subject": [{"name": "_", "digest": {"sha256": image.digest[7:]}}],
+                            "predicate": {"builder": {"id": "lanmirror-tests"}}}).encode()
+    config = b'{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":[]}}'
+    body = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "size": len(config), "digest": sha256_digest(config)},
+        "layers": [{"mediaType": IN_TOTO, "size": len(statement), "digest": sha256_digest(statement),
+                    "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}],
+    }, indent=2).encode()
+    return Image(Manifest(body, OCI_MANIFEST, sha256_digest(body)),
+                 {sha256_digest(config): config, sha256_digest(statement): statement})
+
+
+def oci_index(entries: list[tuple[Image | Manifest, dict[str, object]]]) -> Manifest:
+    """An OCI index of (image or nested index, extra descriptor fields such as platform)."""
+    manifests = []
+    for item, extra in entries:
+        m = item.manifest if isinstance(item, Image) else item
+        manifests.append({"mediaType": m.media_type, "size": len(m.body), "digest": m.digest, **extra})
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}, indent=2).encode()
+    return Manifest(body, OCI_INDEX, sha256_digest(body))
+
+
+def buildx_index(image: Image) -> tuple[Manifest, list[Image]]:
+    """The index `docker buildx build --push` writes by default: the image, and its attestation
+    manifest on platform unknown/unknown pointing back at it."""
+    att = attestation_for(image)
+    index = oci_index([
+        (image, {"platform": {"architecture": "amd64", "os": "linux"}}),
+        (att, {"platform": {"architecture": "unknown", "os": "unknown"},
+               "annotations": {"vnd.docker.reference.digest": image.digest,
+                               "vnd.docker.reference.type": "attestation-manifest"}}),
+    ])
+    return index, [image, att]

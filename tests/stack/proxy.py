@@ -143,6 +143,13 @@ class FaultProxy:
                     proxy._release.wait(600)
                     self.close_connection = True
                     return
+                if self.rfile.peek(1)[:1] == b"\x16":
+                    # A TLS ClientHello on this plain-HTTP port: answer as Go's and nginx's servers
+                    # do (a status line starting "HTTP/"), which is what lets a client that tries
+                    # HTTPS first (Docker's insecure rule, containerd's resolver) fall back to HTTP.
+                    self.wfile.write(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    self.close_connection = True
+                    return
                 super().handle_one_request()
 
             def __getattr__(self, name: str):  # do_GET, do_PUT, ... all go through one method

@@ -44,3 +44,19 @@ def test_a_fast_pull_is_measured_fast():
     meter.feed(msg("a", "Downloading", 600_000_000, 10**9))
     verdict = meter.tick(2.0)
     assert verdict is not None and verdict.rate == 300_000_000
+
+
+def test_containerd_store_layers_that_complete_without_a_size_are_named():
+    """Engine 26's containerd store reports a small layer only as "Download complete" with
+    `hidecounts`; the verdict names it so that resolve can size it from the manifest."""
+    meter = PullMeter(window=2)
+    for layer in ("small1", "small2", "big"):
+        meter.feed(msg(layer, "Pulling fs layer"))
+    meter.feed({"id": "small1", "status": "Download complete", "progressDetail": {"hidecounts": True}})
+    meter.feed({"id": "small2", "status": "Download complete", "progressDetail": {"hidecounts": True}})
+    meter.feed(msg("big", "Downloading", 1 << 20, 4 << 20))
+    verdict = None
+    for second in range(4):
+        verdict = meter.tick(float(second)) or verdict
+    assert verdict is not None and verdict.rate == 0 and verdict.completed == 0
+    assert set(verdict.unsized) == {"small1", "small2"} and verdict.remaining == 3 << 20

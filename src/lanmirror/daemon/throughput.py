@@ -22,6 +22,9 @@ class Verdict:
     rate: float  # bytes/s over the window
     remaining: int  # bytes still to download, of the layers whose size is known
     completed: int  # bytes of layers fully downloaded
+    # Layers that finished without the daemon ever saying their size (the containerd store reports
+    # a small layer only as "Download complete"); whoever knows the manifest can size them.
+    unsized: tuple[str, ...] = ()
 
 
 class PullMeter:
@@ -79,4 +82,5 @@ class PullMeter:
         rate = (self.downloaded - start_bytes) / (now - start)
         remaining = sum(total - current for current, total, done in self._layers.values() if not done and total)
         completed = sum(total for _, total, done in self._layers.values() if done)
-        return Verdict(rate, remaining, completed)
+        unsized = tuple(layer for layer, (_, total, done) in self._layers.items() if done and not total)
+        return Verdict(rate, remaining, completed, unsized)

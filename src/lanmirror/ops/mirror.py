@@ -25,7 +25,7 @@ from lanmirror.ops.clients import Clients
 from lanmirror.remote.blobread import BlobReader, RangeSettings
 from lanmirror.remote.blobtee import BlobTee
 from lanmirror.remote.blobwrite import UPLOAD_CHUNK, BlobWriter
-from lanmirror.remote.registry import Descriptor, Manifest
+from lanmirror.remote.registry import Descriptor, Manifest, manifest_tree
 from lanmirror.retry import RetryPolicy, describe, is_transient
 from lanmirror.transport import Timeouts
 
@@ -95,6 +95,7 @@ class TagResult:
     seconds: float = 0.0
     error: str = ""
     plan: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)  # non-distributable layers, not copied
 
     @property
     def ok(self) -> bool:
@@ -152,6 +153,24 @@ def target_mode(registry: str, accepts_pushes: Callable[[], bool]) -> str:
     notes[registry] = {"mode": mode, "until": now + MODE_LIFETIME}
     write_json(MODES_NOTE, notes)
     return mode
+
+
+def blobs_to_copy(tag: str, manifests: list[Manifest], result: TagResult) -> dict[str, Descriptor]:
+    """The blobs the image manifests name, once each. Non-distributable layers (with `urls`) are
+    left out with a warning: their manifest is copied as it is, and a pull fetches them from the
+    URLs, as it would from the Hub."""
+    blobs: dict[str, Descriptor] = {}
+    for m in manifests:
+        if m.is_index:
+            continue
+        for d in m.blobs():
+            if d.distributable:
+                blobs.setdefault(d.digest, d)
+            elif d.digest not in result.foreign:
+                result.foreign.append(d.digest)
+                log.warning("%s: layer %s is non-distributable (its manifest lists URLs): the manifest is "
+                            "copied, the layer is not", tag, d.digest[:19])
+    return blobs
 
 
 @dataclass
@@ -244,17 +263,8 @@ class _Copier:
         if self.opts.engine == "docker":
             self._copy_with_docker(tag, result)
             return None
-        top = self.source_manifest(head.digest)
-        manifests: list[Manifest] = []  # children first, the tagged one last
-        if top.is_index:
-            for child in top.children():
-                manifests.append(self.source_manifest(child.digest))
-        manifests.append(top)
-        blobs: dict[str, Descriptor] = {}
-        for m in manifests:
-            if not m.is_index:
-                for d in m.blobs():
-                    blobs.setdefault(d.digest, d)
+        manifests = manifest_tree(self.source_manifest(head.digest), self.source_manifest)
+        blobs = blobs_to_copy(tag, manifests, result)
         if self.opts.dry_run:
             self._plan(tag, result, blobs)
             result.status = "dry-run"
@@ -294,9 +304,8 @@ class _Copier:
         if top.digest != digest:
             raise DigestMismatch(f"{self.opts.lan_registry}: the pull-through cache serves {tag} as "
                                  f"{top.digest[:19]}…, the source has {digest[:19]}… (a stale cache)")
-        manifests = [top] + ([self.dst.get_manifest(self.dst_repo, c.digest) for c in top.children()]
-                             if top.is_index else [])
-        blobs = {d.digest: d for m in manifests if not m.is_index for d in m.blobs()}
+        manifests = manifest_tree(top, lambda digest: self.dst.get_manifest(self.dst_repo, digest))
+        blobs = blobs_to_copy(tag, manifests, result)
         if self.opts.dry_run:
             result.plan += [f"warm  {d.digest[:19]} ({d.size} bytes)" for d in blobs.values()]
             result.status = "dry-run"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -78,6 +78,13 @@ class Descriptor:
     digest: str
     size: int
     platform: dict[str, Any] | None = None
+    urls: tuple[str, ...] = ()  # a non-distributable ("foreign") layer: fetched from these, not the registry
+
+    @property
+    def distributable(self) -> bool:
+        """Whether the registry is expected to hold this blob. A layer with `urls` is fetched from
+        those by whoever pulls it; licences (e.g. Windows base layers) may forbid copying it."""
+        return not self.urls
 
 
 @dataclass(frozen=True)
@@ -111,9 +118,36 @@ class Manifest:
             c = data["config"]
             out.append(Descriptor(c.get("mediaType", ""), validate_digest(c["digest"]), int(c.get("size", 0))))
         for layer in data.get("layers", []):
+            urls = layer.get("urls") or ()
             out.append(Descriptor(layer.get("mediaType", ""), validate_digest(layer["digest"]),
-                                  int(layer.get("size", 0))))
+                                  int(layer.get("size", 0)),
+                                  urls=tuple(str(u) for u in urls) if isinstance(urls, list) else ()))
         return out
+
+
+# buildx writes an index of images plus attestations; an index of indexes is legal and seen in the
+# field. Deeper than this is not an image, it is a registry trying to make us walk forever.
+MAX_INDEX_DEPTH = 4
+
+
+def manifest_tree(top: Manifest, fetch: Callable[[str], Manifest]) -> list[Manifest]:
+    """Every manifest under `top`, children before their index and `top` last: the order a
+    registry accepts them in (an index may only name manifests it already holds)."""
+    out: list[Manifest] = []
+    seen: set[str] = set()
+
+    def walk(m: Manifest, depth: int) -> None:
+        if m.is_index:
+            if depth >= MAX_INDEX_DEPTH:
+                raise RegistryError(f"index {m.digest[:19]}… nests deeper than {MAX_INDEX_DEPTH} levels")
+            for child in m.children():
+                if child.digest not in seen:
+                    seen.add(child.digest)
+                    walk(fetch(child.digest), depth + 1)
+        out.append(m)
+
+    walk(top, 0)
+    return out
 
 
 def pull_scope(repo: str) -> str:

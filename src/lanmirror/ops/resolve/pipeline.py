@@ -15,7 +15,7 @@ from lanmirror.ops.resolve.candidates import candidates
 from lanmirror.ops.resolve.choose import better_unknowns, hub_options, rank
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.fetch import fetch as fetch_option
-from lanmirror.ops.resolve.fetch import report, use_local
+from lanmirror.ops.resolve.fetch import report, size_completed_layers, use_local
 from lanmirror.ops.resolve.model import Candidate, NothingFound, Option, Resolution, ResolveOptions
 from lanmirror.ops.resolve.probe import local_digest, probe_hub, probe_lan, probe_local, run_bounded
 from lanmirror.ops.resolve.slownote import note_slow, reorder
@@ -159,6 +159,7 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
         except LanmirrorError as exc:
             failures.append(f"{kind} {registry}: {exc}")
             if isinstance(exc, SlowPullError):
+                size_completed_layers(run, option, exc)
                 run.record(kind, registry, f"pull abandoned: too slow ({describe(exc)})", clock(), cand.tag,
                            rate_mbps=round(exc.rate / 1e6, 3), floor_mbps=exc.floor / 1e6,
                            bytes_completed=exc.completed, bytes_kept=exc.kept)
