@@ -70,10 +70,11 @@ def resolve(stack, repo, lan, env, *extra):
                    "--lan-registry", lan, "--json", *extra, env=env)
 
 
-def test_htpasswd_tls_lan_with_the_login_from_docker_config(stack, repo, basic_lan, docker_config):
-    """Before: mirror could not push, resolve could not probe, the daemon's pull had no login."""
+def test_htpasswd_tls_lan_with_the_login_from_docker_config(stack, repo, basic_lan, docker_config, engine):
+    """Before: mirror could not push, resolve could not probe, the daemon's pull had no login.
+    Neither engine ever ran `docker login` for this registry: the pull carries it."""
     img = publish(stack, repo, BASE, 2)
-    env = docker_config({basic_lan.address: login_entry(LAN_USER, LAN_PASSWORD)})
+    env = {**docker_config({basic_lan.address: login_entry(LAN_USER, LAN_PASSWORD)}), "DOCKER_HOST": engine}
     proc = mirror(stack, repo, basic_lan.address, tag_for(BASE, 2), env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["results"][0]["status"] == "copied"
@@ -119,9 +120,10 @@ def test_a_wrong_password_is_one_clear_error_and_one_request(stack, repo, basic_
         f"HEAD /v2/{repo}/manifests/{tag_for(BASE, 1)} HTTP/1.1"] * 2
 
 
-def test_token_auth_lan_with_the_login_from_the_environment(stack, repo, token_lan, docker_config):
+def test_token_auth_lan_with_the_login_from_the_environment(stack, repo, token_lan, docker_config, engine):
     img = publish(stack, repo, BASE, 1)
-    env = {**docker_config({}), "LANMIRROR_LAN_USERNAME": LAN_USER, "LANMIRROR_LAN_PASSWORD": LAN_PASSWORD}
+    env = {**docker_config({}), "LANMIRROR_LAN_USERNAME": LAN_USER, "LANMIRROR_LAN_PASSWORD": LAN_PASSWORD,
+           "DOCKER_HOST": engine}
     start = len(stack.tokens.requests)
     proc = mirror(stack, repo, token_lan.address, tag_for(BASE, 1), env=env)
     assert proc.returncode == 0, proc.stderr
@@ -135,12 +137,12 @@ def test_token_auth_lan_with_the_login_from_the_environment(stack, repo, token_l
     assert (res["source"], res["digest"], res["pulled"]) == ("lan", img.digest, True)
 
 
-def test_token_auth_lan_with_an_identity_token(stack, repo, token_lan, docker_config):
+def test_token_auth_lan_with_an_identity_token(stack, repo, token_lan, docker_config, engine):
     """`docker login` through SSO stores an identity token: it is exchanged with the OAuth2
     refresh_token grant (POST), by lanmirror and by the daemon's pull."""
     img = publish(stack, repo, BASE, 1)
     stack.tokens.refresh_tokens["idt-" + LAN_PASSWORD] = LAN_USER
-    env = docker_config({token_lan.address: {"identitytoken": "idt-" + LAN_PASSWORD}})
+    env = {**docker_config({token_lan.address: {"identitytoken": "idt-" + LAN_PASSWORD}}), "DOCKER_HOST": engine}
     start = len(stack.tokens.requests)
     proc = mirror(stack, repo, token_lan.address, tag_for(BASE, 1), env=env)
     assert proc.returncode == 0, proc.stderr

@@ -51,12 +51,12 @@ def install(certs_d, address, pki_dir, *, client=False):
         (host / "client.key").write_bytes((pki_dir / "client.key").read_bytes())
 
 
-def test_mirror_and_resolve_against_a_tls_lan_on_loopback(stack, repo, tls_lan, pki, certs_d):
+def test_mirror_and_resolve_against_a_tls_lan_on_loopback(stack, repo, tls_lan, pki, certs_d, engine):
     """Loopback is insecure by Docker's rule: HTTPS without verification first. Before this, lanmirror
     spoke plain HTTP to the TLS port (HTTP 400) and resolve silently fell back to the Hub."""
     install(certs_d, tls_lan.address, pki["root"])
     img = publish(stack, repo, BASE, 1, hub=True)
-    env = {"LANMIRROR_CERTS_DIR": str(certs_d)}
+    env = {"LANMIRROR_CERTS_DIR": str(certs_d), "DOCKER_HOST": engine}
     proc = run_cli(stack, "mirror", "--repo", repo, "--tag", tag_for(BASE, 1), "--source-registry", stack.hub,
                    "--lan-registry", tls_lan.address, "--json", env=env)
     assert proc.returncode == 0, proc.stderr
