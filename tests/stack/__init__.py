@@ -81,7 +81,8 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        for part in ("dockerd", "dockerd26", "hub_registry", "lan_registry", "lan2_registry", "lan3_registry", "pull_through"):
+        for part in ("dockerd", "dockerd26", "hub_registry", "lan_registry", "lan2_registry", "lan3_registry",
+                     "pull_through"):
             obj = getattr(self, part, None)
             if obj is not None:
                 obj.stop()
