@@ -119,5 +119,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
             report.outcome = "failed"
             at = leaks[0].find(secret)
             context = leaks[0][max(0, at - 300):at + 300].replace(secret, "<THE PASSWORD>")
-            report.longrepr = f"a test password appeared in output:\n{context}"
+            report.longrepr = f"the test password appeared in output:\n{context}"
             return

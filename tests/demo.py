@@ -34,7 +34,7 @@ def run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]
 def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="lanmirror-demo-"))
     print(f"starting the local stack under {root} ...", flush=True)
-    stack = Stack.create(root).start()
+    stack = Stack.create(root, with_engine26=False).start()
     try:
         env = {**stack.env(), "DOCKER_CONFIG": str(root / "docker-config")}
         today = dt.datetime.now(dt.timezone.utc).date()

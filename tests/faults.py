@@ -407,7 +407,7 @@ def main() -> int:
     from pathlib import Path
 
     root = Path(tempfile.mkdtemp(prefix="lanmirror-faults-"))
-    stack = Stack.create(root).start()
+    stack = Stack.create(root, with_engine26=False).start()
     os.environ["DOCKER_HOST"] = stack.docker_host
     os.environ["DOCKER_CONFIG"] = str(root / "docker-config")
     Path(os.environ["DOCKER_CONFIG"]).mkdir()

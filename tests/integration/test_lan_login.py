@@ -107,8 +107,8 @@ def test_a_wrong_password_is_one_clear_error_and_one_request(stack, repo, basic_
     env = {**docker_config({}), "LANMIRROR_LAN_USERNAME": LAN_USER, "LANMIRROR_LAN_PASSWORD": "wrong-password"}
     proc = mirror(stack, repo, basic_lan.address, tag_for(BASE, 1), tag_for(BASE, 2), env=env)
     assert proc.returncode == 1
-    refused = [line for line in proc.stderr.splitlines() if "login refused" in line]
-    assert refused and all(f"login refused for user '{LAN_USER}'" in line for line in refused), proc.stderr
+    refused = [line for line in proc.stderr.splitlines() if "authentication failed" in line]
+    assert refused and all(f"authentication failed for user '{LAN_USER}'" in line for line in refused), proc.stderr
     assert "$LANMIRROR_LAN_USERNAME/$LANMIRROR_LAN_PASSWORD" in refused[0]
     assert "Traceback" not in proc.stderr
     requests_made = basic_lan.access_log()[before:]

@@ -55,10 +55,16 @@ class Stack:
     lan3_proxy: FaultProxy = field(init=False)
     pull_through: Registry = field(init=False)  # Distribution in proxy mode in front of the Hub
 
+    # Registries the engines may reach over plain HTTP besides loopback (the bench's netns "Hub").
+    insecure: list[str] = field(default_factory=list)
+    # The second engine (a chroot with Engine 26.1): the tests need it, the bench does not.
+    with_engine26: bool = True
+
     @classmethod
-    def create(cls, root: Path | None = None, with_docker: bool = True) -> Stack:
+    def create(cls, root: Path | None = None, with_docker: bool = True, *, insecure: list[str] | None = None,
+               with_engine26: bool = True) -> Stack:
         root = root or Path(tempfile.mkdtemp(prefix="lanmirror-stack-"))
-        return cls(root, with_docker)
+        return cls(root, with_docker, insecure=list(insecure or []), with_engine26=with_engine26)
 
     def start(self) -> Stack:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -76,8 +82,9 @@ class Stack:
         self.pull_through = Registry(self.root, "pullthrough",
                                      proxy=(f"http://{self.hub_proxy.address}", HUB_USER, HUB_PASSWORD)).start()
         if self.with_docker:
-            self.dockerd = Dockerd(self.root / "docker").start()
-            self.dockerd26 = ChrootDockerd(self.root / "d26").start()
+            self.dockerd = Dockerd(self.root / "docker", insecure=self.insecure).start()
+            if self.with_engine26:
+                self.dockerd26 = ChrootDockerd(self.root / "d26").start()
         return self
 
     def stop(self) -> None:

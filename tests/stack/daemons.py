@@ -53,8 +53,9 @@ def require(binary: str) -> str:
 class Dockerd:
     """dockerd with --data-root/--exec-root/socket/pidfile in `root`, no bridge, no iptables."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, insecure: list[str] | None = None) -> None:
         self.root = root
+        self.insecure = list(insecure or [])
         self.socket = root / "docker.sock"
         self.host = f"unix://{self.socket}"
         self.log = root / "dockerd.log"
@@ -69,7 +70,8 @@ class Dockerd:
                "-H", self.host, "--pidfile", str(self.root / "docker.pid"), "--bridge=none", "--iptables=false",
                "--ip-masq=false", "--userland-proxy=false", "--log-level=warn",
                # Declared, never contacted (TEST-NET-1): lets tests read a daemon's insecure list.
-               "--insecure-registry", "192.0.2.10:5000"]
+               "--insecure-registry", "192.0.2.10:5000",
+               *[a for registry in self.insecure for a in ("--insecure-registry", registry)]]
         env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)

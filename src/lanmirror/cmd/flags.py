@@ -178,9 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a large blob starts as one stream and switches to parallel ranges only if that "
                         "connection delivers less than this over its first 16 MiB (default 60; 0 = ranges from "
                         "the start)")
-    m.add_argument("--ranges", type=int, default=8, metavar="N",
-                   help="ranges in flight in all, shared by the blobs copied at once (default 8). Memory "
-                        "bound: --ranges x --range-chunk-mb buffered (defaults: 8 x 2 MiB = 16 MiB)")
+    m.add_argument("--ranges", type=int, default=16, metavar="N",
+                   help="most ranges held at once, shared by the blobs copied at once (default 16). A blob "
+                        "starts with 4 downloading and doubles that while the total rate still grows, back "
+                        "one step when it does not (a link cap). Memory bound: --ranges x --range-chunk-mb "
+                        "buffered (defaults: 16 x 2 MiB = 32 MiB)")
     m.add_argument("--upload-chunk-mb", type=int, default=64, metavar="MB",
                    help="upload blobs larger than this as chunks (one PATCH each) so that a failed request "
                         "resumes instead of restarting the blob; nothing is buffered for it (default 64; 0 = "

@@ -201,7 +201,7 @@ class Transport:
         else:
             hint = "fix that password or token (or `docker login` again) and re-run"
             who = self.credentials.describe()
-        return AuthError(f"{self.registry}: login refused for {who} (HTTP {status}); {hint}",
+        return AuthError(f"{self.registry}: authentication failed for {who} (HTTP {status}); {hint}",
                          registry=self.registry, status=status)
 
     def _authenticate(self, resp: requests.Response, scope: str | None, stale_token: str | None) -> bool:
