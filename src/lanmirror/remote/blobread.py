@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -71,55 +70,6 @@ def _chunks(resp: requests.Response) -> Iterator[bytes]:
         yield data
 
 
-# Chunks (up to CHUNK each) read ahead of the consumer: 8 MiB more at most per blob being read.
-READ_AHEAD = 8
-_DONE = object()
-
-
-def read_ahead(source: Iterator[bytes], depth: int, name: str) -> Iterator[bytes]:
-    """Run `source` in a thread of its own, up to `depth` items ahead of the consumer. Its errors
-    reach the consumer in order; a consumer that stops early stops it (and `source` is closed in
-    its own thread, so its `finally` blocks run there)."""
-    q: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in source:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(exc)
-        finally:
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        thread.join(2)
-
-
 def _broken(exc: BaseException) -> TransientError:
     return TransientError(f"connection broke mid-body: {type(exc).__name__}")
 
@@ -146,11 +96,6 @@ class BlobReader:
         self.flows_used: list[int] = []  # the flow counts tried, in order (for reports and tests)
 
     def __iter__(self) -> Iterator[bytes]:
-        # The caller uploads what it gets: reading ahead in a thread of our own overlaps the two, so
-        # one stream downloads at its full rate instead of pausing for every upload write.
-        yield from read_ahead(self._bytes(), READ_AHEAD, f"read {self.digest[:19]}")
-
-    def _bytes(self) -> Iterator[bytes]:
         s = self.settings
         start = self.start
         if start == self.size:
