@@ -279,8 +279,11 @@ class FlowCount:
     """How many ranges to download at once. Starts at `start_flows` and doubles while the aggregate
     rate grows by at least `grow_by` per step: a per-connection cap (a CDN, a WAN hop) rewards more
     flows. When a step brings no gain (a link cap binds, or the CPU), it goes back to the last
-    count that helped and stays: never more flows than help. Each step is judged on the bytes that
-    arrived while it ran, after at least two ranges per flow and 0.2 s."""
+    count that helped: never more flows than help. Each step is judged on the bytes that arrived
+    while it ran, after at least two ranges per flow and 0.2 s. Links change (and one unlucky step
+    can be noise), so below the bound it tries again every `RETRY_BYTES`."""
+
+    RETRY_BYTES = 128 << 20
 
     def __init__(self, s: RangeSettings) -> None:
         self.limit = max(1, s.window)
@@ -294,6 +297,7 @@ class FlowCount:
         self._best: float | None = None
         self._best_target = self.target
         self._settled = self.target >= self.limit
+        self._retry_at: int | None = None
 
     def arrived(self, nbytes: int) -> None:
         with self._lock:
@@ -308,10 +312,13 @@ class FlowCount:
         return done
 
     def adjust(self, now: float) -> None:
-        if self._settled:
-            return
         with self._lock:
             done = self._bytes
+        if self._settled:
+            if self._retry_at is None or done < self._retry_at or self.target >= self.limit:
+                return
+            # Measure the count in use afresh, then try one step up again.
+            self._settled, self._best, self._epoch, self._retry_at = False, None, None, None
         if self._epoch is None:
             self._epoch = (now, done)
             return
@@ -327,6 +334,7 @@ class FlowCount:
             self.target = min(self.limit, self.target * 2)
         else:
             self.target, self._settled = self._best_target, True
+            self._retry_at = done + self.RETRY_BYTES
         self.history.append(self.target)
         self._epoch = (now, done)
         log.debug("ranges: %d flows (best so far %.1f MB/s)", self.target, (self._best or 0) / 1e6)
