@@ -22,6 +22,7 @@ from lanmirror.cmd.cli import setup_logging
 from lanmirror.cmd.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, Outcome
 from lanmirror.cmd.escape import WorkflowSafeFormatter, annotation_safe
 from lanmirror.cmd.flags import UsageError, build_parser
+from lanmirror.cmd.heap import bound_heap
 from lanmirror.cmd.settings import split_list
 from lanmirror.cmd.summary import failure_summary, mirror_summary, resolve_summary, write
 from lanmirror.errors import BadInput, LanmirrorError
@@ -197,6 +198,7 @@ def run(command: str) -> int:
         raise BadInput(input_for(command, str(exc))) from None
     os.environ.update(env)
     setup_logging(args.verbose, sys.stdout, WorkflowSafeFormatter)
+    bound_heap()
     # Belt and braces: while the command runs, the runner executes no workflow command at all,
     # whatever reaches the log; our own annotations follow once it is done.
     resume = secrets.token_hex(16)

@@ -16,6 +16,7 @@ import requests
 
 from lanmirror.cmd.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, Outcome
 from lanmirror.cmd.flags import UsageError, build_parser
+from lanmirror.cmd.heap import bound_heap
 from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.retry import describe
 
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     setup_logging(args.verbose)
+    bound_heap()
     try:
         outcome = COMMANDS[args.command](args)
     except BadInput as exc:
