@@ -61,10 +61,3 @@ def test_containerd_store_layers_that_complete_without_a_size_are_named():
     assert verdict is not None and verdict.rate == 0 and verdict.completed == 0
     assert set(verdict.unsized) == {"small1", "small2"} and verdict.remaining == 3 << 20
 
-
-def test_the_heap_bound_is_set_once_and_leaves_a_user_setting_alone(monkeypatch):
-    from lanmirror.cmd import heap
-
-    assert heap.bound_heap() is True  # glibc on Linux: mallopt accepted the threshold
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
-    assert heap.bound_heap() is False
