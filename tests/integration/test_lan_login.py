@@ -193,3 +193,46 @@ def test_htpasswd_lan_with_a_credential_helper(stack, repo, basic_lan, tmp_path)
     proc = resolve(stack, repo, basic_lan.address, env, "--no-pull")
     assert proc.returncode == 0, proc.stderr
     assert (json.loads(proc.stdout)["source"], json.loads(proc.stdout)["digest"]) == ("lan", img.digest)
+
+
+@pytest.mark.parametrize("login, status, says", [
+    (None, "warn", "asks for a login and none is configured"),
+    (LAN_PASSWORD, "ok", f"user '{LAN_USER}' (from $LANMIRROR_LAN_USERNAME/$LANMIRROR_LAN_PASSWORD) accepted"),
+    ("wrong-password", "fail", f"authentication failed for user '{LAN_USER}'"),
+])
+def test_doctor_checks_the_lan_login_and_the_daemon_uses_it(stack, basic_lan, docker_config, login, status, says):
+    env = docker_config({})
+    if login:
+        env.update({"LANMIRROR_LAN_USERNAME": LAN_USER, "LANMIRROR_LAN_PASSWORD": login})
+    proc = run_cli(stack, "doctor", "--hub-registry", stack.hub, "--lan-registry", basic_lan.address,
+                   "--timeout", "3", "--json", env=env)
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    check = checks[f"LAN {basic_lan.address} login"]
+    assert check["status"] == status and says in check["detail"], check
+    # The daemon's own probe carries the same login (it never ran `docker login` for this registry).
+    daemon = checks[f"LAN {basic_lan.address} from the daemon"]
+    assert (daemon["status"] == "ok") == (login == LAN_PASSWORD), daemon
+
+
+def test_the_daemon_side_probe_carries_the_lan_login(stack, repo, basic_lan, docker_config):
+    """From a network namespace (a job container) only the daemon reaches the LAN: its probe of a
+    registry that wants a login must carry it, since the daemon never ran `docker login`."""
+    import subprocess
+    import uuid
+
+    img = publish(stack, repo, BASE, 1)
+    env = {**docker_config({}), "LANMIRROR_LAN_USERNAME": LAN_USER, "LANMIRROR_LAN_PASSWORD": LAN_PASSWORD}
+    assert mirror(stack, repo, basic_lan.address, tag_for(BASE, 1), env=env).returncode == 0
+    ns = f"lmx{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+        proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", basic_lan.address,
+                       "--hub-registry", stack.hub, "--no-pull", "--no-verify", "--probe-timeout", "3", "--json",
+                       env=env, prefix=["ip", "netns", "exec", ns])
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["source"], out["digest"]) == ("lan", img.digest)
+    assert "lan-daemon" in [a["source"] for a in out["attempts"]]

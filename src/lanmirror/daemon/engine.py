@@ -146,9 +146,12 @@ class Engine:
         if not ok:
             raise EngineError(f"docker: tagging {source} as {repository}:{tag} failed")
 
-    def inspect_distribution(self, ref: str) -> str:
-        """Digest of `ref` as the *daemon* sees it (a GET on the registry: LAN use only)."""
-        data = self._call(f"distribution inspect {ref}", lambda: self.api.inspect_distribution(ref))
+    def inspect_distribution(self, ref: str, creds: Credentials | None = None) -> str:
+        """Digest of `ref` as the *daemon* sees it (a GET on the registry: LAN use only), with the
+        registry's login if it needs one (the daemon may never have run `docker login` for it)."""
+        auth = creds.daemon_auth() if creds else None
+        data = self._call(f"distribution inspect {ref}",
+                          lambda: self.api.inspect_distribution(ref, auth_config=auth))
         return str(data["Descriptor"]["digest"])
 
     def login(self, creds: Credentials, registry: str) -> None:

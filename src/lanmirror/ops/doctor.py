@@ -20,6 +20,7 @@ import requests
 from lanmirror.errors import AuthError, LanmirrorError
 from lanmirror.name import DOCKER_HUB, normalize_registry, repository_on
 from lanmirror.ops.clients import Clients
+from lanmirror.remote.registry import Registry
 from lanmirror.retry import describe
 from lanmirror.transport import Timeouts, is_insecure, is_loopback
 
@@ -59,6 +60,23 @@ def _skew_check(name: str, resp: requests.Response) -> Check | None:
     return Check(f"clock vs {name}", OK, f"skew {skew:+.1f}s")
 
 
+def _login_check(clients: Clients, reg: Registry, lan: str, repo: str | None, tag: str | None) -> Check:
+    """Whether this LAN registry takes the login lanmirror would use (one manifest HEAD with it)."""
+    creds = clients.credentials(lan)
+    name = f"LAN {lan} login"
+    if creds is None:
+        return Check(name, WARN, "the registry asks for a login and none is configured",
+                     f"set LANMIRROR_LAN_USERNAME and LANMIRROR_LAN_PASSWORD (inputs lan-username, lan-password) "
+                     f"or run `docker login {lan}` on this runner")
+    try:
+        reg.head_manifest(repo or "lanmirror-doctor/probe", tag or "latest", retry=False)
+    except AuthError as exc:
+        return Check(name, FAIL, str(exc), "fix that password or token, or `docker login` again")
+    except (LanmirrorError, requests.RequestException) as exc:
+        return Check(name, WARN, f"could not check: {describe(exc)}")
+    return Check(name, OK, f"{creds.describe()} accepted")
+
+
 def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str = DOCKER_HUB,
                repo: str | None = None, tag: str | None = None, timeout: float = 3.0,
                min_free_gb: float = 50.0) -> list[Check]:
@@ -95,6 +113,8 @@ def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str
             skew = _skew_check(f"LAN {lan}", resp)
             if skew:
                 checks.append(skew)
+            if resp.status_code == 401 or clients.credentials(lan) is not None:
+                checks.append(_login_check(clients, reg, lan, repo, tag))
         except requests.RequestException as exc:
             checks.append(Check(f"LAN {lan} from this process", FAIL, f"unreachable: {describe(exc)}",
                                 "check routing/firewall from where the job runs (a job container may need host "
@@ -107,7 +127,7 @@ def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str
         if daemon_ok and engine is not None:
             probe = f"{lan}/{repo}:{tag}" if repo and tag else f"{lan}/lanmirror-doctor/probe:latest"
             try:
-                engine.inspect_distribution(probe)
+                engine.inspect_distribution(probe, clients.credentials(lan))
                 checks.append(Check(f"LAN {lan} from the daemon", OK, f"{probe} found"))
             except LanmirrorError as exc:
                 text = str(exc).lower()

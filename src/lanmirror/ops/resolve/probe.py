@@ -143,7 +143,8 @@ def probe_lan_via_daemon(run: Run, lan: str, repo: str, cands: list[Candidate]) 
     t = run.opts.probe_timeout
     probe_engine = run.clients.engine(t)
     assert probe_engine is not None
-    results = run_bounded([partial(probe_engine.inspect_distribution, f"{lan}/{repo}:{c.tag}")
+    creds = run.clients.credentials(lan)
+    results = run_bounded([partial(probe_engine.inspect_distribution, f"{lan}/{repo}:{c.tag}", creds)
                            for c in cands], t)
     hits: dict[str, str] = {}
     errors: list[BaseException] = []
