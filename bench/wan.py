@@ -10,14 +10,12 @@ kernel's too (`ss -K` inside the namespace). No Python sits in the data path."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-import requests
+from netns import add_namespace, remove_namespace, serve_registry, sh
 
 NS, HOST_IF, NS_IF = "lmw", "lmwh", "lmwn"
 NET = "10.210.200"
@@ -25,14 +23,8 @@ ADDRESS = f"{NET}.2:5000"
 UNCAPPED_MBIT = 40_000  # "no link cap": far above what two cores can move
 
 
-def sh(*cmd: str, stdin: str | None = None) -> None:
-    proc = subprocess.run(cmd, input=stdin, text=True, capture_output=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:6])} failed: {proc.stderr.strip()[:500]}")
-
-
-def in_ns(*cmd: str, stdin: str | None = None) -> None:
-    sh("ip", "netns", "exec", NS, *cmd, stdin=stdin)
+def in_ns(*cmd: str) -> None:
+    sh("ip", "netns", "exec", NS, *cmd)
 
 
 class ShapedHub:
@@ -48,31 +40,14 @@ class ShapedHub:
     def start(self) -> ShapedHub:
         self.stop()
         self.root.mkdir(parents=True, exist_ok=True)
-        sh("ip", "netns", "add", NS)
-        sh("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF)
-        sh("ip", "link", "set", NS_IF, "netns", NS)
-        sh("ip", "addr", "add", f"{NET}.1/24", "dev", HOST_IF)
-        sh("ip", "link", "set", HOST_IF, "up")
-        in_ns("ip", "addr", "add", f"{NET}.2/24", "dev", NS_IF)
-        in_ns("ip", "link", "set", NS_IF, "up")
-        in_ns("ip", "link", "set", "lo", "up")
+        add_namespace(NS, HOST_IF, NS_IF, NET)
         config = self.root / "config.yml"
         config.write_text("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\n"
                           f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n"
                           "  cache:\n    blobdescriptor: inmemory\n"
                           f"http:\n  addr: {self.address}\n")
-        registry = shutil.which("docker-registry") or "docker-registry"
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(["ip", "netns", "exec", NS, registry, "serve", str(config)],
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://{self.address}/v2/", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError("the shaped Hub did not start")
+        self.proc = serve_registry(NS, config, self.address, self.log)
+        return self
 
     def shape(self, per_flow_mbps: float, link_mbps: float | None) -> None:
         """Replies: at most `per_flow_mbps` MB/s per TCP flow, `link_mbps` MB/s for all of them."""
@@ -100,26 +75,21 @@ class ShapedHub:
         """Bytes that left the namespace towards the host (the host end's receive counter)."""
         return int(Path(f"/sys/class/net/{HOST_IF}/statistics/rx_bytes").read_text())
 
-    def reset_after(self, nbytes: int) -> threading.Thread:
-        """Once `nbytes` more have been sent, reset every connection of the registry (kernel RST)."""
+    def reset_after(self, nbytes: int) -> threading.Event:
+        """Once `nbytes` more have been sent, reset every connection of the registry (kernel RST).
+        Set the returned event when the run is over: a watcher must never reset the next run."""
         start = self.bytes_sent()
+        done = threading.Event()
 
         def watch() -> None:
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
+            while not done.wait(0.005):
                 if self.bytes_sent() - start >= nbytes:
                     subprocess.run(["ip", "netns", "exec", NS, "ss", "-K", "-t", "src", f"{NET}.2", "sport", "=",
                                     ":5000"], capture_output=True)
                     return
-                time.sleep(0.005)
 
-        thread = threading.Thread(target=watch, daemon=True)
-        thread.start()
-        return thread
+        threading.Thread(target=watch, daemon=True).start()
+        return done
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        subprocess.run(["ip", "netns", "del", NS], capture_output=True)
-        subprocess.run(["ip", "link", "del", HOST_IF], capture_output=True)
+        remove_namespace(NS, HOST_IF, self.proc)

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from tests.stack import Stack, images
@@ -44,6 +45,18 @@ def run_cli(stack: Stack, *args: str, env: dict[str, str] | None = None, timeout
                           timeout=timeout)
     SEEN_OUTPUT.extend([proc.stdout, proc.stderr])
     return proc
+
+
+def run_cli_isolated(stack: Stack, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`run_cli` inside a fresh network namespace with only loopback up: where 127.0.0.1 is not the
+    host's (a job container) and only the daemon's unix socket is shared."""
+    ns = f"lmx{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+        return run_cli(stack, *args, env=env, prefix=["ip", "netns", "exec", ns])
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
 
 
 def forget(stack: Stack, repo: str) -> None:

@@ -145,28 +145,28 @@ def test_composite_actions_pass_inputs_only_through_env():
         assert passed == declared, path
 
 
-def act(consumer: Path, workflow: str, stack, tmp_path, event: str = "workflow_dispatch",
-        extra: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_workflow(workflow: str, stack, tmp_path) -> str:
+    """Run an example workflow under act (workflow_dispatch, self-hosted, offline) in a fresh consumer
+    repository; it must succeed. Returns its log."""
+    consumer = make_consumer(tmp_path / "consumer")
     cfg = tmp_path / "docker-config"
     cfg.mkdir(exist_ok=True)
-    cmd = [ACT, event, "-W", f".github/workflows/{workflow}", "-P", "self-hosted=-self-hosted",
+    cmd = [ACT, "workflow_dispatch", "-W", f".github/workflows/{workflow}", "-P", "self-hosted=-self-hosted",
            "--action-offline-mode", "--var", f"HUB_REGISTRY={stack.hub}", "--var", f"LAN_REGISTRY={stack.lan}",
            "--var", f"IMAGE_REPO={stack.hub}/rocm/sgl-dev", "-s", f"DOCKERHUB_USERNAME={HUB_USER}",
            "-s", f"DOCKERHUB_TOKEN={HUB_PASSWORD}", "--env", f"DOCKER_HOST={stack.docker_host}",
-           "--env", f"DOCKER_CONFIG={cfg}", "--env", f"LANMIRROR_CACHE={ROOT / '.venv' / 'action-cache'}",
-           *(extra or [])]
+           "--env", f"DOCKER_CONFIG={cfg}", "--env", f"LANMIRROR_CACHE={ROOT / '.venv' / 'action-cache'}"]
     proc = subprocess.run(cmd, cwd=consumer, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "DOCKER_HOST": stack.docker_host})
     SEEN_OUTPUT.extend([proc.stdout, proc.stderr])
-    return proc
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    return log
 
 
 @pytest.mark.parametrize("workflow", ["release-docker-amd-nightly.yml", "release-docker-amd-rocm720-nightly.yml"])
 def test_nightly_workflow_publishes_then_mirrors_under_act(stack, tmp_path, workflow):
-    consumer = make_consumer(tmp_path / "consumer")
-    proc = act(consumer, workflow, stack, tmp_path)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-5000:]
+    log = run_workflow(workflow, stack, tmp_path)
     rocm = "720" if "720" in workflow else "700"
     tag = tag_for(f"v0.5.5-rocm{rocm}-mi30x", 0)
     hub_digest = stack.client(stack.hub).head_manifest("rocm/sgl-dev", tag).digest
@@ -178,10 +178,7 @@ def test_nightly_workflow_publishes_then_mirrors_under_act(stack, tmp_path, work
 def test_ci_workflow_resolves_and_uses_the_image_under_act(stack, tmp_path):
     forget(stack, "rocm/sgl-dev")
     img = publish(stack, "rocm/sgl-dev", BASE, 2, hub=True, lan=True)
-    consumer = make_consumer(tmp_path / "consumer")
-    proc = act(consumer, "ci-amd-test.yml", stack, tmp_path)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-5000:]
+    log = run_workflow("ci-amd-test.yml", stack, tmp_path)
     image = f"{stack.hub}/rocm/sgl-dev:{tag_for(BASE, 2)}"
     assert f"running on {image} (from lan, {img.digest})" in log, log[-4000:]
     assert stack.hub_proxy.counted_gets() == 0
@@ -191,10 +188,7 @@ def test_ci_workflow_resolves_and_uses_the_image_under_act(stack, tmp_path):
 def test_warm_runners_workflow_pulls_the_nightly_into_the_cache_under_act(stack, tmp_path):
     forget(stack, "rocm/sgl-dev")
     img = publish(stack, "rocm/sgl-dev", BASE, 0, hub=True, lan=True)  # today's: newer than any other test's
-    consumer = make_consumer(tmp_path / "consumer")
-    proc = act(consumer, "warm-runners.yml", stack, tmp_path)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-5000:]
+    log = run_workflow("warm-runners.yml", stack, tmp_path)
     image = f"{stack.hub}/rocm/sgl-dev:{tag_for(BASE, 0)}"
     assert f"warmed {image} from lan {stack.lan}" in log, log[-4000:]
     local = Engine(stack.docker_host).local_image(image)

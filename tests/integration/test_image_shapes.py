@@ -82,9 +82,7 @@ def shapes(repo: str, foreign_host: BlobServer) -> dict[str, tuple[Manifest, lis
     # Docker's foreign-layer type, as Windows base images have it: what both engines fetch from `urls`.
     foreign = images.build_oci([f"{repo}-dist-0", f"{repo}-foreign-0"], 30_000, foreign={f"{repo}-foreign-0": url},
                                docker_v2=True)
-    tar = images._tar(f"{repo}-foreign-0", 30_000)
-    foreign_host.blobs[url.split(foreign_host.address, 1)[1]] = __import__("gzip").compress(tar, compresslevel=0,
-                                                                                            mtime=0)
+    foreign_host.blobs[url.split(foreign_host.address, 1)[1]] = images.layer(f"{repo}-foreign-0", 30_000)[0]
     return {
         "oci-manifest": (plain.manifest, [plain], []),
         "buildx-index": (buildx, buildx_parts, []),

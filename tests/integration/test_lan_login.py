@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.helpers import publish, run_cli, tag_for
+from tests.helpers import publish, run_cli, run_cli_isolated, tag_for
 from tests.integration.test_actions import action_env, read_outputs, run_action
 from tests.stack import LAN_PASSWORD, LAN_USER
 from tests.stack.daemons import Registry
@@ -217,21 +217,12 @@ def test_doctor_checks_the_lan_login_and_the_daemon_uses_it(stack, basic_lan, do
 def test_the_daemon_side_probe_carries_the_lan_login(stack, repo, basic_lan, docker_config):
     """From a network namespace (a job container) only the daemon reaches the LAN: its probe of a
     registry that wants a login must carry it, since the daemon never ran `docker login`."""
-    import subprocess
-    import uuid
-
     img = publish(stack, repo, BASE, 1)
     env = {**docker_config({}), "LANMIRROR_LAN_USERNAME": LAN_USER, "LANMIRROR_LAN_PASSWORD": LAN_PASSWORD}
     assert mirror(stack, repo, basic_lan.address, tag_for(BASE, 1), env=env).returncode == 0
-    ns = f"lmx{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
-        proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", basic_lan.address,
-                       "--hub-registry", stack.hub, "--no-pull", "--no-verify", "--probe-timeout", "3", "--json",
-                       env=env, prefix=["ip", "netns", "exec", ns])
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=False)
+    proc = run_cli_isolated(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry",
+                            basic_lan.address, "--hub-registry", stack.hub, "--no-pull", "--no-verify",
+                            "--probe-timeout", "3", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert (out["source"], out["digest"]) == ("lan", img.digest)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
-import subprocess
 import time
-import uuid
 
 import pytest
 
@@ -14,7 +12,7 @@ from lanmirror.cmd.wiring import Clients
 from lanmirror.daemon.engine import Engine
 from lanmirror.ops.resolve import NothingFound, ResolveOptions, resolve
 from lanmirror.retry import RetryPolicy
-from tests.helpers import TODAY, publish, run_cli, tag_for
+from tests.helpers import TODAY, publish, run_cli, run_cli_isolated, tag_for
 
 pytestmark = pytest.mark.integration
 BASE = "v0.5.5-rocm700-mi30x"
@@ -176,15 +174,9 @@ def test_daemon_side_probe_from_a_network_namespace(stack, repo, tmp_path, engin
     """The resolver runs where 127.0.0.1 is not the host's (a netns, like a job container); only the
     daemon's unix socket is shared. The LAN is then only reachable through the daemon."""
     img = publish(stack, repo, BASE, 1, hub=True, lan=True)
-    ns = f"lmx{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
-        proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
-                       "--hub-registry", stack.hub, "--no-pull", "--no-verify", "--probe-timeout", "1.5", "--json",
-                       prefix=["ip", "netns", "exec", ns], env={"DOCKER_HOST": engine})
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=False)
+    proc = run_cli_isolated(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
+                            "--hub-registry", stack.hub, "--no-pull", "--no-verify", "--probe-timeout", "1.5",
+                            "--json", env={"DOCKER_HOST": engine})
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert (out["source"], out["digest"], out["tag"]) == ("lan", img.digest, tag_for(BASE, 1))

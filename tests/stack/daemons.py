@@ -50,6 +50,29 @@ def require(binary: str) -> str:
     return path
 
 
+def wait_for_dockerd(host: str, what: str, proc: subprocess.Popen, log: Path) -> None:
+    import docker
+
+    def up() -> bool:
+        return bool(docker.APIClient(base_url=host, version="auto", timeout=5).ping())
+
+    wait_for(up, what, 90, proc, log)
+
+
+def stop_dockerd(proc: subprocess.Popen | None, mounts_under: str) -> None:
+    """SIGTERM (SIGKILL after 30 s), then lazily unmount what containerd left under `mounts_under`,
+    deepest first (shim leftovers hold mounts)."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    script = f"grep -o ' {mounts_under}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l"
+    subprocess.run(["bash", "-c", script], check=False, capture_output=True)
+
+
 class Dockerd:
     """dockerd with --data-root/--exec-root/socket/pidfile in `root`, no bridge, no iptables."""
 
@@ -75,25 +98,11 @@ class Dockerd:
         env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        import docker
-
-        def up() -> bool:
-            return bool(docker.APIClient(base_url=self.host, version="auto", timeout=5).ping())
-
-        wait_for(up, "dockerd", 90, self.proc, self.log)
+        wait_for_dockerd(self.host, "dockerd", self.proc, self.log)
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        # containerd-shim leftovers hold mounts; best effort, then remove our folders.
-        script = f"grep -o ' {self.root}/data[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l"
-        subprocess.run(["bash", "-c", script], check=False, capture_output=True)
+        stop_dockerd(self.proc, f"{self.root}/data")
         shutil.rmtree(getattr(self, "exec_root", self.root / "none"), ignore_errors=True)
 
 
@@ -141,11 +150,11 @@ class Registry:
             self.proc = subprocess.Popen([require("docker-registry"), "serve", str(self.config)],
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
-        def up() -> bool:
-            return requests.get(f"http://{self.address}/v2/", timeout=2).status_code in (200, 401)
-
-        wait_for(up, f"registry {self.name}", 30, self.proc, self.log)
+        wait_for(self._up, f"registry {self.name}", 30, self.proc, self.log)
         return self
+
+    def _up(self) -> bool:
+        return requests.get(f"http://{self.address}/v2/", timeout=2).status_code in (200, 401)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

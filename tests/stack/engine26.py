@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
-from .daemons import StackError, wait_for
+from .daemons import StackError, stop_dockerd, wait_for_dockerd
 from .debian import debootstrap
 
 SUITE = "trixie"
@@ -58,12 +57,9 @@ class ChrootDockerd:
         env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        wait_for_dockerd(self.host, "dockerd 26 (chroot)", self.proc, self.log)
         import docker
 
-        def up() -> bool:
-            return bool(docker.APIClient(base_url=self.host, version="auto", timeout=5).ping())
-
-        wait_for(up, "dockerd 26 (chroot)", 90, self.proc, self.log)
         driver = docker.APIClient(base_url=self.host, version="auto").info().get("DriverStatus") or []
         if ["driver-type", "io.containerd.snapshotter.v1"] not in [list(p) for p in driver]:
             self.stop()
@@ -76,16 +72,8 @@ class ChrootDockerd:
         self._mounted.append(target)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
         # Whatever containerd left mounted under the rootfs, then our own mounts, deepest first.
-        script = f"grep -o ' {self.rootfs}/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l"
-        subprocess.run(["bash", "-c", script], check=False, capture_output=True)
+        stop_dockerd(self.proc, f"{self.rootfs}/")
         for target in reversed(self._mounted):
             subprocess.run(["umount", "-R", "-l", str(target)], check=False, capture_output=True)
         self._mounted.clear()

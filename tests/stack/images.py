@@ -30,10 +30,8 @@ LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 
 
-@lru_cache(maxsize=64)
-def layer(seed: str, size: int) -> tuple[bytes, str]:
-    """(gzip blob, diff_id) for a tar holding `size` seeded random bytes. Stored (level 0) gzip: the
-    data is incompressible anyway, and this keeps building a GB of layers fast."""
+def layer_tar(seed: str, size: int) -> bytes:
+    """The uncompressed tar of a layer: one file of `size` seeded random bytes."""
     # randbytes() overflows past 256 MiB: build big layers from 64 MiB pieces with derived seeds.
     piece = 64 << 20
     data = b"".join(random.Random(f"{seed}/{i}" if size > piece else seed).randbytes(min(piece, size - i))
@@ -44,7 +42,14 @@ def layer(seed: str, size: int) -> tuple[bytes, str]:
         info.size = size
         info.mtime = 0
         tar.addfile(info, io.BytesIO(data))
-    tar_bytes = raw.getvalue()
+    return raw.getvalue()
+
+
+@lru_cache(maxsize=64)
+def layer(seed: str, size: int) -> tuple[bytes, str]:
+    """(gzip blob, diff_id) for a tar holding `size` seeded random bytes. Stored (level 0) gzip: the
+    data is incompressible anyway, and this keeps building a GB of layers fast."""
+    tar_bytes = layer_tar(seed, size)
     blob = gzip.compress(tar_bytes, compresslevel=0, mtime=0)
     return blob, sha256_digest(tar_bytes)
 
@@ -136,17 +141,6 @@ def zstd_frame(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _tar(seed: str, size: int) -> bytes:
-    data = random.Random(seed).randbytes(size)
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(f"layers/{hashlib.sha256(seed.encode()).hexdigest()[:16]}.bin")
-        info.size = size
-        info.mtime = 0
-        tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
-
-
 def build_oci(seeds: list[str], size: int, *, zstd: bool = False, foreign: dict[str, str] | None = None,
               subject: Image | None = None, arch: str = "amd64", docker_v2: bool = False) -> Image:
     """An OCI image manifest (`docker_v2`: a Docker v2 one). `zstd` compresses its layers with zstd;
@@ -156,8 +150,11 @@ def build_oci(seeds: list[str], size: int, *, zstd: bool = False, foreign: dict[
     blobs: dict[str, bytes] = {}
     layers, diff_ids = [], []
     for seed in seeds:
-        tar = _tar(seed, size)
-        blob = zstd_frame(tar) if zstd else gzip.compress(tar, compresslevel=0, mtime=0)
+        if zstd:
+            tar = layer_tar(seed, size)
+            blob, diff_id = zstd_frame(tar), sha256_digest(tar)
+        else:
+            blob, diff_id = layer(seed, size)  # the same gzip'd layer a Docker v2 image of that seed has
         digest = sha256_digest(blob)
         desc: dict[str, object] = {"mediaType": OCI_LAYER_ZSTD if zstd else layer_type, "size": len(blob),
                                    "digest": digest}
@@ -166,7 +163,7 @@ def build_oci(seeds: list[str], size: int, *, zstd: bool = False, foreign: dict[
         else:
             blobs[digest] = blob
         layers.append(desc)
-        diff_ids.append(sha256_digest(tar))
+        diff_ids.append(diff_id)
     config = json.dumps({"architecture": arch, "os": "linux", "created": "2026-01-01T00:00:00Z",
                          "config": {"Labels": {"org.lanmirror.test": ",".join(seeds)}},
                          "rootfs": {"type": "layers", "diff_ids": diff_ids}}, sort_keys=True).encode()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import subprocess
 from pathlib import Path
 
 import requests
@@ -14,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .daemons import Registry, require, wait_for
+from .daemons import Registry
 
 
 def _cert(subject: x509.Name, issuer_key: ec.EllipticCurvePrivateKey, issuer_name: x509.Name,
@@ -80,23 +79,13 @@ class TlsRegistry(Registry):
             text += f"auth:\n  htpasswd:\n    realm: lanmirror-test\n    path: {self.htpasswd}\n"
         self.config.write_text(text)
 
-    def start(self) -> TlsRegistry:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([require("docker-registry"), "serve", str(self.config)], stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-
-        def up() -> bool:
-            try:
-                requests.get(f"https://{self.address}/v2/", verify=str(self.pki / "ca.crt"), timeout=2,
-                             cert=(str(self.pki / "client.crt"), str(self.pki / "client.key")))
-                return True
-            except requests.RequestException:
-                return False
-
-        wait_for(up, f"registry {self.name}", 30, self.proc, self.log)
-        return self
+    def _up(self) -> bool:
+        try:
+            requests.get(f"https://{self.address}/v2/", verify=str(self.pki / "ca.crt"), timeout=2,
+                         cert=(str(self.pki / "client.crt"), str(self.pki / "client.key")))
+            return True
+        except requests.RequestException:
+            return False
 
     def access_log(self) -> list[str]:
         """The registry's access-log lines (one per request, with its status)."""
