@@ -32,7 +32,7 @@ MAX_DAYS = 366
 
 def validate_tag(tag: str) -> str:
     """Return `tag` if it matches the OCI tag grammar, else raise BadInput naming it."""
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
+    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
         raise BadInput(
             f"invalid tag {tag!r}: a tag is 1-128 characters of [A-Za-z0-9_.-] and may not start with '.' or '-'"
         )
@@ -41,7 +41,7 @@ def validate_tag(tag: str) -> str:
 
 def validate_repository(repo: str) -> str:
     """Return `repo` if it is a valid repository path (lowercase components separated by '/')."""
-    if not isinstance(repo, str) or not repo or len(repo) > 255 or not REPOSITORY_RE.match(repo):
+    if not isinstance(repo, str) or not repo or len(repo) > 255 or not REPOSITORY_RE.fullmatch(repo):
         raise BadInput(
             f"invalid repository {repo!r}: use lowercase path components such as 'rocm/sgl-dev'"
         )
@@ -49,7 +49,7 @@ def validate_repository(repo: str) -> str:
 
 
 def validate_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+    if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
         raise BadInput(f"invalid digest {digest!r}: expected 'sha256:' followed by 64 hex digits")
     return digest
 
@@ -68,7 +68,7 @@ def normalize_registry(registry: str) -> str:
         if m.group(1).lower() not in ("http", "https"):
             raise BadInput(f"invalid registry {registry!r}: only http:// or https:// may prefix HOST[:PORT]")
         value = m.group(2).rstrip("/")
-    if not _HOST_RE.match(value):
+    if not _HOST_RE.fullmatch(value):
         raise BadInput(f"invalid registry {registry!r}: expected HOST[:PORT] with no path, e.g. 10.0.0.5:5000")
     if ":" in value and not value.startswith("["):
         port = int(value.rsplit(":", 1)[1])

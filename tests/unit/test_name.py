@@ -12,6 +12,8 @@ from lanmirror.name import (
     nightly_date,
     normalize_registry,
     parse,
+    validate_digest,
+    validate_repository,
     validate_tag,
 )
 
@@ -141,3 +143,13 @@ def test_candidates_are_always_valid_tags(base, days, today):
     assert len(got) == days
     assert all(TAG_RE.match(t) and nightly_date(t, base) == d for t, d in got)
     assert [d for _, d in got] == sorted((d for _, d in got), reverse=True)
+
+
+@pytest.mark.parametrize(("check", "value"), [
+    (validate_repository, "rocm/sgl-dev\n"), (validate_tag, "v0.5.5\n"),
+    (validate_digest, "sha256:" + "a" * 64 + "\n"), (normalize_registry, "10.0.0.5:5000\n/x"),
+])
+def test_a_trailing_newline_never_passes(check, value):
+    """`$` matches before a final newline: every name is checked as a whole."""
+    with pytest.raises(BadInput):
+        check(value)

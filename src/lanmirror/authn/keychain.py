@@ -10,11 +10,7 @@ import os
 
 from lanmirror.authn.credentials import Credentials
 from lanmirror.authn.dockerconfig import credentials_from_docker_config
-
-USER_ENV = ("DOCKERHUB_USERNAME", "LANMIRROR_HUB_USERNAME")
-TOKEN_ENV = ("DOCKERHUB_TOKEN", "DOCKERHUB_PASSWORD", "LANMIRROR_HUB_TOKEN")
-LAN_USER_ENV = ("LANMIRROR_LAN_USERNAME",)
-LAN_PASSWORD_ENV = ("LANMIRROR_LAN_PASSWORD",)
+from lanmirror.authn.secretenv import HUB_TOKEN_ENV, HUB_USER_ENV, LAN_PASSWORD_ENV, LAN_USER_ENV
 
 
 def first_env(names: tuple[str, ...]) -> tuple[str, str]:
@@ -39,7 +35,7 @@ def _explicit_or_env(username: str | None, user_env: tuple[str, ...], secret_env
 
 def hub_credentials(registry: str, username: str | None = None) -> Credentials | None:
     """--hub-username (or $DOCKERHUB_USERNAME) with $DOCKERHUB_TOKEN, else `docker login`'s store."""
-    return (_explicit_or_env(username, USER_ENV, TOKEN_ENV, "--hub-username")
+    return (_explicit_or_env(username, HUB_USER_ENV, HUB_TOKEN_ENV, "--hub-username")
             or credentials_from_docker_config(registry))
 
 

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import sys
+import traceback
 from dataclasses import dataclass
 
 import requests
@@ -20,7 +21,7 @@ from actions_toolkit import core
 
 from lanmirror.cmd.cli import setup_logging
 from lanmirror.cmd.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, Outcome
-from lanmirror.cmd.escape import WorkflowSafeFormatter, annotation_safe
+from lanmirror.cmd.escape import WorkflowSafeFormatter, annotation_safe, workflow_safe
 from lanmirror.cmd.flags import UsageError, build_parser
 from lanmirror.cmd.heap import bound_heap
 from lanmirror.cmd.settings import split_list
@@ -73,6 +74,7 @@ INPUTS: dict[str, dict[str, Mapping]] = {
         "stall-timeout": Flag("--stall-timeout"), "pull-timeout": Flag("--pull-timeout"),
         "daemon-probe": Switch("--no-daemon-probe", when=False),
         "allow-degraded": Switch("--allow-degraded", when=True),
+        "allow-unverified": Switch("--allow-unverified", when=True),
         "min-pull-rate": Flag("--min-pull-rate"), "pull-rate-window": Flag("--pull-rate-window"),
         "lan-select": Flag("--lan-select"), "runner-id": Flag("--runner-id"),
     },
@@ -205,6 +207,13 @@ def run(command: str) -> int:
     print(f"::stop-commands::{resume}", flush=True)
     try:
         outcome = COMMANDS[command](args)
+    except LanmirrorError:
+        raise
+    except Exception as exc:
+        # A bug: its traceback is logged here, inside stop-commands and one escaped line per record,
+        # whatever text from outside it quotes.
+        logging.getLogger("lanmirror").error("unexpected error (please report it with this log)", exc_info=True)
+        raise LanmirrorError(f"unexpected {describe(exc)}; the traceback is in the log above") from None
     finally:
         print(f"::{resume}::", flush=True)
     REPORTERS[command](outcome)
@@ -228,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     except (requests.RequestException, OSError) as exc:
         _error(f"{describe(exc)} (check that the registry address is right and reachable from the runner)",
                title=f"lanmirror {args[0]}")
+        return EXIT_FAILED
+    except Exception as exc:  # every path out goes through the same escaping, a bug's included
+        print(workflow_safe(traceback.format_exc()), flush=True)
+        _error(f"unexpected {describe(exc)} (please report it with this log)", title=f"lanmirror {args[0]}")
         return EXIT_FAILED
 
 

@@ -24,10 +24,41 @@ def annotation_safe(text: str) -> str:
     return text.replace("##[", "##%5B")
 
 
+class Markup(str):
+    """Markdown that this program wrote itself (a code span around a validated digest): the one
+    kind of text `markdown_cell` passes through as it is."""
+
+
+def code(text: str) -> Markup:
+    """`text` as a code span; a backtick in it could end the span, so it is dropped."""
+    return Markup(f"`{text.replace('`', '')}`")
+
+
+# The characters that open or close inline Markdown (links, images, emphasis, code, strikethrough,
+# tables, escapes) and the ones GitHub's autolinker starts from (`://`, `www.`, `@`).
+_ACTIVE = set("\\`*_[]()!|~@")
+_AUTOLINK = (("://", ":\\/\\/"), ("www.", "www\\."), ("WWW.", "WWW\\."))
+
+
 def markdown_cell(value: object) -> str:
-    """A Markdown table cell that shows the text as text: no HTML, no column break, no line break."""
-    text = html.escape(str(value), quote=False).replace("|", "\\|")
-    return text.replace("\r", " ").replace("\n", " ")
+    """Text from outside shown as text in the job summary: no HTML, no link, image, emphasis or code
+    span, no autolinked URL or address, no column break, no line break. Markdown's active characters
+    are backslash-escaped (CommonMark allows it for any ASCII punctuation), `<`, `>` and `&` become
+    entities, and `://`, `www.` and `@` are split by an escape so GitHub's autolinker finds nothing."""
+    if isinstance(value, Markup):
+        return str(value)
+    out = []
+    for ch in str(value).replace("\r", " ").replace("\n", " "):
+        if ch in "&<>":
+            out.append(html.escape(ch))
+        elif ch in _ACTIVE:
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    text = "".join(out)
+    for plain, escaped in _AUTOLINK:
+        text = text.replace(plain, escaped)
+    return text
 
 
 class WorkflowSafeFormatter(logging.Formatter):

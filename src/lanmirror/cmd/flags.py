@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--allow-degraded", action="store_true",
                    help="when a newer candidate could not be probed (an error, not a 404), use the best one "
                         "found anyway, marked degraded, instead of failing")
+    r.add_argument("--allow-unverified", action="store_true",
+                   help="when Docker Hub refuses the check (401/403: a wrong or planted login), still use a cached "
+                        "or LAN copy it cannot confirm, marked UNVERIFIED; without it that fails (exit 1). A Hub "
+                        "that is only unreachable never needs this: the copy is used with a warning")
     r.add_argument("--no-daemon-probe", dest="daemon_probe", action="store_false",
                    help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
     _common(r)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from lanmirror.cmd.escape import markdown_cell
+from lanmirror.cmd.escape import code, markdown_cell
 from lanmirror.ops.mirror import MirrorReport
 from lanmirror.ops.resolve import Attempt, Resolution
 
@@ -42,7 +42,7 @@ def failure_summary(title: str, message: str, attempts: list[Attempt]) -> str:
 
 def mirror_summary(report: MirrorReport, source: str, targets: list[str]) -> str:
     """One row per tag and target."""
-    rows: list[list[object]] = [[r.tag, r.status, f"`{r.digest[:19]}`" if r.digest else "", r.blobs_copied,
+    rows: list[list[object]] = [[r.tag, r.status, code(r.digest[:19]) if r.digest else "", r.blobs_copied,
                                  r.blobs_skipped, r.blobs_mounted, f"{r.bytes / 1e6:.1f} MB", f"{r.seconds:.1f}",
                                  f"{r.mb_per_s:.0f}", r.error, r.registry] for r in report.results]
     return (f"### mirror-to-lan: {source} → {', '.join(targets)}\n\n"

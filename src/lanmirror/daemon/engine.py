@@ -21,6 +21,8 @@ import docker.auth
 import docker.errors
 
 from lanmirror.authn import Credentials
+from lanmirror.authn.dockerconfig import load_docker_config
+from lanmirror.authn.secretenv import blanked_secrets
 from lanmirror.daemon.classify import classify_stream_error
 from lanmirror.daemon.throughput import PullMeter, Verdict
 from lanmirror.errors import (
@@ -33,6 +35,7 @@ from lanmirror.errors import (
     StallError,
     TransientError,
 )
+from lanmirror.name import DIGEST_RE
 from lanmirror.retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger("lanmirror.daemon.engine")
@@ -58,7 +61,12 @@ class Engine:
     def api(self) -> docker.APIClient:
         if self._api is None:
             try:
-                self._api = docker.APIClient(base_url=self.base_url, version="auto", timeout=self._timeout)
+                api = docker.APIClient(base_url=self.base_url, version="auto", timeout=self._timeout,
+                                       credstore_env=blanked_secrets())
+                # docker-py read ~/.docker on its own; every lookup it makes (a pull or a distribution
+                # inspect without explicit auth, a login) must follow our rules instead.
+                api._auth_configs = load_docker_config()
+                self._api = api
             except docker.errors.DockerException as exc:
                 raise EngineError(
                     f"Docker daemon not reachable at {self.base_url} ({exc}); is dockerd running? "
@@ -152,7 +160,12 @@ class Engine:
         auth = creds.daemon_auth() if creds else None
         data = self._call(f"distribution inspect {ref}",
                           lambda: self.api.inspect_distribution(ref, auth_config=auth))
-        return str(data["Descriptor"]["digest"])
+        descriptor = data.get("Descriptor") if isinstance(data, dict) else None
+        digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
+        if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
+            # The daemon passes on what the registry said; a LAN's word never reaches outputs unchecked.
+            raise EngineError(f"docker: distribution inspect {ref}: the answer carried no valid sha256 digest")
+        return digest
 
     def login(self, creds: Credentials, registry: str) -> None:
         def attempt() -> None:

@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import requests
 
 from lanmirror.errors import DigestMismatch, NotFound, RegistryError, TransientError
-from lanmirror.name import validate_digest, validate_repository
+from lanmirror.name import TAG_RE, validate_digest, validate_repository
 from lanmirror.transport import Transport, error_detail
 
 log = logging.getLogger("lanmirror.remote.registry")
@@ -33,6 +33,7 @@ ACCEPT = ", ".join(MANIFEST_TYPES)
 CHUNK = 1 << 20
 # The OCI distribution spec lets registries refuse manifests over 4 MiB; a bigger answer is not a
 # manifest, and reading it whole would let a tampered registry fill memory.
+MAX_TAG_PAGES = 1000  # of up to 1000 tags each: a million tags, far past any real repository
 MAX_MANIFEST = 4 << 20
 
 
@@ -321,20 +322,46 @@ class Registry:
             raise self._fail(resp, f"DELETE manifest {repo}@{digest}")
         resp.close()
 
-    def list_tags(self, repo: str, page_size: int = 1000) -> list[str]:
-        """All tags of `repo`, following `Link: <...>; rel="next"` pagination."""
+    def list_tags(self, repo: str, page_size: int = 1000, max_pages: int = MAX_TAG_PAGES) -> list[str]:
+        """All tags of `repo`, following `Link: <...>; rel="next"` pagination.
+
+        The answer is the registry's word, so it is bounded: a `next` link seen before, a page that
+        adds no tag, or more than `max_pages` pages fail at once (a LAN whose Link points at itself
+        would otherwise loop forever), and a name that is not a valid tag is dropped with a warning
+        before it can reach a URL."""
         validate_repository(repo)
         tags: list[str] = []
         path: str | None = f"/v2/{repo}/tags/list?{urlencode({'n': page_size})}"
+        seen: set[str] = set()
         while path:
+            if path in seen or len(seen) >= max_pages:
+                why = "points back to a page already read" if path in seen else f"goes past {max_pages} pages"
+                raise RegistryError(f"{self.name}: the tag list of {repo} {why}; refusing to follow it "
+                                    "(a broken or tampered registry)", registry=self.name)
+            seen.add(path)
             resp = self.transport.request("GET", path, scope=pull_scope(repo))
             if resp.status_code == 404:
                 resp.close()
                 return tags
             if resp.status_code != 200:
                 raise self._fail(resp, f"list tags of {repo}")
-            tags.extend(resp.json().get("tags") or [])
+            try:
+                page = resp.json().get("tags") or []
+            except (ValueError, AttributeError):
+                raise RegistryError(f"{self.name}: the tag list of {repo} is not a JSON object",
+                                    registry=self.name) from None
+            if not isinstance(page, list):
+                raise RegistryError(f"{self.name}: the tag list of {repo} has no list of tags",
+                                    registry=self.name)
+            valid = [t for t in page if isinstance(t, str) and TAG_RE.fullmatch(t)]
+            if len(valid) < len(page):
+                log.warning("%s: dropped %d invalid tag name(s) from the tag list of %s", self.name,
+                            len(page) - len(valid), repo)
             nxt = resp.links.get("next", {}).get("url")
+            if nxt and not page:
+                raise RegistryError(f"{self.name}: the tag list of {repo} sent an empty page with a next link",
+                                    registry=self.name)
+            tags.extend(valid)
             path = urljoin(self.transport.url("/"), nxt) if nxt else None
         return tags
 

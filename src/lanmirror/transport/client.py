@@ -25,6 +25,7 @@ from lanmirror.name import api_host, normalize_registry
 from lanmirror.retry import DEFAULT_POLICY, RetryPolicy, parse_retry_after
 from lanmirror.transport.challenge import load_challenge, parse_challenge, save_challenge
 from lanmirror.transport.scheme import is_loopback
+from lanmirror.transport.session import RegistrySession
 from lanmirror.transport.tls import ca_bundle, insecure_scheme, tls_files
 
 log = logging.getLogger("lanmirror.transport")
@@ -68,7 +69,7 @@ class Transport:
         self.credentials = credentials
         self.timeouts = timeouts or Timeouts()
         self.policy = policy
-        self.session = requests.Session()
+        self.session = RegistrySession()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
@@ -253,14 +254,14 @@ class Transport:
             return
         try:
             self._obtain_token(challenge[1], scope, None)
-        except AuthError:
-            raise
         except Exception as exc:
+            # Whatever the remembered realm answered, a refusal included, is the file's word, not the
+            # registry's: forget it and learn the challenge from the registry itself.
             log.info("%s: remembered auth challenge failed (%s); learning it again", self.registry, type(exc).__name__)
             with self._lock:
                 self._challenge = None
             self._challenge_cached = False
-            self._token_error = None
+            self._token_error = self._auth_failure = None
             save_challenge(self.host, None)
 
     # -- requests ---------------------------------------------------------------------------
@@ -305,7 +306,10 @@ class Transport:
                                             **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise type(exc)(f"{self.registry}: {method} {path}: {type(exc).__name__}") from None
-            if resp.status_code == 401 and attempt == 0 and mine:
+            # A 401 from where a redirect led (a storage host, a CDN) is that host's business: its
+            # challenge never gets this registry's credentials.
+            foreign = not self.owns(resp.url or url)
+            if resp.status_code == 401 and attempt == 0 and mine and not foreign:
                 sent = auth.get("Authorization", "").removeprefix("Bearer ") or None
                 resp.close()
                 if self._authenticate(resp, scope, sent):
@@ -316,6 +320,11 @@ class Transport:
                                              "streamed upload; sending it again from its start")
                     continue
             break
+        if resp.status_code == 401 and foreign:
+            resp.close()
+            raise RegistryError(f"{self.registry}: {method} {path} was redirected to {urlsplit(resp.url).netloc}, "
+                                "which refused it (HTTP 401); this registry's credentials are never sent there",
+                                registry=self.registry, status=401)
         if resp.status_code == 401:
             resp.close()
             if auth.get("Authorization", "").startswith("Basic "):

@@ -41,6 +41,8 @@ class Run:
     probed_lans: set[str] = field(default_factory=set)
     local_images: dict[str, LocalImage] = field(default_factory=dict)
     local_verdicts: dict[str, bool | None] = field(default_factory=dict)
+    # Why the Hub gave no answer at all on its last probe (a network failure, or a refusal).
+    hub_error: BaseException | None = None
     _hub: Registry | None = None
 
     @property

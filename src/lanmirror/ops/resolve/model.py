@@ -65,6 +65,9 @@ class ResolveOptions:
     today: dt.date | None = None
     daemon_probe: bool = True
     allow_degraded: bool = False
+    # A Hub that refuses the check (401/403) leaves a cached or LAN copy unverifiable: it is not used
+    # unless the user said so here, and then it is marked loudly.
+    allow_unverified: bool = False
     min_pull_rate: float = 5.0  # MB/s over pull_rate_window seconds of downloading; 0: no floor
     pull_rate_window: float = 30.0
     lan_select: str = "ordered"  # ordered: sites in preference order; spread: rendezvous over replicas

@@ -14,10 +14,11 @@ from typing import Any
 import requests
 
 from lanmirror.errors import LanmirrorError
+from lanmirror.name import DIGEST_RE
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.model import Candidate, Option
 from lanmirror.remote.registry import Registry
-from lanmirror.retry import describe
+from lanmirror.retry import describe, is_transient
 from lanmirror.transport import Timeouts
 
 log = logging.getLogger("lanmirror.resolve")
@@ -49,7 +50,7 @@ def run_bounded(tasks: list[Callable[[], Any]], deadline: float) -> list[tuple[b
 
 
 def local_digest(repo_digests: tuple[str, ...], image_id: str) -> str:
-    digests = [d.split("@", 1)[1] for d in repo_digests if "@" in d]
+    digests = [d.split("@", 1)[1] for d in repo_digests if "@" in d and DIGEST_RE.fullmatch(d.split("@", 1)[1])]
     return digests[0] if digests else image_id
 
 
@@ -171,7 +172,9 @@ def probe_hub(run: Run, cands: list[Candidate]) -> dict[str, str] | None:
         remember_unknown(run, "hub", run.opts.hub_registry, cands, unknown, errors[0])
     run.hub_absent |= {c.tag for c in cands} - set(hits) - unknown
     if errors and not hits and len(errors) == len(cands):
-        run.record("hub", run.opts.hub_registry, f"unavailable ({describe(errors[0])})", started)
+        run.hub_error = errors[0]
+        what = "unavailable" if is_transient(errors[0]) else "refused the check"
+        run.record("hub", run.opts.hub_registry, f"{what} ({describe(errors[0])})", started)
         return None
     rl = f", ratelimit-remaining {run.ratelimit}" if run.ratelimit is not None else ""
     run.record("hub", run.opts.hub_registry,
@@ -179,11 +182,11 @@ def probe_hub(run: Run, cands: list[Candidate]) -> dict[str, str] | None:
     return hits
 
 
-def hub_digest(run: Run, tag: str) -> str | Exception | None:
-    """The Hub's digest for one tag (a free HEAD); None if absent; the error if unreachable."""
+def hub_digest(run: Run, tag: str) -> str | BaseException | None:
+    """The Hub's digest for one tag (a free HEAD); None if absent; the error if it gave no answer."""
     hits = probe_hub(run, [Candidate(tag, None, 0, 0)])
     if hits is None:
-        return LanmirrorError("Hub unreachable")
+        return run.hub_error or LanmirrorError("Hub unreachable")
     return hits.get(tag)
 
 

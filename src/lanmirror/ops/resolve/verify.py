@@ -1,24 +1,56 @@
-"""Step 4: a LAN copy is trusted only if its digest equals the Hub's (one free HEAD)."""
+"""Step 4: a LAN or cached copy is trusted only if its digest equals the Hub's (one free HEAD).
+
+A Hub that cannot be reached (the network failed) leaves the copy usable, marked unverified, as
+before. A Hub that *answers* and refuses (401/403, or any other error that is not a network
+failure) has failed the check: on a shared runner a refusal is exactly what another job can
+arrange from disk (bogus credentials in a docker config, a planted ~/.netrc), so the copy is not
+used unless --allow-unverified says so."""
 
 from __future__ import annotations
 
 from lanmirror.ops.resolve.context import Run
-from lanmirror.ops.resolve.model import Candidate, Option
+from lanmirror.ops.resolve.model import Candidate, NothingFound, Option
 from lanmirror.ops.resolve.probe import hub_digest
 from lanmirror.ops.resolve.provenance import clear, unverified_source
+from lanmirror.retry import describe, is_transient
 
 STALE = "stale"
+
+
+def upstream_digest(run: Run, tag: str, hub_hits: dict[str, str] | None = None) -> str | BaseException | None:
+    """The Hub's digest for `tag`: from the probe already made where it answered for that tag, else
+    one more free HEAD. None: the Hub says the tag is not there."""
+    if hub_hits is not None and (tag in hub_hits or tag in run.hub_absent):
+        return hub_hits.get(tag)
+    return hub_digest(run, tag)
+
+
+def unverifiable(run: Run, what: str, error: BaseException) -> bool:
+    """The Hub gave no answer for `what`. False (use it, unverified) when the network failed; a
+    refusal raises, unless --allow-unverified."""
+    hub = run.opts.hub_registry
+    if is_transient(error):
+        run.warn(f"{what} is unverified: {hub} is unavailable ({describe(error)}); using it unverified")
+        return False
+    if not run.opts.allow_unverified:
+        raise NothingFound(
+            f"{hub} refused the check of {what} ({describe(error)}), so that copy cannot be verified and is "
+            "not used. A refusal is not an outage: fix the Hub login (DOCKERHUB_USERNAME/DOCKERHUB_TOKEN, the "
+            "dockerhub-username/dockerhub-token inputs, or `docker login` in this job's DOCKER_CONFIG), or pass "
+            "--allow-unverified (input allow-unverified) to use it anyway", run.attempts)
+    run.warn(f"UNVERIFIED: {what} is used although {hub} refused to confirm it ({describe(error)}), "
+             "because of --allow-unverified; it may be any image another job put there")
+    return False
 
 
 def verify_lan(run: Run, option: Option, hub_hits: dict[str, str] | None) -> bool | str:
     """True when the Hub has the same digest; False when the Hub could not tell (unreachable, or
     the tag is not there: the copy is used, marked unverified); STALE when the Hub has another."""
     cand, _, registry, digest = option
-    upstream = hub_hits.get(cand.tag) if hub_hits is not None else hub_digest(run, cand.tag)
+    upstream = upstream_digest(run, cand.tag, hub_hits)
     hub, repo = run.opts.hub_registry, run.opts.repo
-    if isinstance(upstream, Exception):
-        run.warn(f"LAN copy {registry}/{repo}:{cand.tag} is unverified: the upstream {hub} could not be asked")
-        return False
+    if isinstance(upstream, BaseException):
+        return unverifiable(run, f"the LAN copy {registry}/{repo}:{cand.tag}", upstream)
     if upstream is None:
         run.warn(f"{cand.tag} is on the LAN registry {registry} but not on {hub}; using the LAN copy unverified")
         return False
@@ -32,12 +64,12 @@ def verify_lan(run: Run, option: Option, hub_hits: dict[str, str] | None) -> boo
 def verify_local(run: Run, cand: Candidate) -> bool | str | None:
     """A cached image under the canonical name is whatever the last job tagged there: trust it only
     if one of its RepoDigests is the Hub's digest (one free HEAD). STALE when the Hub has another
-    digest; False when the Hub could not tell, or this runner once pulled it unverified from a LAN;
-    None without --verify."""
+    digest; False when the Hub could not be reached, or this runner once pulled it unverified from
+    a LAN; None without --verify. A Hub that refused raises (see `unverifiable`)."""
     if not run.opts.verify:
         return None
     image = run.local_images[cand.tag]
-    upstream = hub_digest(run, cand.tag)
+    upstream = upstream_digest(run, cand.tag)
     ref = f"{run.upstream.with_tag(cand.tag)}"
     if isinstance(upstream, str):
         if any(d.endswith("@" + upstream) for d in image.repo_digests):
@@ -47,9 +79,11 @@ def verify_local(run: Run, cand: Candidate) -> bool | str | None:
                  "not using it, fetching the right one")
         return STALE
     origin = unverified_source(image.id)
-    why = "is not on" if upstream is None else "could not be checked against"
+    if isinstance(upstream, BaseException):
+        return unverifiable(run, f"the cached {ref}" + (f" (pulled unverified from {origin})" if origin else ""),
+                            upstream)
     if origin:
-        run.warn(f"the cached {ref} came unverified from {origin} and still {why} {run.opts.hub_registry}")
+        run.warn(f"the cached {ref} came unverified from {origin} and still is not on {run.opts.hub_registry}")
     else:
-        run.warn(f"the cached {ref} {why} {run.opts.hub_registry}; using it unverified")
+        run.warn(f"the cached {ref} is not on {run.opts.hub_registry}; using it unverified")
     return False
