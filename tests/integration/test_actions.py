@@ -145,13 +145,13 @@ def test_composite_actions_pass_inputs_only_through_env():
         assert passed == declared, path
 
 
-def run_workflow(workflow: str, stack, tmp_path) -> str:
-    """Run an example workflow under act (workflow_dispatch, self-hosted, offline) in a fresh consumer
+def run_workflow(workflow: str, stack, tmp_path, event: str = "workflow_dispatch") -> str:
+    """Run an example workflow under act (`event`, self-hosted, offline) in a fresh consumer
     repository; it must succeed. Returns its log."""
     consumer = make_consumer(tmp_path / "consumer")
     cfg = tmp_path / "docker-config"
     cfg.mkdir(exist_ok=True)
-    cmd = [ACT, "workflow_dispatch", "-W", f".github/workflows/{workflow}", "-P", "self-hosted=-self-hosted",
+    cmd = [ACT, event, "-W", f".github/workflows/{workflow}", "-P", "self-hosted=-self-hosted",
            "--action-offline-mode", "--var", f"HUB_REGISTRY={stack.hub}", "--var", f"LAN_REGISTRY={stack.lan}",
            "--var", f"IMAGE_REPO={stack.hub}/rocm/sgl-dev", "-s", f"DOCKERHUB_USERNAME={HUB_USER}",
            "-s", f"DOCKERHUB_TOKEN={HUB_PASSWORD}", "--env", f"DOCKER_HOST={stack.docker_host}",
@@ -183,6 +183,17 @@ def test_ci_workflow_resolves_and_uses_the_image_under_act(stack, tmp_path):
     assert f"running on {image} (from lan, {img.digest})" in log, log[-4000:]
     assert stack.hub_proxy.counted_gets() == 0
     assert HUB_PASSWORD not in log
+    assert any(e.authorization for e in stack.token_proxy.log)  # a maintainer's run does log in to the Hub
+
+
+def test_ci_workflow_gives_a_pull_request_job_no_hub_token_under_act(stack, tmp_path):
+    """A pull_request job runs the pull request's own copy of the action: it gets no Hub secret."""
+    forget(stack, "rocm/sgl-dev")
+    img = publish(stack, "rocm/sgl-dev", BASE, 2, hub=True, lan=True)
+    log = run_workflow("ci-amd-test.yml", stack, tmp_path, event="pull_request")
+    assert f"(from lan, {img.digest})" in log, log[-4000:]
+    assert stack.token_proxy.log, "the Hub check never ran: the setup did not take"
+    assert [e for e in stack.token_proxy.log if e.authorization] == []  # anonymous, and still verified
 
 
 def test_warm_runners_workflow_pulls_the_nightly_into_the_cache_under_act(stack, tmp_path):

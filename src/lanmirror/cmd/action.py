@@ -75,6 +75,7 @@ INPUTS: dict[str, dict[str, Mapping]] = {
         "daemon-probe": Switch("--no-daemon-probe", when=False),
         "allow-degraded": Switch("--allow-degraded", when=True),
         "allow-unverified": Switch("--allow-unverified", when=True),
+        "pull-via": Flag("--pull-via"),
         "min-pull-rate": Flag("--min-pull-rate"), "pull-rate-window": Flag("--pull-rate-window"),
         "lan-select": Flag("--lan-select"), "runner-id": Flag("--runner-id"),
     },

@@ -50,7 +50,7 @@ def resolve_command(args: argparse.Namespace) -> Outcome:
         lan_registries=lan_registries(args.lan_registry), hub_registry=hub, policy=args.policy, pull=args.pull,
         verify=args.verify, image=args.image, probe_timeout=args.probe_timeout, stall_timeout=args.stall_timeout,
         pull_timeout=args.pull_timeout, hub_timeout=args.hub_timeout, daemon_probe=args.daemon_probe,
-        allow_degraded=args.allow_degraded, allow_unverified=args.allow_unverified,
+        allow_degraded=args.allow_degraded, allow_unverified=args.allow_unverified, pull_via=args.pull_via,
         min_pull_rate=args.min_pull_rate, pull_rate_window=args.pull_rate_window,
         lan_select=args.lan_select, runner_id=args.runner_id or "")
     prog = Progress("pull")

@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when Docker Hub refuses the check (401/403: a wrong or planted login), still use a cached "
                         "or LAN copy it cannot confirm, marked UNVERIFIED; without it that fails (exit 1). A Hub "
                         "that is only unreachable never needs this: the copy is used with a warning")
+    r.add_argument("--pull-via", choices=("auto", "ranges", "daemon"), default="auto",
+                   help="how the image reaches the daemon: ranges = the daemon pulls from lanmirror's loopback "
+                        "endpoint, which reads each layer as parallel ranges from every replica holding it (the "
+                        "Hub last); daemon = the daemon pulls directly, one stream per layer; auto (default) = "
+                        "ranges, or daemon where the daemon cannot reach this process's loopback")
     r.add_argument("--no-daemon-probe", dest="daemon_probe", action="store_false",
                    help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
     _common(r)

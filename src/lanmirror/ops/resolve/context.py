@@ -43,6 +43,10 @@ class Run:
     local_verdicts: dict[str, bool | None] = field(default_factory=dict)
     # Why the Hub gave no answer at all on its last probe (a network failure, or a refusal).
     hub_error: BaseException | None = None
+    # What each source answered with, for the fast pull's list of sources holding the chosen digest:
+    # LAN registries this process reached (registry, tag → digest), and the Hub's digests.
+    lan_holders: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    hub_digests: dict[str, str] = field(default_factory=dict)
     _hub: Registry | None = None
 
     @property
@@ -72,7 +76,8 @@ class Run:
 
     def record(self, source: str, registry: str, result: str, started: float, tag: str = "", *,
                rate_mbps: float | None = None, floor_mbps: float | None = None, bytes_completed: int | None = None,
-               bytes_kept: int | None = None) -> None:
+               bytes_kept: int | None = None, path: str = "", nbytes: int | None = None,
+               mbps: float | None = None) -> None:
         self.attempts.append(Attempt(source, registry, result, round(clock() - started, 3), tag,
-                                     rate_mbps, floor_mbps, bytes_completed, bytes_kept))
+                                     rate_mbps, floor_mbps, bytes_completed, bytes_kept, path, nbytes, mbps))
         self.on_event(f"{source} {registry}: {result}")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 
+from lanmirror.authn import Credentials
 from lanmirror.daemon import LocalImage
 from lanmirror.errors import LanmirrorError, SlowPullError
 from lanmirror.name import DOCKER_HUB, Reference, nightly_date, utc_today
 from lanmirror.ops.resolve.context import Run, clock
+from lanmirror.ops.resolve.fastpull import pull_fast
 from lanmirror.ops.resolve.model import Candidate, Option, Resolution
 from lanmirror.ops.resolve.probe import refresh_ratelimit
 from lanmirror.ops.resolve.provenance import mark_unverified
@@ -64,18 +66,50 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
                            timeout=run.opts.pull_timeout, creds=creds, on_progress=run.on_progress,
                            min_rate=floor, rate_window=run.opts.pull_rate_window)
 
-    if kind == "hub":
+    fast = pull_fast(run, option, floor) if run.opts.pull_via != "daemon" else None
+    nbytes: int | None = None
+    if fast is not None:
+        image, nbytes = fast.image, fast.served
+        engine.tag(fast.ref, canonical.familiar_repository, cand.tag)
+        rename_fast_pull(run, fast.ref, pinned, kind, creds)
+    elif kind == "hub":
         if creds is not None and not creds.identity_token:
             engine.login(creds, registry if registry != DOCKER_HUB else "https://index.docker.io/v1/")
-        image: LocalImage = run.policy.call(pull, f"pull {pinned}")
-        refresh_ratelimit(run, cand.tag)
+        image = run.policy.call(pull, f"pull {pinned}")
+        engine.tag(pinned, canonical.familiar_repository, cand.tag)
     else:
         image = pull()
-    engine.tag(pinned, canonical.familiar_repository, cand.tag)
+        engine.tag(pinned, canonical.familiar_repository, cand.tag)
+    if kind == "hub":
+        refresh_ratelimit(run, cand.tag)
     if kind == "lan" and verified is False:
         mark_unverified(image.id, registry)
-    run.record(kind, registry, f"pulled {cand.tag}", started, cand.tag)
+    seconds = clock() - started
+    run.record(kind, registry, f"pulled {cand.tag}", started, cand.tag, path="ranges" if fast else "daemon",
+               nbytes=nbytes, mbps=round(nbytes / seconds / 1e6, 1) if nbytes and seconds > 0 else None)
     return report(run, cand, kind, registry, digest, str(canonical), pinned, verified, True)
+
+
+def rename_fast_pull(run: Run, loopback: str, pinned: str, kind: str, creds: Credentials | None) -> None:
+    """Leave the image named as a direct pull leaves it, so the next run's cache check accepts it.
+    The containerd store derives RepoDigests from the names an image has, so the canonical tag is
+    enough and the loopback name simply goes. The classic store keeps only the digest references
+    it pulled: there a LAN's own reference is recorded by a second pull from the LAN, which finds
+    every layer present and costs one manifest request and no Hub quota. For a Hub image that would
+    be a counted pull, so the loopback digest reference stays (the cache check accepts any name with
+    the Hub's digest) until `prune --local` removes the image."""
+    engine = run.engine
+    assert engine is not None
+    if engine.image_store() != "containerd":
+        if kind == "hub":
+            return
+        try:
+            engine.pull(pinned, source=f"{kind} (name only)", stall_timeout=run.opts.stall_timeout,
+                        timeout=min(run.opts.pull_timeout, 300.0), creds=creds)
+        except LanmirrorError as exc:
+            log.info("could not record %s on the image (%s); keeping the loopback name", pinned, exc)
+            return
+    engine.untag(loopback)
 
 
 def size_completed_layers(run: Run, option: Option, exc: SlowPullError) -> None:

@@ -8,9 +8,11 @@ from typing import Any, NamedTuple
 
 from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.name import DOCKER_HUB, normalize_registry, validate_repository
+from lanmirror.remote.blobread import RangeSettings
 
 POLICIES = ("cache-first", "newest")
 LAN_SELECT = ("ordered", "spread")
+PULL_VIA = ("auto", "ranges", "daemon")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class Attempt:
     floor_mbps: float | None = None
     bytes_completed: int | None = None
     bytes_kept: int | None = None
+    # A pull: how it went (ranges: through the loopback endpoint; daemon: the daemon directly), and
+    # for the endpoint, the bytes each source delivered and at what rate.
+    path: str = ""
+    bytes: int | None = None
+    mbps: float | None = None
 
 
 @dataclass
@@ -72,11 +79,17 @@ class ResolveOptions:
     pull_rate_window: float = 30.0
     lan_select: str = "ordered"  # ordered: sites in preference order; spread: rendezvous over replicas
     runner_id: str = ""  # spread's identity; empty: $RUNNER_NAME, then the host name
+    # auto: the daemon pulls from lanmirror's loopback endpoint (parallel ranges, every replica),
+    # or directly where it cannot reach it; ranges: the endpoint or fail; daemon: directly, as before.
+    pull_via: str = "auto"
+    range_settings: RangeSettings = field(default_factory=RangeSettings)
 
     def validate(self) -> None:
         validate_repository(self.repo)
         if self.lan_select not in LAN_SELECT:
             raise BadInput(f"invalid lan-select {self.lan_select!r}: choose one of {', '.join(LAN_SELECT)}")
+        if self.pull_via not in PULL_VIA:
+            raise BadInput(f"invalid pull-via {self.pull_via!r}: choose one of {', '.join(PULL_VIA)}")
         if self.policy not in POLICIES:
             raise BadInput(f"invalid policy {self.policy!r}: choose one of {', '.join(POLICIES)}")
         if not self.image and not self.base_tags:

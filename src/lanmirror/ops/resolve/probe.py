@@ -130,6 +130,7 @@ def probe_lan(run: Run, lan: str, cands: list[Candidate]) -> dict[str, str] | No
         again, errors, still = parallel_heads(run, reg, repo, newer_unknown, t, retry=False)
         hits.update(again)
         unknown = (unknown - {c.tag for c in newer_unknown}) | still
+    run.lan_holders.append((lan, hits))
     if errors:
         run.warn(f"LAN registry {lan}: {len(errors)} of {len(cands)} probes failed ({describe(errors[0])})")
         remember_unknown(run, "lan", lan, cands, unknown, errors[0])
@@ -171,6 +172,7 @@ def probe_hub(run: Run, cands: list[Candidate]) -> dict[str, str] | None:
     if errors:
         remember_unknown(run, "hub", run.opts.hub_registry, cands, unknown, errors[0])
     run.hub_absent |= {c.tag for c in cands} - set(hits) - unknown
+    run.hub_digests.update(hits)
     if errors and not hits and len(errors) == len(cands):
         run.hub_error = errors[0]
         what = "unavailable" if is_transient(errors[0]) else "refused the check"

@@ -1,0 +1,8 @@
+"""The loopback registry the daemon pulls from during one resolve (`endpoint`), fed by `remote`'s
+blob reader from every source that holds the image (`sources`). Knows nothing of how the sources
+were chosen: that is `ops`."""
+
+from lanmirror.serve.endpoint import Endpoint
+from lanmirror.serve.sources import BlobSources, Source
+
+__all__ = ["BlobSources", "Endpoint", "Source"]

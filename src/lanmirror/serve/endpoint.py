@@ -1,0 +1,255 @@
+"""A registry on 127.0.0.1 that serves one image to the local Docker daemon for one pull.
+
+dockerd reads each layer over one HTTP stream; on a WAN capped per connection that is the whole
+cost of a job's 20 GB pull. So for the duration of one pull lanmirror serves the chosen image
+here, and feeds each blob the daemon asks for from `BlobSources` (parallel ranges, every replica
+that holds it, the Hub last). The daemon treats 127.0.0.0/8 as an insecure registry by default, so
+it needs no configuration.
+
+What it serves, and nothing else:
+- `GET /v2/` (the daemon's ping);
+- under `/v2/<prefix>/<repo>/`, where the prefix is random and new for each run: the manifests of
+  the image by digest, byte for byte with their media type and `Docker-Content-Digest`, and the
+  blobs they name, by digest, with HEAD and `Range` (the daemon resumes with it).
+
+Integrity: the daemon checks digests, and so does this server on every whole-blob stream. The last
+chunk is held back until the hash is known; on a mismatch the connection is reset instead, so the
+daemon never completes a wrong blob, the sources that served it are marked bad for the run, and the
+daemon's retry is served from the next source (as a whole blob: its partial file is discarded)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+from lanmirror.errors import LanmirrorError
+from lanmirror.retry import describe
+from lanmirror.serve.image import ServedImage
+from lanmirror.serve.sources import BlobSources, Source
+
+log = logging.getLogger("lanmirror.serve")
+
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = False
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A connection we reset on purpose, or one the daemon dropped: never a traceback on stderr.
+        log.debug("endpoint: connection from %s ended with an error", client_address, exc_info=True)
+
+
+class Endpoint:
+    """Serve `image` (its manifests by digest and the blobs they name) under `name`
+    (`127.0.0.1:PORT/<prefix>/<repo>`), until closed."""
+
+    def __init__(self, repo: str, image: ServedImage, sources: BlobSources, *, host: str = "127.0.0.1") -> None:
+        if not host.startswith("127."):
+            raise ValueError("the endpoint listens on loopback only")
+        self.repo = repo
+        self.image = image
+        self.sources = sources
+        self.prefix = secrets.token_hex(12)
+        self.corrupt: set[str] = set()  # blobs a source served wrong once: resumes restart them whole
+        self.served = 0  # bytes sent to the daemon
+        self.requests: list[tuple[str, str, int]] = []  # (method, path, status), for tests and reports
+        self._lock = threading.Lock()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "lanmirror-endpoint"
+            sys_version = ""
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def handle_one_request(self) -> None:
+                try:
+                    first = self.rfile.peek(1)[:1]  # type: ignore[attr-defined]
+                except OSError:
+                    first = b""
+                if first == b"\x16":
+                    # A TLS ClientHello: the containerd store's resolver tries HTTPS first and falls
+                    # back to HTTP only on an answer that starts "HTTP/", as Go's servers give.
+                    self.wfile.write(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    self.close_connection = True
+                    return
+                super().handle_one_request()
+
+            def do_GET(self) -> None:
+                endpoint._handle(self, "GET")
+
+            def do_HEAD(self) -> None:
+                endpoint._handle(self, "HEAD")
+
+        self._server = _Server((host, 0), Handler)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="endpoint", daemon=True)
+
+    @property
+    def registry(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def name(self) -> str:
+        """The repository the daemon pulls from."""
+        return f"{self.registry}/{self.prefix}/{self.repo}"
+
+    def start(self) -> Endpoint:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Endpoint:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        path = h.path.split("?", 1)[0]
+        status = 404
+        try:
+            if path == "/v2/" or path == "/v2":
+                status = self._send(h, method, 200, b"{}", {"Content-Type": "application/json"})
+                return
+            own = f"/v2/{self.prefix}/{self.repo}/"
+            if not path.startswith(own):
+                status = self._not_found(h, method, "NAME_UNKNOWN", "not this run's image")
+                return
+            kind, _, ref = path[len(own):].partition("/")
+            manifest = self.image.manifest(ref) if kind == "manifests" else None
+            size = self.image.blob_size(ref) if kind == "blobs" else None
+            if manifest is not None:
+                status = self._send(h, method, 200, manifest.body, {"Content-Type": manifest.media_type,
+                                                                     "Docker-Content-Digest": manifest.digest})
+            elif size is not None and ref in self.image.small:
+                status = self._send(h, method, 200, self.image.small[ref], {
+                    "Content-Type": "application/octet-stream", "Docker-Content-Digest": ref})
+            elif size is not None:
+                status = self._blob(h, method, ref, size)
+            else:
+                status = self._not_found(h, method, "MANIFEST_UNKNOWN" if kind == "manifests" else "BLOB_UNKNOWN",
+                                         "not part of this run's image")
+        except LanmirrorError as exc:  # a platform manifest the sources could not give
+            log.warning("endpoint: %s %s failed: %s", method, path, describe(exc))
+            status = self._send(h, method, 502, b"", {})
+        except (BrokenPipeError, ConnectionResetError):
+            h.close_connection = True
+        finally:
+            with self._lock:
+                self.requests.append((method, path, status))
+
+    def _send(self, h: BaseHTTPRequestHandler, method: str, status: int, body: bytes,
+              headers: dict[str, str]) -> int:
+        h.send_response(status)
+        h.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        if method == "GET":
+            h.wfile.write(body)
+        return status
+
+    def _not_found(self, h: BaseHTTPRequestHandler, method: str, code: str, message: str) -> int:
+        body = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+        return self._send(h, method, 404, body, {"Content-Type": "application/json"})
+
+    def _blob(self, h: BaseHTTPRequestHandler, method: str, digest: str, size: int) -> int:
+        start, end = 0, size - 1
+        match = _RANGE.fullmatch(h.headers.get("Range", "").strip())
+        ranged = match is not None and digest not in self.corrupt
+        if match is not None and ranged:
+            start = int(match.group(1))
+            end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+            if start >= size or start > end:
+                return self._send(h, method, 416, b"", {"Content-Range": f"bytes */{size}"})
+        headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest,
+                   "Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
+        status = 206 if ranged else 200
+        if status == 206:
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        h.send_response(status)
+        h.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.end_headers()
+        if method == "HEAD":
+            return status
+        whole = start == 0 and end == size - 1
+        try:
+            self._stream(h, digest, size, start, end, verify=whole)
+        except LanmirrorError as exc:
+            log.warning("serving %s failed: %s", digest[:19], describe(exc))
+            _reset(h)
+        return status
+
+    def _stream(self, h: BaseHTTPRequestHandler, digest: str, size: int, start: int, end: int,
+                verify: bool) -> None:
+        hasher = hashlib.sha256() if verify else None
+        used: set[int] = set()
+        held: bytes | None = None
+        remaining = end - start + 1
+        for source, chunk in self._read(digest, size, start):
+            used.add(id(source))
+            if len(chunk) > remaining:
+                chunk = chunk[:remaining]
+            remaining -= len(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
+            if held is not None:
+                h.wfile.write(held)
+                self._count(len(held))
+            held = chunk
+            if remaining <= 0:
+                break
+        if hasher is not None and f"sha256:{hasher.hexdigest()}" != digest:
+            # The last bytes never leave: the daemon cannot complete a wrong blob.
+            with self._lock:
+                self.corrupt.add(digest)
+            for source in self.sources.sources:
+                if id(source) in used:
+                    self.sources.mark_bad(source, f"blob {digest[:19]}… hashed to sha256:{hasher.hexdigest()[:12]}…")
+            _reset(h)
+            return
+        if held is not None:
+            h.wfile.write(held)
+            self._count(len(held))
+        h.wfile.flush()
+
+    def _read(self, digest: str, size: int, start: int) -> Iterator[tuple[Source, bytes]]:
+        return self.sources.read(digest, size, start)
+
+    def _count(self, n: int) -> None:
+        with self._lock:
+            self.served += n
+
+
+def _reset(h: BaseHTTPRequestHandler) -> None:
+    """End the connection with a TCP reset, so the client sees an error and not a short body."""
+    h.close_connection = True
+    try:
+        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        h.connection.close()
+    except OSError:
+        pass
