@@ -26,6 +26,11 @@ def resolve(stack, repo, *extra: str, engine: str | None = None, lans: tuple[str
     return json.loads(proc.stdout), proc.stderr
 
 
+def served(res: dict) -> dict[str, dict]:
+    """The attempts rows of the sources that fed the endpoint, by registry."""
+    return {a["registry"]: a for a in res["attempts"] if a["path"] == "ranges" and not a["result"].startswith("pulled")}
+
+
 def names(engine: str) -> list[str]:
     api = Engine(engine).api
     return [n for img in api.images() for n in (img.get("RepoTags") or []) + (img.get("RepoDigests") or [])]
@@ -33,7 +38,7 @@ def names(engine: str) -> list[str]:
 
 def test_a_pull_through_the_endpoint_is_named_as_a_direct_pull_and_then_a_verified_cache_hit(stack, repo, engine):
     img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=300_000, layers=3)
-    res, err = resolve(stack, repo, "--pull-via", "ranges", engine=engine, lans=(stack.lan,))
+    res, _ = resolve(stack, repo, "--pull-via", "ranges", engine=engine, lans=(stack.lan,))
     assert (res["source"], res["digest"], res["verified"]) == ("lan", img.digest, True)
     pulled = [a for a in res["attempts"] if a["result"].startswith("pulled")]
     assert pulled[0]["path"] == "ranges" and pulled[0]["bytes"] >= 3 * 300_000, pulled
@@ -43,3 +48,91 @@ def test_a_pull_through_the_endpoint_is_named_as_a_direct_pull_and_then_a_verifi
     assert stack.lan_proxy.bytes_out() >= 3 * 300_000  # the blobs came from the LAN, through us
     again, _ = resolve(stack, repo, engine=engine, lans=(stack.lan,))
     assert (again["source"], again["digest"], again["verified"]) == ("local", img.digest, True)
+
+
+def test_a_replica_serving_corrupt_bytes_costs_one_retry_and_is_named(stack, repo, engine):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, lan2=True, size=300_000, layers=2)
+    stack.lan_proxy.break_body("corrupt", after=150_000, count=1000)  # every blob it serves is wrong
+    res, _ = resolve(stack, repo, "--pull-via", "ranges", engine=engine, lans=(stack.lan, stack.lan2))
+    assert (res["source"], res["digest"]) == ("lan", img.digest)
+    rows = served(res)
+    assert "served wrong bytes" in rows.get(stack.lan, {}).get("result", ""), res["attempts"]
+    assert rows[stack.lan2]["bytes"] >= 2 * 300_000, rows  # the other replica served every blob whole
+    local = Engine(engine).local_image(f"{stack.hub}/{repo}:{tag_for(BASE, 1)}")
+    assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
+    # Nothing wrong was committed: the layers the daemon holds are the image's own.
+    api = Engine(engine).api
+    assert api.inspect_image(local.id)["RootFS"]["Layers"] == [
+        api.inspect_image(local.id)["RootFS"]["Layers"][i] for i in range(2)]
+    # Only the blobs the daemon had asked for at once (config and layers, at most three) went to it.
+    assert len(stack.lan_proxy.entries("GET", "/blobs/")) <= 3
+
+
+def test_a_replica_that_dies_mid_blob_is_finished_by_the_others(stack, repo, engine):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, lan2=True, size=1_000_000, layers=1)
+    # Every response from it breaks after 100 kB: more breaks than the retry policy resumes through.
+    stack.lan_proxy.break_body("reset", after=100_000, count=1000)
+    res, _ = resolve(stack, repo, "--pull-via", "ranges", engine=engine, lans=(stack.lan, stack.lan2))
+    assert (res["source"], res["digest"]) == ("lan", img.digest)
+    rows = served(res)
+    assert rows[stack.lan]["bytes"] >= 100_000 and "handed on" in rows[stack.lan]["result"], rows
+    assert 0 < rows[stack.lan2]["bytes"] < 1_000_000, rows  # it finished the blob from the byte reached
+    local = Engine(engine).local_image(f"{stack.hub}/{repo}:{tag_for(BASE, 1)}")
+    assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
+
+
+def test_where_the_daemon_cannot_reach_the_endpoint_it_pulls_directly_and_says_so_once(stack, repo):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True)
+    proc = run_cli_isolated(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
+                            "--hub-registry", stack.hub, "--no-verify", "--probe-timeout", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert (res["source"], res["digest"]) == ("lan", img.digest)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("endpoint")]
+    assert lines == ["endpoint 127.0.0.1: unreachable from the daemon: pulling directly"], proc.stderr
+    assert [a["path"] for a in res["attempts"] if a["result"].startswith("pulled")] == ["daemon"]
+
+
+def test_the_endpoint_serves_only_this_runs_image_on_loopback_with_ranges(stack, repo):
+    from lanmirror.remote.blobread import RangeSettings
+    from lanmirror.retry import RetryPolicy
+    from lanmirror.serve import BlobSources, Endpoint, Source
+    from lanmirror.serve.image import ServedImage
+
+    img = publish(stack, repo, BASE, 1, hub=False, lan=True, size=200_000, layers=2)
+    other = publish(stack, f"{repo}-other", BASE, 1, hub=False, lan=True, variant="-other")
+    lan = stack.client(stack.lan)
+    sources = [Source("lan", lan, repo)]
+    image = ServedImage(lambda d: lan.get_manifest(repo, d))
+    image.add_top(lan.get_manifest(repo, img.digest))
+    feed = BlobSources(sources, RetryPolicy(attempts=2, base=0.1, cap=0.2), RangeSettings())
+    with pytest.raises(ValueError):
+        Endpoint(repo, image, feed, host="0.0.0.0")
+    with Endpoint(repo, image, feed) as ep:
+        assert ep._server.server_address[0] == "127.0.0.1"
+        base = f"http://{ep.name.replace(ep.registry, ep.registry + '/v2', 1)}"
+        layer = img.layer_digests[0]
+        blob = img.blobs[layer]
+        assert requests.get(f"http://{ep.registry}/v2/").status_code == 200
+        manifest = requests.get(f"{base}/manifests/{img.digest}")
+        assert manifest.content == img.manifest.body and manifest.headers["Docker-Content-Digest"] == img.digest
+        head = requests.head(f"{base}/blobs/{layer}")
+        assert (head.status_code, int(head.headers["Content-Length"])) == (200, len(blob))
+        part = requests.get(f"{base}/blobs/{layer}", headers={"Range": "bytes=1000-"})
+        assert (part.status_code, part.content) == (206, blob[1000:])
+        assert part.headers["Content-Range"] == f"bytes 1000-{len(blob) - 1}/{len(blob)}"
+        part = requests.get(f"{base}/blobs/{layer}", headers={"Range": "bytes=5-9"})
+        assert (part.status_code, part.content) == (206, blob[5:10])
+        assert requests.get(f"{base}/blobs/{layer}").content == blob
+        refused = [
+            f"http://{ep.registry}/v2/{repo}/manifests/{img.digest}",  # no prefix
+            f"http://{ep.registry}/v2/{ep.prefix}/{repo}-other/manifests/{other.digest}",  # another repository
+            f"{base}/manifests/{other.digest}",  # another digest
+            f"{base}/blobs/{other.layer_digests[0]}",
+            f"{base}/manifests/{tag_for(BASE, 1)}",  # a tag: only digests
+            f"{base}/tags/list",
+        ]
+        assert [requests.get(u).status_code for u in refused] == [404] * len(refused)
+    assert requests.__name__  # the endpoint is closed now:
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://{ep.registry}/v2/", timeout=2)

@@ -47,6 +47,8 @@ class Run:
     # LAN registries this process reached (registry, tag → digest), and the Hub's digests.
     lan_holders: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     hub_digests: dict[str, str] = field(default_factory=dict)
+    # Sources that served bytes not matching their digest: never read from again in this run.
+    bad_sources: set[str] = field(default_factory=set)
     _hub: Registry | None = None
 
     @property

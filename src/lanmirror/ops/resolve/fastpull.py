@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 from lanmirror.daemon import LocalImage
 from lanmirror.errors import LanmirrorError
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.model import Option
+from lanmirror.ops.resolve.probe import run_bounded
 from lanmirror.remote.registry import Manifest
 from lanmirror.retry import describe
 from lanmirror.serve import BlobSources, Endpoint, Source
@@ -44,12 +46,29 @@ def sources_for(run: Run, option: Option) -> list[Source]:
     the Hub when its digest is the same one (for a Hub option, the Hub alone unless replicas hold it)."""
     cand, kind, registry, digest = option
     out = [Source(kind, run.clients.registry(registry), run.repository(registry))]
-    for lan, hits in run.lan_holders:
-        if lan != registry and hits.get(cand.tag) == digest:
-            out.append(Source("lan", run.clients.registry(lan), run.repository(lan)))
+    if registry in run.bad_sources:
+        out[0].bad = True  # it served wrong bytes earlier in this run: the others go first, it never
+    known = {lan for lan, hits in run.lan_holders if hits.get(cand.tag) == digest} - {registry}
+    asked = {lan for lan, _ in run.lan_holders} | {registry}
+    for lan in [r for r in run.opts.lan_registries if (r in known or r not in asked) and r not in run.bad_sources]:
+        out.append(Source("lan", run.clients.registry(lan), run.repository(lan)))
+    if len(out) > 1:
+        out = out[:1] + holders(run, out[1:], digest, known)
     if kind != "hub" and run.hub_digests.get(cand.tag) == digest:
         out.append(Source("hub", run.hub(), run.upstream.repository))
     return out
+
+
+def holders(run: Run, replicas: list[Source], digest: str, known: set[str]) -> list[Source]:
+    """The replicas that hold `digest`: those whose probe said so, and those not probed yet that
+    answer one HEAD by digest within the probe timeout (all at once: a dead one costs that bound)."""
+    unknown = [s for s in replicas if s.name not in known]
+    t = run.opts.probe_timeout
+    results = run_bounded([partial(s.registry.head_manifest, s.repo, digest, retry=False, timeout=(t, t))
+                           for s in unknown], t)
+    have = {s.name for s, (done, value) in zip(unknown, results, strict=True)
+            if done and not isinstance(value, BaseException) and value is not None and value.digest == digest}
+    return [s for s in replicas if s.name in known or s.name in have]
 
 
 def load_manifest(sources: list[Source], digest: str) -> Manifest:
@@ -66,13 +85,12 @@ def load_manifest(sources: list[Source], digest: str) -> Manifest:
     raise last or LanmirrorError(f"no source left for manifest {digest[:19]}")
 
 
-def pull_through_endpoint(run: Run, option: Option, *, floor: float) -> FastPull:
-    """Pull `option` through a loopback endpoint. Raises EndpointUnreachable (nothing fetched yet)
-    when the daemon cannot reach it; any other error is the pull's own."""
+def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, floor: float) -> FastPull:
+    """Pull `option` through a loopback endpoint fed from `sources`. Raises EndpointUnreachable
+    (nothing fetched yet) when the daemon cannot reach it; any other error is the pull's own."""
     _, kind, registry, digest = option
     engine = run.engine
     assert engine is not None
-    sources = sources_for(run, option)
     image = ServedImage(lambda d: load_manifest(sources, d))
     feed = BlobSources(sources, run.policy, run.opts.range_settings)
     with Endpoint(run.upstream.repository, image, feed) as endpoint:
@@ -93,10 +111,13 @@ def pull_through_endpoint(run: Run, option: Option, *, floor: float) -> FastPull
 
 def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
     """The pull through the endpoint, or None when `auto` must leave it to the daemon (said in one
-    line). Each source that delivered bytes gets a row in the attempts table."""
+    line). Each source that delivered bytes, failed or served wrong bytes gets a row in the attempts
+    table, whether the pull succeeded or not, and a source that served wrong bytes is not asked
+    again for the rest of the run."""
     started = clock()
+    sources = sources_for(run, option)
     try:
-        fast = pull_through_endpoint(run, option, floor=floor)
+        return pull_through_endpoint(run, option, sources, floor=floor)
     except EndpointUnreachable as exc:
         if run.opts.pull_via == "ranges":
             raise LanmirrorError(f"{exc}; --pull-via ranges needs it (use auto to fall back to the daemon's "
@@ -104,10 +125,12 @@ def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
         run.record("endpoint", "127.0.0.1", "unreachable from the daemon: pulling directly", started,
                    option.cand.tag, path="daemon")
         return None
-    for source in fast.sources:
-        if source.bytes or source.failures or source.bad:
-            state = "served wrong bytes; not used again" if source.bad else (
-                f"{source.failures} failure(s), handed on" if source.failures else "delivered")
-            run.record(source.kind, source.name, f"{state}: {source.bytes / 1e6:.1f} MB", started, option.cand.tag,
-                       path="ranges", nbytes=source.bytes, mbps=round(source.rate() / 1e6, 1))
-    return fast
+    finally:
+        for source in sources:
+            if source.bad:
+                run.bad_sources.add(source.name)
+            if source.bytes or source.failures or source.bad:
+                state = "served wrong bytes; not used again" if source.bad else (
+                    f"{source.failures} failure(s), handed on" if source.failures else "delivered")
+                run.record(source.kind, source.name, f"{state}: {source.bytes / 1e6:.1f} MB", started,
+                           option.cand.tag, path="ranges", nbytes=source.bytes, mbps=round(source.rate() / 1e6, 1))
