@@ -74,13 +74,50 @@ def _broken(exc: BaseException) -> TransientError:
     return TransientError(f"connection broke mid-body: {type(exc).__name__}")
 
 
+class Replicas:
+    """Registries that hold the same blob, for one reader's ranges: each range goes to the replica
+    with the fewest ranges in flight (the faster one, measured, on a tie), so a fast replica takes
+    more of the work; one that fails twice is left out for the rest of the blob."""
+
+    def __init__(self, members: list[tuple[Registry, str]]) -> None:
+        self.members = members
+        self._lock = threading.Lock()
+        self.inflight = [0] * len(members)
+        self.failures = [0] * len(members)
+        self.delivered = [0] * len(members)  # bytes per member, for reports and the integrity verdict
+        self.busy = [0.0] * len(members)  # seconds with a range in flight
+
+    def pick(self) -> int:
+        with self._lock:
+            alive = [i for i in range(len(self.members)) if self.failures[i] < 2] or [0]
+            best = min(alive, key=lambda i: (self.inflight[i], -self.rate(i), i))
+            self.inflight[best] += 1
+            return best
+
+    def rate(self, i: int) -> float:
+        return self.delivered[i] / self.busy[i] if self.busy[i] > 0 else 0.0
+
+    def done(self, i: int, nbytes: int, seconds: float, failed: bool) -> None:
+        with self._lock:
+            self.inflight[i] -= 1
+            self.delivered[i] += nbytes
+            self.busy[i] += seconds
+            if failed:
+                self.failures[i] += 1
+
+    def names(self) -> dict[str, int]:
+        """Bytes delivered, by registry name, for the members that delivered any."""
+        return {self.members[i][0].name: n for i, n in enumerate(self.delivered) if n}
+
+
 class BlobReader:
     """Iterate over the bytes of `digest` (of known `size`) on `registry`, in order, from byte
-    `start` (an upload resuming after a break needs the source from where the target stopped)."""
+    `start` (an upload resuming after a break needs the source from where the target stopped).
+    With `replicas`, the parallel ranges are shared between `registry` and them."""
 
     def __init__(self, registry: Registry, repo: str, digest: str, size: int, policy: RetryPolicy,
                  settings: RangeSettings | None = None, budget: threading.Semaphore | None = None,
-                 start: int = 0) -> None:
+                 start: int = 0, replicas: list[tuple[Registry, str]] | None = None) -> None:
         if not 0 <= start <= size:
             raise ValueError(f"start {start} outside a blob of {size} bytes")
         self.start = start
@@ -94,6 +131,7 @@ class BlobReader:
         self.ranged = False  # whether parallel ranges were used (for reports and tests)
         self.resumes = 0
         self.flows_used: list[int] = []  # the flow counts tried, in order (for reports and tests)
+        self.replicas = Replicas([(registry, repo), *(replicas or [])])
 
     def __iter__(self) -> Iterator[bytes]:
         s = self.settings
@@ -182,6 +220,24 @@ class BlobReader:
         what = f"GET {self.digest[:19]} from byte {start}"
         return self.policy.call(lambda: self.registry.open_blob(self.repo, self.digest, start=start, end=end), what)
 
+    def _open_replica(self, start: int, end: int) -> tuple[int, requests.Response]:
+        """A bounded range from the replica `Replicas.pick` chooses; each retry may choose another."""
+        chosen = [0]
+
+        def attempt() -> requests.Response:
+            i = self.replicas.pick()
+            chosen[0] = i
+            began = time.monotonic()
+            registry, repo = self.replicas.members[i]
+            try:
+                return registry.open_blob(repo, self.digest, start=start, end=end)
+            except BaseException:
+                self.replicas.done(i, 0, time.monotonic() - began, failed=True)
+                raise
+
+        resp = self.policy.call(attempt, f"GET {self.digest[:19]} bytes {start}-{end}")
+        return chosen[0], resp
+
     def _consume(self, resp: requests.Response, start: int, end: int | None,
                  resumable: bool = True) -> Iterator[bytes]:
         """Yield the body of `resp` (bytes start..end); on a break, reopen at the next byte."""
@@ -219,7 +275,23 @@ class BlobReader:
     # -- parallel bounded ranges ----------------------------------------------------------------
 
     def _fetch(self, start: int, end: int) -> list[bytes]:
-        return list(self._consume(self._open(start, end), start, end))
+        if len(self.replicas.members) == 1:
+            return list(self._consume(self._open(start, end), start, end))
+        i, resp = self._open_replica(start, end)
+        began = time.monotonic()
+        pieces: list[bytes] = []
+        try:
+            for piece in self._consume(resp, start, end, resumable=False):
+                pieces.append(piece)
+        except TransientError:
+            # That replica broke mid-range: the range is fetched again whole, from whichever is best
+            # now; when every replica has failed twice, the reader fails (the caller hands on).
+            self.replicas.done(i, 0, time.monotonic() - began, failed=True)
+            if min(self.replicas.failures) >= 2:
+                raise
+            return self._fetch(start, end)
+        self.replicas.done(i, sum(len(p) for p in pieces), time.monotonic() - began, failed=False)
+        return pieces
 
     def _parallel(self, first: requests.Response, start: int) -> Iterator[bytes]:
         """Ranges in order through a read-ahead window. Each range in flight (or fetched and not yet

@@ -27,14 +27,13 @@ import secrets
 import socket
 import struct
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 from lanmirror.errors import LanmirrorError
 from lanmirror.retry import describe
 from lanmirror.serve.image import ServedImage
-from lanmirror.serve.sources import BlobSources, Source
+from lanmirror.serve.sources import BlobSources
 
 log = logging.getLogger("lanmirror.serve")
 
@@ -207,11 +206,10 @@ class Endpoint:
     def _stream(self, h: BaseHTTPRequestHandler, digest: str, size: int, start: int, end: int,
                 verify: bool) -> None:
         hasher = hashlib.sha256() if verify else None
-        used: set[int] = set()
+        contributors: set[str] = set()
         held: bytes | None = None
         remaining = end - start + 1
-        for source, chunk in self._read(digest, size, start):
-            used.add(id(source))
+        for chunk in self.sources.read(digest, size, start, contributors):
             if len(chunk) > remaining:
                 chunk = chunk[:remaining]
             remaining -= len(chunk)
@@ -227,18 +225,14 @@ class Endpoint:
             # The last bytes never leave: the daemon cannot complete a wrong blob.
             with self._lock:
                 self.corrupt.add(digest)
-            for source in self.sources.sources:
-                if id(source) in used:
-                    self.sources.mark_bad(source, f"blob {digest[:19]}… hashed to sha256:{hasher.hexdigest()[:12]}…")
+            self.sources.mark_bad_names(contributors, f"blob {digest[:19]}… hashed to "
+                                                      f"sha256:{hasher.hexdigest()[:12]}…")
             _reset(h)
             return
         if held is not None:
             h.wfile.write(held)
             self._count(len(held))
         h.wfile.flush()
-
-    def _read(self, digest: str, size: int, start: int) -> Iterator[tuple[Source, bytes]]:
-        return self.sources.read(digest, size, start)
 
     def _count(self, n: int) -> None:
         with self._lock:

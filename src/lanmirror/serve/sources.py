@@ -69,23 +69,28 @@ class BlobSources:
         log.warning("%s %s served a blob that does not match its digest (%s); not asked again this run",
                     source.kind, source.name, why)
 
-    def read(self, digest: str, size: int, start: int = 0) -> Iterator[tuple[Source, bytes]]:
-        """The bytes of `digest` from `start`, each with the source it came from. A source that fails
-        hands over to the next from the byte reached; when none is left, the last error is raised."""
+    def read(self, digest: str, size: int, start: int = 0,
+             contributors: set[str] | None = None) -> Iterator[bytes]:
+        """The bytes of `digest` from `start`. The first usable source reads it with the other LAN
+        replicas sharing its parallel ranges; if that fails, the next source goes on from the byte
+        reached, alone. Every source that delivered bytes is added to `contributors` (the endpoint
+        marks them bad if the whole does not hash right). When none is left, the read fails."""
         offset = start
         last: BaseException | None = None
-        for source in self.usable():
+        usable = self.usable()
+        for n, source in enumerate(usable):
             if offset >= size:
                 return
+            spread = [s for s in usable[n + 1:] if s.kind == "lan" and source.kind == "lan"]
             reader = BlobReader(source.registry, source.repo, digest, size, self.policy, self.settings,
-                                self.budget, start=offset)
+                                self.budget, start=offset, replicas=[(s.registry, s.repo) for s in spread])
             began = time.monotonic()
             got = 0
             try:
                 for chunk in reader:
                     got += len(chunk)
                     offset += len(chunk)
-                    yield source, chunk
+                    yield chunk
                 return
             except (LanmirrorError, requests.RequestException, OSError) as exc:
                 last = exc
@@ -95,10 +100,30 @@ class BlobSources:
                 log.warning("%s %s failed at byte %d of %s (%s); next source", source.kind, source.name, offset,
                             digest[:19], describe(exc))
             finally:
-                with self._lock:
-                    source.bytes += got
-                    source.seconds += time.monotonic() - began
+                self._account(source, spread, reader.replicas.names(), got, time.monotonic() - began, contributors)
         if offset < size:
             why = f" (last: {describe(last)})" if last is not None else ""
             raise LanmirrorError(f"no source left for {digest[:19]}… at byte {offset} of {size}{why}")
 
+    def _account(self, primary: Source, spread: list[Source], delivered: dict[str, int], got: int, seconds: float,
+                 contributors: set[str] | None) -> None:
+        """Bytes per source: what each replica's ranges delivered, the rest (the first stream and
+        range) to the primary."""
+        others = {s.name: s for s in spread}
+        with self._lock:
+            for name, nbytes in delivered.items():
+                if name in others:
+                    others[name].bytes += nbytes
+                    others[name].seconds += seconds
+            mine = max(0, got - sum(n for name, n in delivered.items() if name in others))
+            primary.bytes += mine
+            primary.seconds += seconds
+            if contributors is not None:
+                contributors.update(name for name, n in delivered.items() if n)
+                if mine:
+                    contributors.add(primary.name)
+
+    def mark_bad_names(self, names: set[str], why: str) -> None:
+        for source in self.sources:
+            if source.name in names and not source.bad:
+                self.mark_bad(source, why)
