@@ -18,6 +18,9 @@ Scenarios (on the same local stack as the tests):
   8. fan-out            one mirror into 3 LAN registries vs 3 single-target mirrors: Hub bytes and time
   9. replicas           R = 1, 2, 4 LAN replicas in network namespaces, egress capped by htb, 16 readers
                         spread by rendezvous hashing: aggregate time (should fall as 1/R)
+ 10. fast pull          the job's pull into an empty store, download and extraction apart: kernel WAN
+                        (curl ceiling | docker pull | resolve --pull-via daemon | resolve via the endpoint),
+                        loopback LAN (daemon | endpoint), 1 vs 4 LAN replicas through the endpoint
 
 Mirror timings go straight to the registries (no Python proxy on the data path, as in real life);
 bytes and requests come from the registries' own access logs. Resolve scenarios go through the
@@ -115,6 +118,54 @@ def timed_rss(cmd: list[str], env: dict[str, str]) -> Run:
         text = rss_file.read().strip().splitlines()
         rss_kb = float(text[-1]) if text and text[-1].isdigit() else 0.0
         return Run(seconds, proc.returncode, rss_kb / 1024, proc.stdout)
+
+
+@dataclass
+class CpuRun(Run):
+    cpu: float = 0.0  # user + system seconds of the command and its children
+
+
+def timed_cpu(cmd: list[str], env: dict[str, str]) -> CpuRun:
+    """Like `timed_rss`, with the command's CPU seconds too (GNU time: %M %U %S)."""
+    with tempfile.NamedTemporaryFile("r") as out_file:
+        start = time.monotonic()
+        proc = subprocess.run(["/usr/bin/time", "-q", "-f", "%M %U %S", "-o", out_file.name, *cmd], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seconds = time.monotonic() - start
+        fields = (out_file.read().strip().splitlines() or ["0 0 0"])[-1].split()
+        rss_kb, user, system = (float(f) for f in fields) if len(fields) == 3 else (0.0, 0.0, 0.0)
+        return CpuRun(seconds, proc.returncode, rss_kb / 1024, proc.stdout, user + system)
+
+
+def pull_download_seconds(out: str) -> float | None:
+    """From `resolve --json`: the pulled attempt's download phase."""
+    try:
+        start = out.index("{\n")
+        data = json.loads(out[start:])
+    except ValueError:
+        return None
+    pulled = [a for a in data.get("attempts", []) if str(a.get("result", "")).startswith("pulled")]
+    return pulled[-1].get("download_seconds") if pulled else None
+
+
+# docker pull through docker-py, printing when the last layer finished downloading: the same
+# phases the daemon reports to `docker pull`.
+DOCKER_PULL_PHASES = """
+import sys, time, docker
+api = docker.APIClient(version="auto")
+start, done = time.monotonic(), None
+for msg in api.pull(sys.argv[1], stream=True, decode=True):
+    if msg.get("error"):
+        sys.exit(msg["error"])
+    if msg.get("status") in ("Download complete", "Verifying Checksum"):
+        done = time.monotonic()
+print(f"download_seconds={done - start if done else 0:.3f}")
+"""
+
+
+def docker_download_seconds(out: str) -> float | None:
+    match = re.search(r"download_seconds=([\d.]+)", out)
+    return float(match.group(1)) if match and float(match.group(1)) > 0 else None
 
 
 class AccessLog:
@@ -591,6 +642,107 @@ class Bench:
         finally:
             hub.stop()
 
+    def fastpull(self) -> None:
+        """10. The job's pull, the hot path: an empty image store pulls the nightly. The download and
+        extraction phases are reported apart (the daemon downloads a layer whole before extracting it,
+        and extraction on these two cores is a fixed cost no transport changes).
+          a. kernel WAN, 25 MB/s per flow, one 1 GiB layer: curl 1 stream and N ranges (the ceiling),
+             docker pull, lanmirror resolve --pull-via daemon (today), lanmirror resolve (the endpoint)
+          b. loopback LAN, the same image: --pull-via daemon against the endpoint (auto)
+          c. R LAN replicas in network namespaces, each capped at --replica-mbit: the endpoint reading
+             from all of them against the endpoint reading from one"""
+        from netns import NetnsRegistry
+        from wan import ShapedHub
+
+        from lanmirror.cmd.wiring import Clients
+
+        a = self.args
+        s = self.stack
+        t = tag(0, "fpull")
+        blob, diff = images.layer("fpull-big", a.wan_big_mb << 20)
+        img = _with_extra_layer(images.build([], 0), blob, diff)
+        images.push(s.client(self.hub_direct, HUB_CREDS), REPO, t, img)
+        total = sum(len(b) for b in img.blobs.values())
+        digest = img.layer_digests[-1]
+
+        def resolve(hub: str, *extra: str) -> list[str]:
+            return [LANMIRROR, "resolve", "--repo", REPO, "--base-tag", "fpull", "--hub-registry", hub, "--json",
+                    "--insecure-registry", hub, "--no-verify", *extra]
+
+        def measure(label: str, name: str, cmd: list[str], ref: str, ceiling: float | None = None) -> Row:
+            r = self.row(label, name)
+            for _ in range(a.wan_repeat):
+                self.forget_local(ref)
+                self.docker("image", "prune", "-af")  # every job starts from an empty image store
+                run = timed_cpu(cmd, self.env)
+                r.seconds.append(round(run.seconds, 3))
+                r.rss_mb = max(r.rss_mb or 0.0, round(run.rss_mb, 1))
+                download = pull_download_seconds(run.out) if name.startswith("lanmirror") else None
+                if name == "docker pull":
+                    download = docker_download_seconds(run.out)
+                if run.rc != 0:
+                    r.note = f"FAILED exit {run.rc}: {run.out.strip().splitlines()[-1][:80] if run.out else ''}"
+                    continue
+                moved = len(blob) if name.startswith("curl") else total
+                r.mbps = round(moved / 1e6 / r.median, 1)
+                if download:
+                    r.note = (f"download {download:.1f} s ({moved / 1e6 / download:.0f} MB/s"
+                              + (f", {moved / 1e6 / download / ceiling:.0%} of the ceiling" if ceiling else "")
+                              + f"), extract {max(0.0, run.seconds - download):.1f} s")
+                if name.startswith("lanmirror"):
+                    r.note += f"; CPU {run.cpu / (total / 2**30):.1f} s/GiB"
+            return r
+
+        hub = ShapedHub(s.root, s.hub_registry.root / "data").start()
+        try:
+            hub.shape(a.wan_conn_mbps, None)
+            label = f"10a pull: kernel WAN {a.wan_conn_mbps:g} MB/s per flow, {a.wan_big_mb} MiB layer"
+            blob_url = f"http://{hub.address}/v2/{REPO}/blobs/{digest}"
+            ceiling: float | None = None
+            for n in (1, a.ceiling_flows):
+                part = -(-len(blob) // n)
+                spans = [(i * part, min(len(blob), (i + 1) * part) - 1) for i in range(n)]
+                cmd = ["bash", "-c", " & ".join(f"curl -sf -o /dev/null -r {lo}-{hi} {blob_url}" for lo, hi in spans)
+                       + " & wait"]
+                self.say(f"{label}: curl x{n}")
+                row = measure(label, f"curl, {n} stream(s)" + (" (ceiling)" if n > 1 else ""), cmd, "none")
+                ceiling = row.mbps if n > 1 else ceiling
+            ref = f"{hub.address}/{REPO}:{t}"
+            tools = [("docker pull", [sys.executable, "-c", DOCKER_PULL_PHASES, f"{hub.address}/{REPO}@{img.digest}"]),
+                     ("lanmirror, --pull-via daemon", resolve(hub.address, "--pull-via", "daemon")),
+                     ("lanmirror (endpoint)", resolve(hub.address))]
+            for name, cmd in tools:
+                self.say(f"{label}: {name}")
+                measure(label, name, cmd, ref, ceiling)
+        finally:
+            hub.stop()
+
+        # b. loopback LAN
+        label = f"10b pull: loopback LAN, {a.wan_big_mb} MiB layer"
+        subprocess.run([LANMIRROR, "mirror", "--repo", REPO, "--tag", t, "--source-registry", self.hub_direct,
+                        "--lan-registry", self.lan_direct], env=self.env, check=True, capture_output=True)
+        ref = f"{self.hub_direct}/{REPO}:{t}"
+        for name, extra in (("lanmirror, --pull-via daemon", ["--pull-via", "daemon"]),
+                            ("lanmirror (auto)", [])):
+            self.say(f"{label}: {name}")
+            measure(label, name, resolve(self.hub_direct, "--lan-registry", self.lan_direct, *extra), ref)
+
+        # c. replicas
+        label = f"10c pull: LAN replicas, {a.replica_mbit} Mbit/s each, {a.wan_big_mb} MiB layer"
+        regs = [NetnsRegistry(s.root / "fast-replicas", i + 1, a.replica_mbit).start() for i in range(4)]
+        try:
+            with Clients(insecure=["10.210.0.0/16"], daemon=False) as clients:
+                for reg in regs:
+                    images.push(clients.registry(reg.address), REPO, t, img)
+            for count in (1, 4):
+                lans = [x for reg in regs[:count] for x in ("--lan-registry", reg.address)]
+                cmd = resolve(self.hub_direct, *lans, "--insecure-registry", "10.210.0.0/16", "--pull-via", "ranges")
+                self.say(f"{label}: {count} replica(s)")
+                measure(label, f"lanmirror, {count} replica(s)", cmd, ref)
+        finally:
+            for reg in regs:
+                reg.stop()
+
     def wan_proxy(self) -> None:
         """Labelled as what it is: the Python fault proxy as the WAN (it tops out near 100 MB/s),
         kept only for what the kernel cannot do here: added latency and a 307 to a CDN host."""
@@ -750,14 +902,15 @@ def main() -> int:
     p.add_argument("--replica-mbit", type=int, default=400, help="replicas: each replica's egress cap, Mbit/s")
     p.add_argument("--replica-layer-mb", type=int, default=16, help="replicas: layer size (4 layers)")
     p.add_argument("--only", help="comma-separated scenarios: "
-                                  "cold,incremental,fanout,replicas,resolve,fleet,wan,wanproxy,memory")
+                                  "cold,incremental,fanout,replicas,resolve,fleet,wan,wanproxy,fastpull,memory")
     p.add_argument("--tools", help="cold and WAN scenarios: only the tools whose name starts with one of these "
                                    "(comma-separated), e.g. lanmirror; for quick iterations, not for reports")
     args = p.parse_args()
     if not shutil.which("skopeo"):
         print("skopeo not found: run ./dev bench, which installs it", file=sys.stderr)
         return 2
-    wanted = set((args.only or "cold,incremental,fanout,replicas,resolve,fleet,wan,wanproxy,memory").split(","))
+    wanted = set((args.only or "cold,incremental,fanout,replicas,resolve,fleet,wan,wanproxy,fastpull,memory")
+                 .split(","))
     bench = Bench(args)
     started = time.monotonic()
     try:
@@ -777,6 +930,8 @@ def main() -> int:
             bench.wan()
         if "wanproxy" in wanted:
             bench.wan_proxy()
+        if "fastpull" in wanted:
+            bench.fastpull()
         if "memory" in wanted and args.memory_gb:
             bench.memory()
     finally:

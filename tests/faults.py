@@ -143,9 +143,22 @@ def lan_5xx_burst_mirror(stack: Stack, repo: str) -> Outcome:
 
 
 def lan_corrupt_blob(stack: Stack, repo: str) -> Outcome:
+    """The daemon pulling directly: it refuses the LAN's corrupt blob, and resolve goes to the Hub."""
     img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=1 << 20, layers=1)
     stack.lan_proxy.break_body("corrupt", after=1000, count=100)
-    return expect_image(stack, *resolve_cli(stack, repo), img.digest, "hub")
+    return expect_image(stack, *resolve_cli(stack, repo, "--pull-via", "daemon"), img.digest, "hub")
+
+
+def lan_corrupt_blob_endpoint(stack: Stack, repo: str) -> Outcome:
+    """Through the endpoint: the wrong blob is never completed, the LAN is named and not asked again,
+    and the blob comes from the Hub (in the same pull on the classic store)."""
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=1 << 20, layers=1)
+    stack.lan_proxy.break_body("corrupt", after=1000, count=100)
+    proc, secs = resolve_cli(stack, repo)
+    out = expect_image(stack, proc, secs, img.digest)
+    if out.ok and "served wrong bytes" not in proc.stdout:
+        return Outcome(False, "the corrupt LAN was not named", secs, out.requests)
+    return out
 
 
 def source_corrupt_blob_mirror(stack: Stack, repo: str) -> Outcome:
@@ -283,10 +296,23 @@ def pull_stream_error(stack: Stack, repo: str) -> Outcome:
     img = publish(stack, repo, BASE, 1, hub=True, lan=True)
     lan = stack.client(stack.lan_registry.address)
     lan.transport.request("DELETE", f"/v2/{repo}/blobs/{img.layer_digests[0]}").close()
-    proc, secs = resolve_cli(stack, repo)
+    proc, secs = resolve_cli(stack, repo, "--pull-via", "daemon")
     out = expect_image(stack, proc, secs, img.digest, "hub")
     if out.ok and "pull failed" not in proc.stdout:
         return Outcome(False, "stream error not reported", secs, out.requests)
+    return out
+
+
+def lan_lost_blob_endpoint(stack: Stack, repo: str) -> Outcome:
+    """Through the endpoint, the blob the LAN lost comes from the Hub within the same pull, and the
+    warning says the LAN copy is incomplete."""
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True)
+    lan = stack.client(stack.lan_registry.address)
+    lan.transport.request("DELETE", f"/v2/{repo}/blobs/{img.layer_digests[0]}").close()
+    proc, secs = resolve_cli(stack, repo)
+    out = expect_image(stack, proc, secs, img.digest, "lan")
+    if out.ok and "could not serve every blob" not in proc.stdout:
+        return Outcome(False, "the incomplete LAN copy was not reported", secs, out.requests)
     return out
 
 
@@ -357,7 +383,8 @@ ROWS = [
     Row("LAN reset mid-body", "resolve", lan_reset_mid_body, 20, "image"),
     Row("LAN 5xx burst", "resolve", lan_5xx_burst_resolve, 8, "image"),
     Row("LAN 5xx burst", "mirror", lan_5xx_burst_mirror, 20, "mirrored"),
-    Row("LAN corrupt blob bytes", "resolve", lan_corrupt_blob, 20, "image from the Hub"),
+    Row("LAN corrupt blob bytes", "resolve --pull-via daemon", lan_corrupt_blob, 20, "image from the Hub"),
+    Row("LAN corrupt blob bytes", "resolve", lan_corrupt_blob_endpoint, 20, "image, the LAN named"),
     Row("source corrupt blob bytes", "mirror", source_corrupt_blob_mirror, 30, "exit 1, nothing tagged"),
     Row("LAN stale tag", "resolve", lan_stale_tag, 8, "Hub copy + warning"),
     Row("LAN registry restarted mid-mirror", "mirror", lan_restarted_mid_mirror, 60, "mirrored"),
@@ -373,7 +400,8 @@ ROWS = [
     Row("Hub 5xx burst", "resolve", hub_5xx_burst, 10, "image"),
     Row("Hub token endpoint black-holed", "resolve", hub_token_black_holed, 15, "exit 1"),
     Row("daemon not running", "resolve", daemon_missing, 15, "exit 1 naming the socket"),
-    Row("pull error inside the stream JSON", "resolve", pull_stream_error, 15, "image from the Hub"),
+    Row("pull error inside the stream JSON", "resolve --pull-via daemon", pull_stream_error, 15, "image from the Hub"),
+    Row("LAN lost a blob", "resolve", lan_lost_blob_endpoint, 15, "image, the blob from the Hub"),
     Row("disk-full style push error", "mirror --engine docker", push_disk_full, 120, "exit 1 naming the LAN"),
     Row("two mirrors of one tag at once", "mirror", two_mirrors_same_tag, 30, "both ok, same digest"),
     Row("32 resolvers at once", "resolve", many_resolvers, 60, "all agree"),

@@ -136,3 +136,32 @@ def test_the_endpoint_serves_only_this_runs_image_on_loopback_with_ranges(stack,
     assert requests.__name__  # the endpoint is closed now:
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://{ep.registry}/v2/", timeout=2)
+
+
+@pytest.mark.parametrize("fault", [None, "reset"])
+def test_the_ranges_of_one_blob_come_from_every_replica(stack, repo, fault):
+    """Small settings so that a 4 MB layer is read as ranges: both replicas serve ranges of it, and
+    when one breaks every response after 100 kB, the other serves the rest; the bytes are whole."""
+    import hashlib
+
+    from lanmirror.remote.blobread import RangeSettings
+    from lanmirror.retry import RetryPolicy
+    from lanmirror.serve import BlobSources, Source
+
+    img = publish(stack, repo, BASE, 1, hub=False, lan=True, lan2=True, size=4_000_000, layers=1)
+    layer = img.layer_digests[0]
+    if fault:
+        stack.lan2_proxy.break_body("reset", after=100_000, count=1000)
+    sources = [Source("lan", stack.client(stack.lan), repo), Source("lan", stack.client(stack.lan2), repo)]
+    settings = RangeSettings(threshold=1 << 20, chunk_size=256 << 10, window=8, switch_below=None, start_flows=4)
+    feed = BlobSources(sources, RetryPolicy(attempts=2, base=0.05, cap=0.1), settings)
+    contributors: set[str] = set()
+    data = b"".join(feed.read(layer, len(img.blobs[layer]), 0, contributors))
+    assert "sha256:" + hashlib.sha256(data).hexdigest() == layer
+    served = {p.name: p.bytes_out() for p in (stack.lan_proxy, stack.lan2_proxy)}
+    assert served["lan"] > 1_000_000, served
+    if fault:
+        assert sources[0].bytes >= 3_000_000 and stack.lan.split(":")[0] and stack.lan in contributors
+    else:
+        assert served["lan2"] > 1_000_000 and contributors == {stack.lan, stack.lan2}, served
+        assert sources[1].bytes > 1_000_000

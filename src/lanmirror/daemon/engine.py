@@ -7,6 +7,7 @@ one retry policy can tell a reset (retry) from a pull limit or a missing tag (do
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -46,6 +47,8 @@ ProgressFn = Callable[[int, int, str], None]
 class LocalImage:
     id: str
     repo_digests: tuple[str, ...]
+    # After a pull: seconds until the last layer was downloaded (the rest was extraction), if known.
+    download_seconds: float | None = None
 
 
 class Engine:
@@ -223,6 +226,8 @@ class Engine:
             detail = msg.get("progressDetail") or {}
             if msg.get("id") and detail.get("total"):
                 layers[msg["id"]] = (int(detail.get("current") or 0), int(detail["total"]))
+            if msg.get("status") in ("Download complete", "Verifying Checksum", "Already exists"):
+                state["downloaded"] = time.monotonic()
             sig = (msg.get("id"), msg.get("status"), detail.get("current"))
             if sig != state["sig"]:
                 state["sig"], state["last"] = sig, time.monotonic()
@@ -280,7 +285,8 @@ class Engine:
         image = self.local_image(ref)
         if image is None:
             raise EngineError(f"{source}: pull of {ref} finished but the image is not in the local cache")
-        return image
+        downloaded = state.get("downloaded")
+        return dataclasses.replace(image, download_seconds=round(downloaded - started, 3) if downloaded else None)
 
     def _abort(self, resp: Any) -> None:
         """Shut the socket under a streaming response; the daemon cancels the pull on disconnect."""

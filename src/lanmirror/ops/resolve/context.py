@@ -79,7 +79,8 @@ class Run:
     def record(self, source: str, registry: str, result: str, started: float, tag: str = "", *,
                rate_mbps: float | None = None, floor_mbps: float | None = None, bytes_completed: int | None = None,
                bytes_kept: int | None = None, path: str = "", nbytes: int | None = None,
-               mbps: float | None = None) -> None:
+               mbps: float | None = None, download_seconds: float | None = None) -> None:
         self.attempts.append(Attempt(source, registry, result, round(clock() - started, 3), tag,
-                                     rate_mbps, floor_mbps, bytes_completed, bytes_kept, path, nbytes, mbps))
+                                     rate_mbps, floor_mbps, bytes_completed, bytes_kept, path, nbytes, mbps,
+                                     download_seconds))
         self.on_event(f"{source} {registry}: {result}")

@@ -126,6 +126,10 @@ def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
                    option.cand.tag, path="daemon")
         return None
     finally:
+        hub_bytes = sum(s.bytes for s in sources if s.kind == "hub")
+        if option.kind == "lan" and hub_bytes:
+            run.warn(f"the LAN copy on {option.registry} could not serve every blob: {hub_bytes / 1e6:.1f} MB came "
+                     f"from {run.opts.hub_registry}; mirror the tag again")
         for source in sources:
             if source.bad:
                 run.bad_sources.add(source.name)

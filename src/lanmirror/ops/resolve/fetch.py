@@ -86,7 +86,8 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
         mark_unverified(image.id, registry)
     seconds = clock() - started
     run.record(kind, registry, f"pulled {cand.tag}", started, cand.tag, path="ranges" if fast else "daemon",
-               nbytes=nbytes, mbps=round(nbytes / seconds / 1e6, 1) if nbytes and seconds > 0 else None)
+               nbytes=nbytes, mbps=round(nbytes / seconds / 1e6, 1) if nbytes and seconds > 0 else None,
+               download_seconds=image.download_seconds)
     return report(run, cand, kind, registry, digest, str(canonical), pinned, verified, True)
 
 

@@ -52,6 +52,7 @@ class Attempt:
     path: str = ""
     bytes: int | None = None
     mbps: float | None = None
+    download_seconds: float | None = None  # of `seconds`, until the last layer was downloaded
 
 
 @dataclass
