@@ -83,11 +83,13 @@ def test_slow_lan_hands_the_pull_to_the_hub(stack, repo, engine):
 
 
 def test_a_lan_that_stalls_ends_after_the_window_with_default_settings(stack, repo):
-    """Rate 0 is the limit case of slow: the default 30 s window ends it, not the 120 s stall guard."""
+    """Rate 0 is the limit case of slow: the default 30 s window ends it, not the 120 s stall guard.
+    The daemon pulling directly: through the endpoint, the reader's own 30 s read timeout resumes
+    the stalled stream first (tests/integration/test_fast_pull.py)."""
     img = publish(stack, repo, [3 * MB])
     stack.lan_proxy.break_body("stall", after=MB, path=img.layer_digests[0])
     proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
-                   "--hub-registry", stack.hub, "--json", timeout=150)
+                   "--hub-registry", stack.hub, "--json", "--pull-via", "daemon", timeout=150)
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout)
     assert (res["source"], res["digest"]) == ("hub", img.digest)

@@ -268,7 +268,8 @@ class Engine:
                 thread.join(5)
                 if not thread.is_alive():
                     resp.close()
-                message = f"{source}: pull of {ref} aborted: {reason}"
+                # The reason first: a loopback endpoint's reference is long, and summaries cut lines.
+                message = f"{source}: pull aborted: {reason} (pull of {ref})"
                 if slow is not None:
                     # Measured on both stores (tests/integration/test_slow_pulls.py): the containerd
                     # store keeps the layers a cancelled pull completed, the classic one drops them.

@@ -19,6 +19,7 @@ from lanmirror.errors import LanmirrorError
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.model import Option
 from lanmirror.ops.resolve.probe import run_bounded
+from lanmirror.ops.resolve.slownote import slow_now
 from lanmirror.remote.registry import Manifest
 from lanmirror.retry import describe
 from lanmirror.serve import BlobSources, Endpoint, Source
@@ -50,7 +51,9 @@ def sources_for(run: Run, option: Option) -> list[Source]:
         out[0].bad = True  # it served wrong bytes earlier in this run: the others go first, it never
     known = {lan for lan, hits in run.lan_holders if hits.get(cand.tag) == digest} - {registry}
     asked = {lan for lan, _ in run.lan_holders} | {registry}
-    for lan in [r for r in run.opts.lan_registries if (r in known or r not in asked) and r not in run.bad_sources]:
+    # A replica noted slow on this runner lately is left out: it would only hold ranges back.
+    skip = run.bad_sources | slow_now()
+    for lan in [r for r in run.opts.lan_registries if (r in known or r not in asked) and r not in skip]:
         out.append(Source("lan", run.clients.registry(lan), run.repository(lan)))
     if len(out) > 1:
         out = out[:1] + holders(run, out[1:], digest, known)

@@ -92,24 +92,23 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
 
 
 def rename_fast_pull(run: Run, loopback: str, pinned: str, kind: str, creds: Credentials | None) -> None:
-    """Leave the image named as a direct pull leaves it, so the next run's cache check accepts it.
-    The containerd store derives RepoDigests from the names an image has, so the canonical tag is
-    enough and the loopback name simply goes. The classic store keeps only the digest references
-    it pulled: there a LAN's own reference is recorded by a second pull from the LAN, which finds
-    every layer present and costs one manifest request and no Hub quota. For a Hub image that would
-    be a counted pull, so the loopback digest reference stays (the cache check accepts any name with
-    the Hub's digest) until `prune --local` removes the image."""
+    """Leave the image named exactly as a direct pull leaves it, so the next run's cache check accepts
+    it and scripts that look for the source's name find it. A LAN's reference is recorded by a second
+    pull from the LAN: every layer is present, so it costs one manifest request, no blob and no Hub
+    quota. For a Hub image that second pull would be a counted Hub pull: the containerd store derives
+    the Hub's RepoDigest from the canonical tag anyway, and the classic store (which keeps only the
+    digest references it pulled) keeps the loopback one instead, which the cache check accepts too."""
     engine = run.engine
     assert engine is not None
-    if engine.image_store() != "containerd":
-        if kind == "hub":
-            return
+    if kind == "lan":
         try:
             engine.pull(pinned, source=f"{kind} (name only)", stall_timeout=run.opts.stall_timeout,
                         timeout=min(run.opts.pull_timeout, 300.0), creds=creds)
         except LanmirrorError as exc:
             log.info("could not record %s on the image (%s); keeping the loopback name", pinned, exc)
             return
+    elif engine.image_store() != "containerd":
+        return
     engine.untag(loopback)
 
 
