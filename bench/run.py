@@ -151,8 +151,8 @@ def pull_download_seconds(out: str) -> float | None:
 # docker pull through docker-py, printing when the last layer finished downloading: the same
 # phases the daemon reports to `docker pull`.
 DOCKER_PULL_PHASES = """
-import sys, time, docker
-api = docker.APIClient(version="auto")
+import os, sys, time, docker
+api = docker.APIClient(base_url=os.environ["DOCKER_HOST"], version="auto")
 start, done = time.monotonic(), None
 for msg in api.pull(sys.argv[1], stream=True, decode=True):
     if msg.get("error"):

@@ -97,14 +97,20 @@ def lines_starting_commands(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.lstrip().startswith(COMMANDS)]
 
 
-def test_workflow_commands_from_a_lan_registry_never_reach_the_log(stack, repo, tmp_path):
+def mirror_refused_with(stack, repo: str, tmp_path: Path, message: str) -> subprocess.CompletedProcess[str]:
+    """The mirror action against a LAN that refuses the manifest PUT with `message` (a tampered LAN
+    writing into the Actions log and the job summary)."""
     publish(stack, repo, BASE, 0, layers=1)
-    message = "denied\n" + "\n".join(COMMANDS) + "\n##[set-output name=image;]evil"
     body = json.dumps({"errors": [{"code": "DENIED", "message": message}]}).encode()
     stack.lan_proxy.fail(400, 100, method="PUT", path="/manifests/", body=body)
     env = action_env(stack, tmp_path, {"repo": repo, "tags": tag_for(BASE, 0), "lan-registry": stack.lan,
                                        "source-registry": stack.hub})
-    proc = run_action("mirror", env)
+    return run_action("mirror", env)
+
+
+def test_workflow_commands_from_a_lan_registry_never_reach_the_log(stack, repo, tmp_path):
+    proc = mirror_refused_with(stack, repo, tmp_path,
+                               "denied\n" + "\n".join(COMMANDS) + "\n##[set-output name=image;]evil")
     assert proc.returncode == 1
     assert "pwned" in proc.stdout  # the text is shown, as text
     assert lines_starting_commands(proc.stdout + proc.stderr) == []

@@ -20,8 +20,7 @@ from lanmirror.daemon import Engine
 from lanmirror.errors import LanmirrorError, RegistryError
 from tests.consumer import ROOT
 from tests.helpers import SEEN_OUTPUT, publish, run_cli, tag_for
-from tests.integration.test_actions import action_env, run_action
-from tests.integration.test_hostile_runner import install, poison_challenges
+from tests.integration.test_hostile_runner import install, mirror_refused_with, poison_challenges
 from tests.stack import HUB_CREDS, HUB_PASSWORD, HUB_USER
 from tests.stack.proxy import FaultProxy
 from tests.stack.tokens import SERVICE
@@ -278,14 +277,9 @@ def test_a_401_from_a_redirect_target_gets_no_credentials(stack, repo):
 # -- 5. the job summary -----------------------------------------------------------------------
 
 def test_markdown_from_a_registry_renders_as_text_in_the_job_summary(stack, repo, tmp_path):
-    publish(stack, repo, BASE, 0, layers=1)
-    message = ("denied [click here](https://evil.example/x) ![pixel](https://evil.example/p.png) "
-               "www.evil.example mail@evil.example <b>bold</b> **loud** `code`")
-    body = json.dumps({"errors": [{"code": "DENIED", "message": message}]}).encode()
-    stack.lan_proxy.fail(400, 100, method="PUT", path="/manifests/", body=body)
-    env = action_env(stack, tmp_path, {"repo": repo, "tags": tag_for(BASE, 0), "lan-registry": stack.lan,
-                                       "source-registry": stack.hub})
-    proc = run_action("mirror", env)
+    proc = mirror_refused_with(stack, repo, tmp_path,
+                               "denied [click here](https://evil.example/x) ![pixel](https://evil.example/p.png) "
+                               "www.evil.example mail@evil.example <b>bold</b> **loud** `code`")
     assert proc.returncode == 1
     summary = (tmp_path / "GITHUB_STEP_SUMMARY").read_text()
     rendered = MarkdownIt("gfm-like").render(summary)  # tables and autolinks, as GitHub renders them
