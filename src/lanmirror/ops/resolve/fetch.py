@@ -7,7 +7,7 @@ import logging
 
 from lanmirror.authn import Credentials
 from lanmirror.daemon import LocalImage
-from lanmirror.errors import LanmirrorError, SlowPullError
+from lanmirror.errors import EngineError, LanmirrorError, SlowPullError, TransientError
 from lanmirror.name import DOCKER_HUB, Reference, nightly_date, utc_today
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.fastpull import pull_fast
@@ -15,6 +15,7 @@ from lanmirror.ops.resolve.model import Candidate, Option, Resolution
 from lanmirror.ops.resolve.probe import refresh_ratelimit
 from lanmirror.ops.resolve.provenance import mark_unverified
 from lanmirror.remote.registry import manifest_tree
+from lanmirror.retry import describe
 
 log = logging.getLogger("lanmirror.resolve")
 
@@ -66,7 +67,14 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
                            timeout=run.opts.pull_timeout, creds=creds, on_progress=run.on_progress,
                            min_rate=floor, rate_window=run.opts.pull_rate_window)
 
-    fast = pull_fast(run, option, floor) if run.opts.pull_via != "daemon" else None
+    try:
+        fast = pull_fast(run, option, floor) if run.opts.pull_via != "daemon" else None
+    except (TransientError, EngineError) as exc:
+        if kind != "hub" or run.opts.pull_via == "ranges":
+            raise  # a LAN's failed pull goes to the next source, as a direct one does
+        # The Hub is the last source: its pull gets the daemon's own retried path rather than nothing.
+        run.warn(f"the pull through the endpoint failed ({describe(exc)}); pulling directly from {registry}")
+        fast = None
     nbytes: int | None = None
     if fast is not None:
         image, nbytes = fast.image, fast.served
@@ -102,8 +110,8 @@ def rename_fast_pull(run: Run, loopback: str, pinned: str, kind: str, creds: Cre
     assert engine is not None
     if kind == "lan":
         try:
-            engine.pull(pinned, source=f"{kind} (name only)", stall_timeout=run.opts.stall_timeout,
-                        timeout=min(run.opts.pull_timeout, 300.0), creds=creds)
+            engine.pull(pinned, source=f"{kind} (name only)", stall_timeout=min(run.opts.stall_timeout, 30.0),
+                        timeout=min(run.opts.pull_timeout, 60.0), creds=creds)
         except LanmirrorError as exc:
             log.info("could not record %s on the image (%s); keeping the loopback name", pinned, exc)
             return
