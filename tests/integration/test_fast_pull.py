@@ -189,3 +189,21 @@ def test_a_stalled_lan_stream_is_resumed_by_the_reader(stack, repo):
     assert (res["source"], res["digest"]) == ("lan", img.digest)
     assert stack.hub_proxy.bytes_out() == 0
     assert stack.lan_proxy.bytes_out() < (3 << 20) + (1 << 20)
+
+
+def test_a_hub_redirect_to_a_cdn_is_followed_without_the_registry_token(stack, repo):
+    """The one reader's CDN handling, through the endpoint: the Hub's 307 is followed, the CDN never
+    sees an Authorization header, and the daemon gets the right image (the reader's reuse of the
+    signed URL and its refresh on expiry are tested in test_wan.py)."""
+    from tests.stack.proxy import FaultProxy
+
+    img = publish(stack, repo, BASE, 1, hub=True, size=300_000, layers=2)
+    cdn = FaultProxy(stack.hub_registry.address, "cdn").start()
+    try:
+        stack.hub_proxy.cdn = cdn
+        res, _ = resolve(stack, repo, "--pull-via", "ranges")
+        assert (res["source"], res["digest"]) == ("hub", img.digest)
+        assert [e.status for e in stack.hub_proxy.entries("GET", "/blobs/")].count(307) >= 2
+        assert len(cdn.entries("GET")) >= 2 and cdn.cdn_saw_authorization == 0
+    finally:
+        cdn.stop()
