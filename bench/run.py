@@ -727,7 +727,7 @@ class Bench:
             self.say(f"{label}: {name}")
             measure(label, name, resolve(self.hub_direct, "--lan-registry", self.lan_direct, *extra), ref)
 
-        # c. replicas
+        # c. replicas; d. 16 runners at once over the same 4 replicas
         label = f"10c pull: LAN replicas, {a.replica_mbit} Mbit/s each, {a.wan_big_mb} MiB layer"
         regs = [NetnsRegistry(s.root / "fast-replicas", i + 1, a.replica_mbit).start() for i in range(4)]
         try:
@@ -739,9 +739,82 @@ class Bench:
                 cmd = resolve(self.hub_direct, *lans, "--insecure-registry", "10.210.0.0/16", "--pull-via", "ranges")
                 self.say(f"{label}: {count} replica(s)")
                 measure(label, f"lanmirror, {count} replica(s)", cmd, ref)
+            self.concurrent_readers(regs)
         finally:
             for reg in regs:
                 reg.stop()
+        self.big_image_on_the_endpoint()
+
+    def concurrent_readers(self, regs: list) -> None:
+        """10d. 16 runners at once over 4 replicas. One machine has one daemon, so each runner is
+        the endpoint's reader (BlobSources) reading the nightly's blobs, as scenario 9's readers
+        are: each from its rendezvous replica alone (today's spread), against each from every
+        replica (its rendezvous replica first). p50 and p95 of the runners' times."""
+        from lanmirror.cmd.wiring import Clients
+        from lanmirror.ops.resolve.spread import rendezvous
+        from lanmirror.retry import RetryPolicy
+        from lanmirror.serve import BlobSources, Source
+
+        a = self.args
+        readers = 16
+        img = images.build([f"fp-rep-{i}" for i in range(4)], 96 << 20)  # over the 64 MiB range threshold
+        t0 = tag(0, "fprep")
+        label = f"10d pull: {readers} runners over 4 replicas, {a.replica_mbit} Mbit/s each"
+        with Clients(insecure=["10.210.0.0/16"], daemon=False) as clients:
+            for reg in regs:
+                images.push(clients.registry(reg.address), REPO, t0, img)
+            addresses = [r.address for r in regs]
+            for mode in ("rendezvous replica only (today)", "every replica (endpoint)"):
+                def read(n: int, mode: str = mode) -> float:
+                    order = rendezvous(f"runner-{n:02d}", addresses)
+                    chosen = order if mode.startswith("every") else order[:1]
+                    feed = BlobSources([Source("lan", clients.registry(r), REPO) for r in chosen],
+                                       RetryPolicy(attempts=3, base=0.1, cap=0.5))
+                    started = time.monotonic()
+                    for digest, blob in img.blobs.items():
+                        for _ in feed.read(digest, len(blob)):
+                            pass
+                    return time.monotonic() - started
+
+                self.say(f"{label}: {mode}")
+                with cf.ThreadPoolExecutor(readers) as pool:
+                    times = sorted(pool.map(read, range(readers)))
+                row = self.row(label, mode)
+                row.seconds = [round(x, 3) for x in times]
+                p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+                row.note = f"p50 {statistics.median(times):.2f} s, p95 {p95:.2f} s, max {times[-1]:.2f} s"
+
+    def big_image_on_the_endpoint(self) -> None:
+        """10e. Peak RSS and CPU per GiB of the endpoint path for a 4 GB image (8 x 512 MiB) from the
+        kernel WAN (25 MB/s per flow)."""
+        from wan import ShapedHub
+
+        a = self.args
+        s = self.stack
+        t = tag(0, "fpbig")
+        img = images.build([f"fpbig-{i}" for i in range(8)], 512 << 20)
+        images.push(s.client(self.hub_direct, HUB_CREDS), REPO, t, img)
+        total = sum(len(b) for b in img.blobs.values())
+        label = "10e pull: 4 GB image (8 x 512 MiB), kernel WAN 25 MB/s per flow"
+        hub = ShapedHub(s.root, s.hub_registry.root / "data").start()
+        try:
+            hub.shape(a.wan_conn_mbps, None)
+            self.forget_local(f"{hub.address}/{REPO}:{t}")
+            self.docker("image", "prune", "-af")
+            cmd = [LANMIRROR, "resolve", "--repo", REPO, "--base-tag", "fpbig", "--hub-registry", hub.address, "--json",
+                   "--insecure-registry", hub.address, "--no-verify"]
+            self.say(label)
+            run = timed_cpu(cmd, self.env)
+            r = self.row(label, "lanmirror (endpoint)")
+            r.seconds = [round(run.seconds, 3)]
+            r.rss_mb = round(run.rss_mb, 1)
+            r.mbps = round(total / 1e6 / run.seconds, 1)
+            download = pull_download_seconds(run.out)
+            r.note = (f"{'FAILED ' if run.rc else ''}CPU {run.cpu / (total / 2**30):.1f} s/GiB"
+                      + (f", download {download:.1f} s ({total / 1e6 / download:.0f} MB/s)" if download else ""))
+            self.docker("image", "prune", "-af")
+        finally:
+            hub.stop()
 
     def wan_proxy(self) -> None:
         """Labelled as what it is: the Python fault proxy as the WAN (it tops out near 100 MB/s),
