@@ -154,7 +154,7 @@ def lan_corrupt_blob_endpoint(stack: Stack, repo: str) -> Outcome:
     and the blob comes from the Hub (in the same pull on the classic store)."""
     img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=1 << 20, layers=1)
     stack.lan_proxy.break_body("corrupt", after=1000, count=100)
-    proc, secs = resolve_cli(stack, repo)
+    proc, secs = resolve_cli(stack, repo, "--pull-via", "ranges")
     out = expect_image(stack, proc, secs, img.digest)
     if out.ok and "served wrong bytes" not in proc.stdout:
         return Outcome(False, "the corrupt LAN was not named", secs, out.requests)
@@ -309,7 +309,7 @@ def lan_lost_blob_endpoint(stack: Stack, repo: str) -> Outcome:
     img = publish(stack, repo, BASE, 1, hub=True, lan=True)
     lan = stack.client(stack.lan_registry.address)
     lan.transport.request("DELETE", f"/v2/{repo}/blobs/{img.layer_digests[0]}").close()
-    proc, secs = resolve_cli(stack, repo)
+    proc, secs = resolve_cli(stack, repo, "--pull-via", "ranges")
     out = expect_image(stack, proc, secs, img.digest, "lan")
     if out.ok and "could not serve every blob" not in proc.stdout:
         return Outcome(False, "the incomplete LAN copy was not reported", secs, out.requests)
@@ -384,7 +384,7 @@ ROWS = [
     Row("LAN 5xx burst", "resolve", lan_5xx_burst_resolve, 8, "image"),
     Row("LAN 5xx burst", "mirror", lan_5xx_burst_mirror, 20, "mirrored"),
     Row("LAN corrupt blob bytes", "resolve --pull-via daemon", lan_corrupt_blob, 20, "image from the Hub"),
-    Row("LAN corrupt blob bytes", "resolve", lan_corrupt_blob_endpoint, 20, "image, the LAN named"),
+    Row("LAN corrupt blob bytes", "resolve --pull-via ranges", lan_corrupt_blob_endpoint, 20, "image, the LAN named"),
     Row("source corrupt blob bytes", "mirror", source_corrupt_blob_mirror, 30, "exit 1, nothing tagged"),
     Row("LAN stale tag", "resolve", lan_stale_tag, 8, "Hub copy + warning"),
     Row("LAN registry restarted mid-mirror", "mirror", lan_restarted_mid_mirror, 60, "mirrored"),
@@ -401,7 +401,7 @@ ROWS = [
     Row("Hub token endpoint black-holed", "resolve", hub_token_black_holed, 15, "exit 1"),
     Row("daemon not running", "resolve", daemon_missing, 15, "exit 1 naming the socket"),
     Row("pull error inside the stream JSON", "resolve --pull-via daemon", pull_stream_error, 15, "image from the Hub"),
-    Row("LAN lost a blob", "resolve", lan_lost_blob_endpoint, 15, "image, the blob from the Hub"),
+    Row("LAN lost a blob", "resolve --pull-via ranges", lan_lost_blob_endpoint, 15, "image, the blob from the Hub"),
     Row("disk-full style push error", "mirror --engine docker", push_disk_full, 120, "exit 1 naming the LAN"),
     Row("two mirrors of one tag at once", "mirror", two_mirrors_same_tag, 30, "both ok, same digest"),
     Row("32 resolvers at once", "resolve", many_resolvers, 60, "all agree"),

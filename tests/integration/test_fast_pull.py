@@ -207,3 +207,19 @@ def test_a_hub_redirect_to_a_cdn_is_followed_without_the_registry_token(stack, r
         assert len(cdn.entries("GET")) >= 2 and cdn.cdn_saw_authorization == 0
     finally:
         cdn.stop()
+
+
+def test_auto_leaves_a_fast_single_stream_to_the_daemon(stack, repo):
+    """auto from a LAN: with no layer big enough for ranges, or one stream already at the reader's
+    own switch rate (a LAN on loopback), the daemon pulls directly, and the attempts say why."""
+    small = publish(stack, repo, BASE, 1, hub=True, lan=True, size=300_000, layers=2)
+    res, _ = resolve(stack, repo, lans=(stack.lan_registry.address,))
+    assert (res["source"], res["digest"]) == ("lan", small.digest)
+    why = [a["result"] for a in res["attempts"] if a["source"] == "endpoint"]
+    assert why == ["not needed (no layer over 64 MiB): the daemon pulls directly"], res["attempts"]
+    assert [a["path"] for a in res["attempts"] if a["result"].startswith("pulled")] == ["daemon"]
+    big = publish(stack, f"{repo}-big", BASE, 0, hub=True, lan=True, size=70 << 20, layers=1)
+    res, _ = resolve(stack, f"{repo}-big", lans=(stack.lan_registry.address,))  # the registry itself: no proxy
+    assert (res["source"], res["digest"]) == ("lan", big.digest)
+    why = [a["result"] for a in res["attempts"] if a["source"] == "endpoint"]
+    assert len(why) == 1 and why[0].startswith("not needed (one stream from it runs at "), res["attempts"]

@@ -11,8 +11,11 @@ the daemon first, so that check costs no source anything."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from functools import partial
+
+import requests
 
 from lanmirror.daemon import LocalImage
 from lanmirror.errors import LanmirrorError
@@ -112,12 +115,59 @@ def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, fl
         return FastPull(local, ref, sources, endpoint.served)
 
 
+def one_stream_is_enough(run: Run, source: Source, digest: str) -> str:
+    """For `auto` from a LAN: why the daemon's own pull (one stream per layer) is as fast as the
+    endpoint would be, or "" when it is not known to be. It is when the image has no layer big
+    enough for ranges, or when one stream from this LAN already runs at the rate where the reader
+    itself would not switch to ranges (measured over the reader's own probe length). Relaying a fast
+    stream through this process only adds a copy; a slow one is what ranges beat. The manifest GET
+    is free on a LAN; any failure here leaves the choice to the endpoint, which handles it."""
+    s = run.opts.range_settings
+    try:
+        manifest = source.registry.get_manifest(source.repo, digest)
+        if manifest.is_index:
+            children = manifest.children()
+            if not children:
+                return ""
+            manifest = source.registry.get_manifest(source.repo, children[0].digest)
+        layers = [b for b in manifest.blobs()[1:] if b.distributable]
+        if not layers:
+            return ""
+        big = max(layers, key=lambda b: b.size)
+        if big.size <= s.threshold:
+            return f"no layer over {s.threshold >> 20} MiB"
+        if s.switch_below is None:
+            return ""
+        n = min(big.size, s.probe)
+        resp = source.registry.open_blob(source.repo, big.digest, start=0, end=n - 1)
+        try:
+            started: float | None = None
+            got = 0
+            for chunk in resp.iter_content(1 << 20):
+                started = started or time.monotonic()  # time to first byte is latency, not bandwidth
+                got += len(chunk)
+            rate = got / max(time.monotonic() - (started or time.monotonic()), 1e-6)
+        finally:
+            resp.close()
+    except (LanmirrorError, requests.RequestException, OSError) as exc:
+        log.info("could not measure one stream from %s (%s); using the endpoint", source.name, describe(exc))
+        return ""
+    return f"one stream from it runs at {rate / 1e6:.0f} MB/s" if rate >= s.switch_below else ""
+
+
 def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
     """The pull through the endpoint, or None when `auto` must leave it to the daemon (said in one
     line). Each source that delivered bytes, failed or served wrong bytes gets a row in the attempts
     table, whether the pull succeeded or not, and a source that served wrong bytes is not asked
     again for the rest of the run."""
     started = clock()
+    if run.opts.pull_via == "auto" and option.kind == "lan":
+        why = one_stream_is_enough(run, Source("lan", run.clients.registry(option.registry),
+                                               run.repository(option.registry)), option.digest)
+        if why:
+            run.record("endpoint", "127.0.0.1", f"not needed ({why}): the daemon pulls directly", started,
+                       option.cand.tag, path="daemon")
+            return None
     sources = sources_for(run, option)
     try:
         return pull_through_endpoint(run, option, sources, floor=floor)
