@@ -290,30 +290,29 @@ def daemon_missing(stack: Stack, repo: str) -> Outcome:
     return expect_error(stack, proc, secs, "Docker daemon not reachable", "/nonexistent/docker.sock")
 
 
-def pull_stream_error(stack: Stack, repo: str) -> Outcome:
-    """The LAN's manifest references a blob the LAN lost: the daemon reports it inside the pull's
-    JSON stream (docker-py does not raise); resolve must notice and fall back to the Hub."""
+def lost_blob_resolve(stack: Stack, repo: str, pull_via: str, source: str, says: str) -> Outcome:
+    """A LAN whose manifest references a blob it lost; resolve with `--pull-via pull_via` must end
+    with the image from `source` and say `says`."""
     img = publish(stack, repo, BASE, 1, hub=True, lan=True)
     lan = stack.client(stack.lan_registry.address)
     lan.transport.request("DELETE", f"/v2/{repo}/blobs/{img.layer_digests[0]}").close()
-    proc, secs = resolve_cli(stack, repo, "--pull-via", "daemon")
-    out = expect_image(stack, proc, secs, img.digest, "hub")
-    if out.ok and "pull failed" not in proc.stdout:
-        return Outcome(False, "stream error not reported", secs, out.requests)
+    proc, secs = resolve_cli(stack, repo, "--pull-via", pull_via)
+    out = expect_image(stack, proc, secs, img.digest, source)
+    if out.ok and says not in proc.stdout:
+        return Outcome(False, f"{says!r} not reported", secs, out.requests)
     return out
+
+
+def pull_stream_error(stack: Stack, repo: str) -> Outcome:
+    """The daemon pulling directly reports the lost blob inside the pull's JSON stream (docker-py does
+    not raise); resolve must notice and fall back to the Hub."""
+    return lost_blob_resolve(stack, repo, "daemon", "hub", "pull failed")
 
 
 def lan_lost_blob_endpoint(stack: Stack, repo: str) -> Outcome:
     """Through the endpoint, the blob the LAN lost comes from the Hub within the same pull, and the
     warning says the LAN copy is incomplete."""
-    img = publish(stack, repo, BASE, 1, hub=True, lan=True)
-    lan = stack.client(stack.lan_registry.address)
-    lan.transport.request("DELETE", f"/v2/{repo}/blobs/{img.layer_digests[0]}").close()
-    proc, secs = resolve_cli(stack, repo, "--pull-via", "ranges")
-    out = expect_image(stack, proc, secs, img.digest, "lan")
-    if out.ok and "could not serve every blob" not in proc.stdout:
-        return Outcome(False, "the incomplete LAN copy was not reported", secs, out.requests)
-    return out
+    return lost_blob_resolve(stack, repo, "ranges", "lan", "could not serve every blob")
 
 
 def push_disk_full(stack: Stack, repo: str) -> Outcome:

@@ -138,10 +138,10 @@ def test_the_endpoint_serves_only_this_runs_image_on_loopback_with_ranges(stack,
         requests.get(f"http://{ep.registry}/v2/", timeout=2)
 
 
-@pytest.mark.parametrize("fault", [None, "reset"])
+@pytest.mark.parametrize("fault", [None, "refuse"])
 def test_the_ranges_of_one_blob_come_from_every_replica(stack, repo, fault):
     """Small settings so that a 4 MB layer is read as ranges: both replicas serve ranges of it, and
-    when one breaks every response after 100 kB, the other serves the rest; the bytes are whole."""
+    when one resets every connection, the other serves every range; the bytes are whole."""
     import hashlib
 
     from lanmirror.remote.blobread import RangeSettings
@@ -151,7 +151,7 @@ def test_the_ranges_of_one_blob_come_from_every_replica(stack, repo, fault):
     img = publish(stack, repo, BASE, 1, hub=False, lan=True, lan2=True, size=4_000_000, layers=1)
     layer = img.layer_digests[0]
     if fault:
-        stack.lan2_proxy.break_body("reset", after=100_000, count=1000)
+        stack.lan2_proxy.mode = "refuse"
     sources = [Source("lan", stack.client(stack.lan), repo), Source("lan", stack.client(stack.lan2), repo)]
     settings = RangeSettings(threshold=1 << 20, chunk_size=256 << 10, window=8, switch_below=None, start_flows=4)
     feed = BlobSources(sources, RetryPolicy(attempts=2, base=0.05, cap=0.1), settings)
@@ -162,7 +162,7 @@ def test_the_ranges_of_one_blob_come_from_every_replica(stack, repo, fault):
     served = {p.name: p.bytes_out() for p in (stack.lan_proxy, stack.lan2_proxy)}
     assert served["lan"] > 1_000_000, served
     if fault:
-        assert sources[0].bytes > sources[1].bytes and stack.lan in contributors
+        assert (sources[0].bytes, sources[1].bytes) == (len(data), 0) and contributors == {stack.lan}
     else:
         assert served["lan2"] > 1_000_000 and contributors == {stack.lan, stack.lan2}, served
         assert sources[1].bytes > 1_000_000
@@ -185,7 +185,10 @@ def test_a_stalled_lan_stream_is_resumed_by_the_reader(stack, repo):
     resumes it from the byte reached, and the pull completes from the LAN, never re-reading a byte."""
     img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=3 << 20, layers=1)
     stack.lan_proxy.break_body("stall", after=1 << 20, path=img.layer_digests[0])
-    res, _ = resolve(stack, repo, "--pull-via", "ranges", "--stall-timeout", "60", lans=(stack.lan,))
+    # The floor off and the stall guard past the reader's 30 s read timeout: the reader's resume is
+    # what is tested (with both on, whichever fires first wins: a resume, or a hand-off to the Hub).
+    res, _ = resolve(stack, repo, "--pull-via", "ranges", "--stall-timeout", "60", "--min-pull-rate", "0",
+                     lans=(stack.lan,))
     assert (res["source"], res["digest"]) == ("lan", img.digest)
     assert stack.hub_proxy.bytes_out() == 0
     assert stack.lan_proxy.bytes_out() < (3 << 20) + (1 << 20)

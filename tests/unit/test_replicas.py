@@ -35,3 +35,14 @@ def test_a_replica_that_failed_twice_is_left_out():
         r.done(0, 0, 0.1, failed=True)
     assert {r.pick() for _ in range(4)} == {1}
     assert r.names() == {}  # nobody delivered a byte
+
+
+def test_all_failed_only_once_every_replica_failed_twice():
+    r = replicas(2)
+    for i in (0, 0, 1):
+        r.pick()
+        r.done(i, 0, 0.1, failed=True)
+    assert not r.all_failed()
+    r.pick()
+    r.done(1, 0, 0.1, failed=True)
+    assert r.all_failed()

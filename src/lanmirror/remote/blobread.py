@@ -94,6 +94,10 @@ class Replicas:
             self.inflight[best] += 1
             return best
 
+    def all_failed(self) -> bool:
+        with self._lock:
+            return min(self.failures) >= 2
+
     def rate(self, i: int) -> float:
         return self.delivered[i] / self.busy[i] if self.busy[i] > 0 else 0.0
 
@@ -225,15 +229,17 @@ class BlobReader:
         chosen = [0]
 
         def attempt() -> requests.Response:
-            i = self.replicas.pick()
-            chosen[0] = i
-            began = time.monotonic()
-            registry, repo = self.replicas.members[i]
-            try:
-                return registry.open_blob(repo, self.digest, start=start, end=end)
-            except BaseException:
-                self.replicas.done(i, 0, time.monotonic() - began, failed=True)
-                raise
+            while True:  # a replica that fails hands the range to the next pick, until all have failed
+                i = self.replicas.pick()
+                chosen[0] = i
+                began = time.monotonic()
+                registry, repo = self.replicas.members[i]
+                try:
+                    return registry.open_blob(repo, self.digest, start=start, end=end)
+                except BaseException:
+                    self.replicas.done(i, 0, time.monotonic() - began, failed=True)
+                    if self.replicas.all_failed():
+                        raise
 
         resp = self.policy.call(attempt, f"GET {self.digest[:19]} bytes {start}-{end}")
         return chosen[0], resp
@@ -287,7 +293,7 @@ class BlobReader:
             # That replica broke mid-range: the range is fetched again whole, from whichever is best
             # now; when every replica has failed twice, the reader fails (the caller hands on).
             self.replicas.done(i, 0, time.monotonic() - began, failed=True)
-            if min(self.replicas.failures) >= 2:
+            if self.replicas.all_failed():
                 raise
             return self._fetch(start, end)
         self.replicas.done(i, sum(len(p) for p in pieces), time.monotonic() - began, failed=False)
