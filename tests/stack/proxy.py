@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from lanmirror.serve.endpoint import answer_tls_hello
+
 MANIFEST_RE = re.compile(r"^/v2/.+/manifests/[^/]+$")
 BLOB_RE = re.compile(r"^/v2/.+/blobs/sha256:[a-f0-9]{64}$")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
@@ -143,14 +145,8 @@ class FaultProxy:
                     proxy._release.wait(600)
                     self.close_connection = True
                     return
-                if self.rfile.peek(1)[:1] == b"\x16":
-                    # A TLS ClientHello on this plain-HTTP port: answer as Go's and nginx's servers
-                    # do (a status line starting "HTTP/"), which is what lets a client that tries
-                    # HTTPS first (Docker's insecure rule, containerd's resolver) fall back to HTTP.
-                    self.wfile.write(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-                    self.close_connection = True
-                    return
-                super().handle_one_request()
+                if not answer_tls_hello(self):  # the same answer the fast-pull endpoint gives
+                    super().handle_one_request()
 
             def __getattr__(self, name: str):  # do_GET, do_PUT, ... all go through one method
                 if name.startswith("do_"):

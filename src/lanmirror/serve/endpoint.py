@@ -75,17 +75,8 @@ class Endpoint:
                 pass
 
             def handle_one_request(self) -> None:
-                try:
-                    first = self.rfile.peek(1)[:1]  # type: ignore[attr-defined]
-                except OSError:
-                    first = b""
-                if first == b"\x16":
-                    # A TLS ClientHello: the containerd store's resolver tries HTTPS first and falls
-                    # back to HTTP only on an answer that starts "HTTP/", as Go's servers give.
-                    self.wfile.write(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-                    self.close_connection = True
-                    return
-                super().handle_one_request()
+                if not answer_tls_hello(self):
+                    super().handle_one_request()
 
             def do_GET(self) -> None:
                 endpoint._handle(self, "GET")
@@ -158,14 +149,17 @@ class Endpoint:
             with self._lock:
                 self.requests.append((method, path, status))
 
-    def _send(self, h: BaseHTTPRequestHandler, method: str, status: int, body: bytes,
-              headers: dict[str, str]) -> int:
+    @staticmethod
+    def _head(h: BaseHTTPRequestHandler, status: int, headers: dict[str, str]) -> None:
         h.send_response(status)
         h.send_header("Docker-Distribution-API-Version", "registry/2.0")
         for k, v in headers.items():
             h.send_header(k, v)
-        h.send_header("Content-Length", str(len(body)))
         h.end_headers()
+
+    def _send(self, h: BaseHTTPRequestHandler, method: str, status: int, body: bytes,
+              headers: dict[str, str]) -> int:
+        self._head(h, status, {**headers, "Content-Length": str(len(body))})
         if method == "GET":
             h.wfile.write(body)
         return status
@@ -188,11 +182,7 @@ class Endpoint:
         status = 206 if ranged else 200
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        h.send_response(status)
-        h.send_header("Docker-Distribution-API-Version", "registry/2.0")
-        for k, v in headers.items():
-            h.send_header(k, v)
-        h.end_headers()
+        self._head(h, status, headers)
         if method == "HEAD":
             return status
         whole = start == 0 and end == size - 1
@@ -237,6 +227,21 @@ class Endpoint:
     def _count(self, n: int) -> None:
         with self._lock:
             self.served += n
+
+
+def answer_tls_hello(h: BaseHTTPRequestHandler) -> bool:
+    """On a plain-HTTP port, answer a TLS ClientHello as Go's and nginx's servers do (a status line
+    starting "HTTP/") and close: that is what makes a client that tries HTTPS first (Docker's
+    insecure rule, the containerd store's resolver) fall back to HTTP. True if it was one."""
+    try:
+        first = h.rfile.peek(1)[:1]  # type: ignore[attr-defined]
+    except OSError:
+        return False
+    if first != b"\x16":
+        return False
+    h.wfile.write(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    h.close_connection = True
+    return True
 
 
 def _reset(h: BaseHTTPRequestHandler) -> None:

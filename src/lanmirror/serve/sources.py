@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import requests
 
@@ -35,7 +35,6 @@ class Source:
     seconds: float = 0.0
     failures: int = 0
     bad: bool = False  # served bytes that did not match the digest: not asked again this run
-    errors: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -65,7 +64,6 @@ class BlobSources:
     def mark_bad(self, source: Source, why: str) -> None:
         with self._lock:
             source.bad = True
-            source.errors.append(why)
         log.warning("%s %s served a blob that does not match its digest (%s); not asked again this run",
                     source.kind, source.name, why)
 
@@ -96,7 +94,6 @@ class BlobSources:
                 last = exc
                 with self._lock:
                     source.failures += 1
-                    source.errors.append(describe(exc))
                 log.warning("%s %s failed at byte %d of %s (%s); next source", source.kind, source.name, offset,
                             digest[:19], describe(exc))
             finally:

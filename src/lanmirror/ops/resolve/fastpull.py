@@ -45,11 +45,15 @@ class FastPull:
     served: int = 0
 
 
-def sources_for(run: Run, option: Option) -> list[Source]:
-    """The chosen registry first, then every other LAN replica that holds the same digest, then
+def chosen_source(run: Run, option: Option) -> Source:
+    return Source(option.kind, run.clients.registry(option.registry), run.repository(option.registry))
+
+
+def sources_for(run: Run, option: Option, first: Source) -> list[Source]:
+    """The chosen registry (`first`), then every other LAN replica that holds the same digest, then
     the Hub when its digest is the same one (for a Hub option, the Hub alone unless replicas hold it)."""
     cand, kind, registry, digest = option
-    out = [Source(kind, run.clients.registry(registry), run.repository(registry))]
+    out = [first]
     if registry in run.bad_sources:
         out[0].bad = True  # it served wrong bytes earlier in this run: the others go first, it never
     known = {lan for lan, hits in run.lan_holders if hits.get(cand.tag) == digest} - {registry}
@@ -91,9 +95,11 @@ def load_manifest(sources: list[Source], digest: str) -> Manifest:
     raise last or LanmirrorError(f"no source left for manifest {digest[:19]}")
 
 
-def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, floor: float) -> FastPull:
-    """Pull `option` through a loopback endpoint fed from `sources`. Raises EndpointUnreachable
-    (nothing fetched yet) when the daemon cannot reach it; any other error is the pull's own."""
+def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, floor: float,
+                          top: Manifest | None = None) -> FastPull:
+    """Pull `option` through a loopback endpoint fed from `sources` (`top`: its manifest, when
+    already fetched). Raises EndpointUnreachable (nothing fetched yet) when the daemon cannot reach
+    it; any other error is the pull's own."""
     _, kind, registry, digest = option
     engine = run.engine
     assert engine is not None
@@ -107,7 +113,7 @@ def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, fl
         except LanmirrorError as exc:
             raise EndpointUnreachable(f"the Docker daemon cannot reach lanmirror's endpoint on {endpoint.registry} "
                                       f"({describe(exc)})") from None
-        image.add_top(load_manifest(sources, digest))
+        image.add_top(top or load_manifest(sources, digest))
         ref = f"{endpoint.name}@{digest}"
         local = engine.pull(ref, source=f"{kind} {registry} (ranges)", stall_timeout=run.opts.stall_timeout,
                             timeout=run.opts.pull_timeout, on_progress=run.on_progress, min_rate=floor,
@@ -115,29 +121,31 @@ def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, fl
         return FastPull(local, ref, sources, endpoint.served)
 
 
-def one_stream_is_enough(run: Run, source: Source, digest: str) -> str:
+def one_stream_is_enough(run: Run, source: Source, digest: str) -> tuple[str, Manifest | None]:
     """For `auto` from a LAN: why the daemon's own pull (one stream per layer) is as fast as the
-    endpoint would be, or "" when it is not known to be. It is when the image has no layer big
+    endpoint would be, or "" when it is not known to be, and the manifest read on the way (the
+    endpoint serves it, rather than reading it again). It is when the image has no layer big
     enough for ranges, or when one stream from this LAN already runs at the rate where the reader
     itself would not switch to ranges (measured over the reader's own probe length). Relaying a fast
     stream through this process only adds a copy; a slow one is what ranges beat. The manifest GET
     is free on a LAN; any failure here leaves the choice to the endpoint, which handles it."""
     s = run.opts.range_settings
+    top: Manifest | None = None
     try:
-        manifest = source.registry.get_manifest(source.repo, digest)
+        manifest = top = source.registry.get_manifest(source.repo, digest)
         if manifest.is_index:
             children = manifest.children()
             if not children:
-                return ""
+                return "", top
             manifest = source.registry.get_manifest(source.repo, children[0].digest)
         layers = [b for b in manifest.blobs()[1:] if b.distributable]
         if not layers:
-            return ""
+            return "", top
         big = max(layers, key=lambda b: b.size)
         if big.size <= s.threshold:
-            return f"no layer over {s.threshold >> 20} MiB"
+            return f"no layer over {s.threshold >> 20} MiB", top
         if s.switch_below is None:
-            return ""
+            return "", top
         n = min(big.size, s.probe)
         resp = source.registry.open_blob(source.repo, big.digest, start=0, end=n - 1)
         try:
@@ -151,8 +159,8 @@ def one_stream_is_enough(run: Run, source: Source, digest: str) -> str:
             resp.close()
     except (LanmirrorError, requests.RequestException, OSError) as exc:
         log.info("could not measure one stream from %s (%s); using the endpoint", source.name, describe(exc))
-        return ""
-    return f"one stream from it runs at {rate / 1e6:.0f} MB/s" if rate >= s.switch_below else ""
+        return "", top
+    return f"one stream from it runs at {rate / 1e6:.0f} MB/s" if rate >= s.switch_below else "", top
 
 
 def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
@@ -161,16 +169,17 @@ def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
     table, whether the pull succeeded or not, and a source that served wrong bytes is not asked
     again for the rest of the run."""
     started = clock()
+    first = chosen_source(run, option)
+    top: Manifest | None = None
     if run.opts.pull_via == "auto" and option.kind == "lan":
-        why = one_stream_is_enough(run, Source("lan", run.clients.registry(option.registry),
-                                               run.repository(option.registry)), option.digest)
+        why, top = one_stream_is_enough(run, first, option.digest)
         if why:
             run.record("endpoint", "127.0.0.1", f"not needed ({why}): the daemon pulls directly", started,
                        option.cand.tag, path="daemon")
             return None
-    sources = sources_for(run, option)
+    sources = sources_for(run, option, first)
     try:
-        return pull_through_endpoint(run, option, sources, floor=floor)
+        return pull_through_endpoint(run, option, sources, floor=floor, top=top)
     except EndpointUnreachable as exc:
         if run.opts.pull_via == "ranges":
             raise LanmirrorError(f"{exc}; --pull-via ranges needs it (use auto to fall back to the daemon's "

@@ -50,7 +50,8 @@ def run_bounded(tasks: list[Callable[[], Any]], deadline: float) -> list[tuple[b
 
 
 def local_digest(repo_digests: tuple[str, ...], image_id: str) -> str:
-    digests = [d.split("@", 1)[1] for d in repo_digests if "@" in d and DIGEST_RE.fullmatch(d.split("@", 1)[1])]
+    tails = [d.split("@", 1)[1] for d in repo_digests if "@" in d]
+    digests = [t for t in tails if DIGEST_RE.fullmatch(t)]
     return digests[0] if digests else image_id
 
 
