@@ -74,6 +74,7 @@ class Row:
     rss_mb: float | None = None
     mbps: float | None = None  # image bytes / median seconds
     of_ceiling: float | None = None  # mbps / the N-flow curl ceiling of the same scenario
+    cpu_per_gib: float | None = None  # the command's CPU seconds (user + system) per GiB moved, median run
     note: str = ""
 
     @property
@@ -262,19 +263,24 @@ class Bench:
         return not self.args.tools or any(name.startswith(t) for t in self.args.tools.split(","))
 
     def measure(self, row: Row, cmd: list[str], before=None, repeat: int = 1) -> None:
+        cpus: list[float] = []
         for _ in range(repeat):
             if before:
                 before()
             self.hub_log.mark()
             self.lan_log.mark()
-            run = timed_rss(cmd, self.env)
+            run = timed_cpu(cmd, self.env)
             if run.rc != 0:
                 row.note = f"exit {run.rc}: {run.out.strip().splitlines()[-1][:120] if run.out.strip() else ''}"
             row.seconds.append(round(run.seconds, 3))
             hub_reqs, hub_bytes = self.hub_log.since()
             lan_reqs, _ = self.lan_log.since()
             row.bytes, row.requests = hub_bytes, hub_reqs + lan_reqs
+            if hub_bytes:
+                cpus.append(run.cpu / (hub_bytes / (1 << 30)))
             row.rss_mb = max(row.rss_mb or 0.0, round(run.rss_mb, 1))
+        if cpus:
+            row.cpu_per_gib = round(statistics.median(cpus), 2)
 
     # -- scenarios ------------------------------------------------------------------------------
 
@@ -621,10 +627,11 @@ class Bench:
                             self.forget_local(f"{hub.address}/{REPO}:{t}", dst)
                         hub_log.mark()
                         watcher = hub.reset_after(int(len(blob) * reset_at)) if reset_at else None
-                        run = timed_rss(cmd, self.env)
+                        run = timed_cpu(cmd, self.env)
                         if watcher is not None:
                             watcher.set()
                         r.seconds.append(round(run.seconds, 3))
+                        r.cpu_per_gib = round(run.cpu / (total / (1 << 30)), 2)
                         r.rss_mb = max(r.rss_mb or 0.0, round(run.rss_mb, 1))
                         r.requests, r.bytes = hub_log.since()
                         ok = run.rc == 0 and (name.startswith("curl") or
@@ -892,7 +899,7 @@ class Bench:
         out.mkdir(parents=True, exist_ok=True)
         baseline = {r.scenario: r.median for r in self.rows if r.tool == "lanmirror"}
         header = f"{'scenario':44} {'tool':24} {'runs':>4} {'min s':>8} {'median s':>9} {'ratio':>7} " \
-                 f"{'MB/s':>7} {'of ceil':>7} {'MB moved':>9} {'reqs':>5} {'RSS MB':>7}  note"
+                 f"{'MB/s':>7} {'of ceil':>7} {'MB moved':>9} {'reqs':>5} {'RSS MB':>7} {'CPU/GiB':>7}  note"
         lines = [header, "-" * len(header)]
         for r in self.rows:
             lm = baseline.get(r.scenario)
@@ -902,8 +909,9 @@ class Bench:
             rss = f"{r.rss_mb:7.0f}" if r.rss_mb else " " * 7
             rate = f"{r.mbps:7.1f}" if r.mbps is not None else " " * 7
             frac = f"{r.of_ceiling:7.0%}" if r.of_ceiling is not None else " " * 7
+            cpu = f"{r.cpu_per_gib:7.2f}" if r.cpu_per_gib is not None else " " * 7
             lines.append(f"{r.scenario[:44]:44} {r.tool[:24]:24} {len(r.seconds):4d} {r.min:8.2f} {r.median:9.2f} "
-                         f"{ratio:>7} {rate} {frac} {mb} {reqs} {rss}  {r.note}")
+                         f"{ratio:>7} {rate} {frac} {mb} {reqs} {rss} {cpu}  {r.note}")
         text = "\n".join(lines)
         print("\n" + text)
         stamp = time.strftime("%Y%m%d-%H%M%S")
