@@ -7,7 +7,7 @@ CLI does: the action's inputs are mapped onto these flags, never onto a second s
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from lanmirror import __version__
 from lanmirror.errors import BadInput
@@ -69,15 +69,69 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log every request decision")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="lanmirror",
-        description="Keep nightly container images on the LAN: mirror them from Docker Hub to a LAN registry, "
-                    "and resolve the newest one for a CI job without spending Docker Hub pull quota.",
-    )
-    parser.add_argument("--version", action="version", version=f"lanmirror {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+def _pull_guards(p: argparse.ArgumentParser) -> None:
+    """How long each source gets, and how slow a pull may be before it is handed to the next source."""
+    p.add_argument("--probe-timeout", type=_positive_float, default=2.0,
+                   help="seconds a LAN registry gets to answer all probes before it is skipped (default 2)")
+    p.add_argument("--hub-timeout", type=_positive_float, default=30.0,
+                   help="seconds the Hub's probes may take, retries included, before it counts as unavailable "
+                        "(default 30)")
+    p.add_argument("--stall-timeout", type=_positive_float, default=120.0,
+                   help="abort a pull that makes no progress for this many seconds and try the next source "
+                        "(default 120)")
+    p.add_argument("--pull-timeout", type=_positive_float, default=3600.0,
+                   help="abort any pull that takes longer than this, or as soon as the bytes left cannot "
+                        "arrive in time at the current rate (default 3600)")
+    p.add_argument("--min-pull-rate", type=_rate, default=5.0, metavar="MB/S",
+                   help="hand a LAN pull that downloads slower than this for --pull-rate-window seconds to "
+                        "the next source, keeping its completed layers (default 5; 0 = no floor)")
+    p.add_argument("--pull-rate-window", type=_positive_float, default=30.0, metavar="SECONDS",
+                   help="how long a LAN pull must stay below --min-pull-rate, counting only time with bytes "
+                        "left to download (extraction never counts) (default 30)")
 
+
+def _tag_sources(p: argparse.ArgumentParser) -> None:
+    """Where mirror's tags come from: flags, a file, an artifact of a workflow run, or a backfill window."""
+    p.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag to mirror (repeatable)")
+    p.add_argument("--tag-file", metavar="PATH",
+                   help="file with one tag per line, or a folder of <arch>.txt files (the publish job's artifact)")
+    p.add_argument("--from-artifact", metavar="NAME-OR-GLOB",
+                   help="read the tag file from this GitHub Actions artifact (GITHUB_TOKEN, GITHUB_REPOSITORY, "
+                        "GITHUB_API_URL; the current run unless --run-id or --workflow)")
+    p.add_argument("--run-id", type=int, help="workflow run that holds the artifact")
+    p.add_argument("--workflow", metavar="FILE",
+                   help="take the artifact from this workflow's latest successful run on the default branch "
+                        "from push, schedule or workflow_dispatch (never a pull request's)")
+    p.add_argument("--any-branch", action="store_true",
+                   help="with --workflow: accept the latest successful run of any branch or event")
+    p.add_argument("--backfill", type=_days, metavar="DAYS",
+                   help="mirror every nightly of the last DAYS days that the source has (needs --base-tag)")
+    p.add_argument("--base-tag", action="append", default=[], metavar="TAG", help="nightly prefix for --backfill")
+
+
+def _transfer(p: argparse.ArgumentParser) -> None:
+    """How blobs are read (parallel ranges) and written (chunked uploads): the copy engine's knobs."""
+    p.add_argument("--range-threshold-mb", type=int, default=64, metavar="MB",
+                   help="read blobs larger than this as parallel bounded HTTP ranges (default 64)")
+    p.add_argument("--range-chunk-mb", type=int, default=2, metavar="MB", help="size of one range (default 2)")
+    p.add_argument("--range-below-mbps", type=float, default=150.0, metavar="MB/S",
+                   help="a large blob starts as one stream and switches to parallel ranges only if that "
+                        "connection delivers less than this over its first 4 MiB (default 150: a CDN flow at "
+                        "100 MB/s still gains from ranges, a LAN or loopback source does not; 0 = ranges from "
+                        "the start)")
+    p.add_argument("--ranges", type=int, default=16, metavar="N",
+                   help="most ranges held at once, shared by the blobs copied at once (default 16). A blob "
+                        "starts with 4 downloading and doubles that while the total rate still grows, back "
+                        "one step when it does not (a link cap). Memory bound: --ranges x --range-chunk-mb "
+                        "buffered (defaults: 16 x 2 MiB = 32 MiB)")
+    p.add_argument("--upload-chunk-mb", type=int, default=64, metavar="MB",
+                   help="upload blobs larger than this as chunks (one PATCH each) so that a failed request "
+                        "resumes instead of restarting the blob; nothing is buffered for it (default 64; 0 = "
+                        "one streamed PUT per blob)")
+
+
+def _resolve(sub: Any) -> None:
+    """resolve: the job's side, one image ref out."""
     r = sub.add_parser(
         "resolve", help="pick the newest nightly (cache → LAN → Hub) and pull it",
         description="Find the newest tag <base-tag>-<YYYYMMDD> of the last N days (UTC), preferring the local "
@@ -108,23 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-verify", dest="verify", action="store_false",
                    help="do not compare a LAN copy's digest with the Hub's")
     r.add_argument("--image", help="skip the search and use this image (still looked up, pulled and reported)")
-    r.add_argument("--probe-timeout", type=_positive_float, default=2.0,
-                   help="seconds a LAN registry gets to answer all probes before it is skipped (default 2)")
-    r.add_argument("--hub-timeout", type=_positive_float, default=30.0,
-                   help="seconds the Hub's probes may take, retries included, before it counts as unavailable "
-                        "(default 30)")
-    r.add_argument("--stall-timeout", type=_positive_float, default=120.0,
-                   help="abort a pull that makes no progress for this many seconds and try the next source "
-                        "(default 120)")
-    r.add_argument("--pull-timeout", type=_positive_float, default=3600.0,
-                   help="abort any pull that takes longer than this, or as soon as the bytes left cannot "
-                        "arrive in time at the current rate (default 3600)")
-    r.add_argument("--min-pull-rate", type=_rate, default=5.0, metavar="MB/S",
-                   help="hand a LAN pull that downloads slower than this for --pull-rate-window seconds to "
-                        "the next source, keeping its completed layers (default 5; 0 = no floor)")
-    r.add_argument("--pull-rate-window", type=_positive_float, default=30.0, metavar="SECONDS",
-                   help="how long a LAN pull must stay below --min-pull-rate, counting only time with bytes "
-                        "left to download (extraction never counts) (default 30)")
+    _pull_guards(r)
     r.add_argument("--hub-username", help="Hub user (default: $DOCKERHUB_USERNAME, else `docker login`'s store)")
     r.add_argument("--allow-degraded", action="store_true",
                    help="when a newer candidate could not be probed (an error, not a 404), use the best one "
@@ -143,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(r)
     r.set_defaults(command="resolve")
 
+
+def _mirror(sub: Any) -> None:
+    """mirror: the publisher's side, tags copied to the LAN."""
     m = sub.add_parser(
         "mirror", help="copy nightly tags from the Hub to the LAN registry",
         description="Copy tags registry-to-registry (no daemon, no disk): blobs already on the LAN are skipped, "
@@ -156,21 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Exit 0 all mirrored, 1 any failed (the others are still done), 2 bad input.",
     )
     m.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
-    m.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag to mirror (repeatable)")
-    m.add_argument("--tag-file", metavar="PATH",
-                   help="file with one tag per line, or a folder of <arch>.txt files (the publish job's artifact)")
-    m.add_argument("--from-artifact", metavar="NAME-OR-GLOB",
-                   help="read the tag file from this GitHub Actions artifact (GITHUB_TOKEN, GITHUB_REPOSITORY, "
-                        "GITHUB_API_URL; the current run unless --run-id or --workflow)")
-    m.add_argument("--run-id", type=int, help="workflow run that holds the artifact")
-    m.add_argument("--workflow", metavar="FILE",
-                   help="take the artifact from this workflow's latest successful run on the default branch "
-                        "from push, schedule or workflow_dispatch (never a pull request's)")
-    m.add_argument("--any-branch", action="store_true",
-                   help="with --workflow: accept the latest successful run of any branch or event")
-    m.add_argument("--backfill", type=_days, metavar="DAYS",
-                   help="mirror every nightly of the last DAYS days that the source has (needs --base-tag)")
-    m.add_argument("--base-tag", action="append", default=[], metavar="TAG", help="nightly prefix for --backfill")
+    _tag_sources(m)
     m.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
                    help="target registry; repeat for several, each gets every tag (default: "
                         "$LANMIRROR_LAN_REGISTRY or $LOCAL_DOCKER_REGISTRY)")
@@ -180,23 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="registry: direct registry-to-registry copy (default); docker: pull, tag, push through "
                         "the daemon (also leaves the image in this host's cache)")
     m.add_argument("--parallel", type=int, default=4, help="blobs copied at once (default 4)")
-    m.add_argument("--range-threshold-mb", type=int, default=64, metavar="MB",
-                   help="read blobs larger than this as parallel bounded HTTP ranges (default 64)")
-    m.add_argument("--range-chunk-mb", type=int, default=2, metavar="MB", help="size of one range (default 2)")
-    m.add_argument("--range-below-mbps", type=float, default=150.0, metavar="MB/S",
-                   help="a large blob starts as one stream and switches to parallel ranges only if that "
-                        "connection delivers less than this over its first 4 MiB (default 150: a CDN flow at "
-                        "100 MB/s still gains from ranges, a LAN or loopback source does not; 0 = ranges from "
-                        "the start)")
-    m.add_argument("--ranges", type=int, default=16, metavar="N",
-                   help="most ranges held at once, shared by the blobs copied at once (default 16). A blob "
-                        "starts with 4 downloading and doubles that while the total rate still grows, back "
-                        "one step when it does not (a link cap). Memory bound: --ranges x --range-chunk-mb "
-                        "buffered (defaults: 16 x 2 MiB = 32 MiB)")
-    m.add_argument("--upload-chunk-mb", type=int, default=64, metavar="MB",
-                   help="upload blobs larger than this as chunks (one PATCH each) so that a failed request "
-                        "resumes instead of restarting the blob; nothing is buffered for it (default 64; 0 = "
-                        "one streamed PUT per blob)")
+    _transfer(m)
     m.add_argument("--lan-mode", choices=("auto", "push", "proxy"), default="auto",
                    help="push: copy into the LAN registry; proxy: it is a pull-through cache (Distribution proxy "
                         "mode, a Harbor proxy project) that refuses pushes, so warm it by reading the manifests and "
@@ -210,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(m)
     m.set_defaults(command="mirror")
 
+
+def _prune(sub: Any) -> None:
+    """prune: the LAN's (or the runner's) old nightlies deleted."""
     pr = sub.add_parser(
         "prune", help="delete LAN nightlies older than the window",
         description="Delete tags <base-tag>-<YYYYMMDD> older than --keep-days from the LAN registry through the "
@@ -233,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(pr)
     pr.set_defaults(command="prune")
 
+
+def _doctor(sub: Any) -> None:
+    """doctor: the checks a runner admin runs first."""
     d = sub.add_parser(
         "doctor", help="check the daemon, the LAN registries, Hub credentials and quota, clock and disk",
         description="One command for a runner admin when pulls are slow or failing: is the Docker daemon "
@@ -252,4 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="warn below this much free disk in the daemon's data root (default 50)")
     _common(d)
     d.set_defaults(command="doctor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="lanmirror",
+        description="Keep nightly container images on the LAN: mirror them from Docker Hub to a LAN registry, "
+                    "and resolve the newest one for a CI job without spending Docker Hub pull quota.",
+    )
+    parser.add_argument("--version", action="version", version=f"lanmirror {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    for build in (_resolve, _mirror, _prune, _doctor):
+        build(sub)
     return parser
