@@ -96,6 +96,7 @@ def timed_rss(cmd: list[str], env: dict[str, str]) -> Run:
 @dataclass
 class CpuRun(Run):
     cpu: float = 0.0  # user + system seconds of the command and its children
+    system: float = 0.0  # of which in the kernel (socket copies, page faults)
 
 
 def timed_cpu(cmd: list[str], env: dict[str, str]) -> CpuRun:
@@ -107,7 +108,7 @@ def timed_cpu(cmd: list[str], env: dict[str, str]) -> CpuRun:
         seconds = time.monotonic() - start
         fields = (out_file.read().strip().splitlines() or ["0 0 0"])[-1].split()
         rss_kb, user, system = (float(f) for f in fields) if len(fields) == 3 else (0.0, 0.0, 0.0)
-        return CpuRun(seconds, proc.returncode, rss_kb / 1024, proc.stdout, user + system)
+        return CpuRun(seconds, proc.returncode, rss_kb / 1024, proc.stdout, user + system, system)
 
 
 def pull_download_seconds(out: str) -> float | None:

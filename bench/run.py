@@ -21,6 +21,8 @@ Scenarios (on the same local stack as the tests):
  10. fast pull          the job's pull into an empty store, download and extraction apart: kernel WAN
                         (curl ceiling | docker pull | resolve --pull-via daemon | resolve via the endpoint),
                         loopback LAN (daemon | endpoint), 1 vs 4 LAN replicas through the endpoint
+ 11. profile          py-spy over a loopback cold mirror and a kernel-WAN copy: CPU per GiB by category
+                        (sha256, socket in/out, requests/urllib3, thread hand-offs, lanmirror, start-up)
 
 Mirror timings go straight to the registries (no Python proxy on the data path, as in real life);
 bytes and requests come from the registries' own access logs. Resolve scenarios go through the
@@ -44,7 +46,7 @@ from harness import Bench
 
 # In report order; each name is a module of bench/scenarios/.
 ORDER = ("cold", "incremental", "fanout", "replicas", "resolve", "fleet", "kernel_wan", "proxy_wan", "fastpull",
-         "memory")
+         "memory", "profile")
 ALIASES = {"wan": "kernel_wan", "wanproxy": "proxy_wan"}  # the names earlier runs and docs used
 
 
@@ -70,6 +72,11 @@ def main() -> int:
     p.add_argument("--replica-layer-mb", type=int, default=16, help="replicas: layer size (4 layers)")
     p.add_argument("--only", help=f"comma-separated scenarios: {','.join(ORDER)} (all by default; memory "
                                   "needs --memory-gb)")
+    p.add_argument("--profile-flags", default="", metavar="FLAGS",
+                   help="profile: extra mirror flags for both profiled copies, e.g. '--range-below-mbps 0'")
+    p.add_argument("--profile-spy", default="--gil", metavar="FLAGS",
+                   help="profile: py-spy record flags (default --gil: only samples holding the GIL, i.e. Python "
+                        "work; '' counts every running thread, C calls that release the GIL included)")
     p.add_argument("--tools", help="cold and WAN scenarios: only the tools whose name starts with one of these "
                                    "(comma-separated), e.g. lanmirror; for quick iterations, not for reports")
     args = p.parse_args()

@@ -11,6 +11,7 @@ of blobs copied at once: the readers of one mirror share one budget of in-flight
 from __future__ import annotations
 
 import concurrent.futures as cf
+import http.client
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ import requests
 import urllib3.exceptions
 
 from lanmirror.errors import TransientError
-from lanmirror.remote.registry import CHUNK, Registry
+from lanmirror.remote.registry import CHUNK, Chunk, Registry
 from lanmirror.retry import RetryPolicy
 
 log = logging.getLogger("lanmirror.remote.blobread")
@@ -56,7 +57,7 @@ class RangeSettings:
         return self.chunk_size * self.window
 
 
-def _chunks(resp: requests.Response) -> Iterator[bytes]:
+def _chunks(resp: requests.Response) -> Iterator[Chunk]:
     """Body chunks as they arrive (read1): a break loses no byte already received, so a resume
     starts exactly where the connection broke. iter_content would drop a half-read chunk."""
     raw = resp.raw
@@ -72,6 +73,74 @@ def _chunks(resp: requests.Response) -> Iterator[bytes]:
 
 def _broken(exc: BaseException) -> TransientError:
     return TransientError(f"connection broke mid-body: {type(exc).__name__}")
+
+
+# One readinto call fills at most this much: on a break, at most this much of a range is read again.
+FILL_STEP = 256 << 10
+
+
+class _Partial(Exception):
+    """A body broke after `got` bytes had landed in the buffer."""
+
+    def __init__(self, got: int, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.got = got
+        self.cause = cause
+
+
+def _fill(resp: requests.Response, view: memoryview) -> int:
+    """Read the body of `resp` into `view` until it is full or the body ends; the bytes count.
+
+    A bounded range is read straight into its own buffer by http.client's `readinto` (its
+    BufferedReader loops `recv_into` in C), not as a string of 1 MiB `read1` results: one buffer per
+    range instead of one allocation and resize per socket read, and a few Python calls per range
+    instead of one per read. On a slow WAN flow each read returns a few tens of kB, so this is most
+    of the reader's CPU (docs/benchmarks.md). Any other response shape uses the chunk loop."""
+    raw = resp.raw
+    fp = getattr(raw, "_fp", None)
+    if not isinstance(fp, http.client.HTTPResponse) or fp.chunked or fp.length is None:
+        got = 0
+        try:
+            for chunk in _chunks(resp):
+                n = min(len(chunk), len(view) - got)
+                view[got:got + n] = chunk[:n]
+                got += n
+                if got == len(view):
+                    break
+        except _BROKEN as exc:
+            raise _Partial(got, exc) from None
+        return got
+    got = 0
+    try:
+        while got < len(view):
+            n = fp.readinto(view[got:got + FILL_STEP])
+            if not n:
+                break
+            got += n
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Partial(got, exc) from None
+    if fp.isclosed():
+        # The whole body was read: hand the connection back to the pool for the next range
+        # (urllib3 does this itself only when its own read methods see the end).
+        raw.release_conn()
+    return got
+
+
+class StreamMeter:
+    """Bytes received by every single-stream read of this process, for the switch to ranges: one
+    slow stream among several that together run fast is sharing a link (or the CPU), which ranges
+    cannot beat; only when the streams together are slow is it a per-connection cap."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.total += n
+
+
+STREAMS = StreamMeter()
 
 
 class Replicas:
@@ -121,7 +190,8 @@ class BlobReader:
 
     def __init__(self, registry: Registry, repo: str, digest: str, size: int, policy: RetryPolicy,
                  settings: RangeSettings | None = None, budget: threading.Semaphore | None = None,
-                 start: int = 0, replicas: list[tuple[Registry, str]] | None = None) -> None:
+                 start: int = 0, replicas: list[tuple[Registry, str]] | None = None,
+                 meter: StreamMeter = STREAMS) -> None:
         if not 0 <= start <= size:
             raise ValueError(f"start {start} outside a blob of {size} bytes")
         self.start = start
@@ -136,8 +206,9 @@ class BlobReader:
         self.resumes = 0
         self.flows_used: list[int] = []  # the flow counts tried, in order (for reports and tests)
         self.replicas = Replicas([(registry, repo), *(replicas or [])])
+        self.meter = meter
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[Chunk]:
         s = self.settings
         start = self.start
         if start == self.size:
@@ -150,7 +221,7 @@ class BlobReader:
             return
         yield from self._ranges_from(start)
 
-    def _ranges_from(self, offset: int) -> Iterator[bytes]:
+    def _ranges_from(self, offset: int) -> Iterator[Chunk]:
         """Parallel ranges from `offset`; the first one tells whether the source honours Range."""
         self.budget.acquire()  # this reader holds no slot yet, so waiting here cannot deadlock
         try:
@@ -167,9 +238,11 @@ class BlobReader:
         self.ranged = True
         yield from self._parallel(first, offset)
 
-    def _adaptive(self) -> Iterator[bytes]:
-        """One stream; if its first `probe` bytes arrive slower than `switch_below`, the rest of the
-        blob comes as parallel ranges from the byte reached."""
+    def _adaptive(self) -> Iterator[Chunk]:
+        """One stream; if its first `probe` bytes arrive slower than `switch_below`, and the streams
+        of this process together are slower too, the rest of the blob comes as parallel ranges from
+        the byte reached. Four blobs copied at once on a fast path each see a quarter of it; they
+        must not switch (ranges cost twice the CPU of one stream, measured in docs/benchmarks.md)."""
         s = self.settings
         assert s.switch_below is not None
         resp = self._open(self.start, None if self.start == 0 else self.size - 1)
@@ -178,17 +251,23 @@ class BlobReader:
             return
         offset = self.start
         started: float | None = None
+        together = 0  # the meter's total when this stream's first byte came
         switched = False
         try:
             for chunk in _chunks(resp):
+                self.meter.add(len(chunk))
                 if started is None:
                     started = time.monotonic()  # time to first byte is latency, not bandwidth
+                    together = self.meter.total
                 else:
                     offset_before = offset
                     probed = offset_before - self.start
                     if probed < s.probe <= probed + len(chunk):
-                        rate = (probed + len(chunk)) / max(time.monotonic() - started, 1e-6)
-                        if rate < s.switch_below and self.size - offset_before - len(chunk) > s.chunk_size:
+                        elapsed = max(time.monotonic() - started, 1e-6)
+                        rate = (probed + len(chunk)) / elapsed
+                        everyone = (self.meter.total - together) / elapsed
+                        if (rate < s.switch_below and everyone < s.switch_below
+                                and self.size - offset_before - len(chunk) > s.chunk_size):
                             switched = True
                 offset += len(chunk)
                 yield chunk
@@ -208,7 +287,7 @@ class BlobReader:
                  self.digest[:19], self.size - offset, s.window)
         yield from self._ranges_from(offset)
 
-    def _skip_then_stream(self, resp: requests.Response, offset: int) -> Iterator[bytes]:
+    def _skip_then_stream(self, resp: requests.Response, offset: int) -> Iterator[Chunk]:
         """A source that ignores Range sent the whole blob again: drop what we already have."""
         skip = offset
         for chunk in self._consume(resp, 0, self.size - 1, resumable=False):
@@ -245,7 +324,7 @@ class BlobReader:
         return chosen[0], resp
 
     def _consume(self, resp: requests.Response, start: int, end: int | None,
-                 resumable: bool = True) -> Iterator[bytes]:
+                 resumable: bool = True) -> Iterator[Chunk]:
         """Yield the body of `resp` (bytes start..end); on a break, reopen at the next byte."""
         offset = start
         failures = 0
@@ -271,7 +350,7 @@ class BlobReader:
                 self.policy.pause(f"GET {self.digest[:19]} (resuming at byte {offset})", failures, err)
                 resp = self._open(offset, last)
 
-    def _stream(self, start: int, end: int | None) -> Iterator[bytes]:
+    def _stream(self, start: int, end: int | None) -> Iterator[Chunk]:
         resp = self._open(start, None if start == 0 else end)
         if start and resp.status_code != 206:
             yield from self._skip_then_stream(resp, start)
@@ -280,15 +359,44 @@ class BlobReader:
 
     # -- parallel bounded ranges ----------------------------------------------------------------
 
-    def _fetch(self, start: int, end: int) -> list[bytes]:
+    def _read_range(self, resp: requests.Response, start: int, end: int, resumable: bool = True) -> bytearray:
+        """The bytes start..end of `resp`'s body in one buffer of their own (the caller keeps it
+        until the range is handed on; nothing is reused). A break reopens the range from the last
+        byte that landed, within `FILL_STEP`."""
+        buf = bytearray(end - start + 1)
+        view = memoryview(buf)
+        got = 0
+        failures = 0
+        while True:
+            try:
+                if resp.status_code == 200 and start + got > 0:
+                    raise TransientError("the source answered a resumed range with the whole blob")
+                try:
+                    got += _fill(resp, view[got:])
+                except _Partial as part:
+                    got += part.got
+                    raise _broken(part.cause) from None
+                if got < len(buf):
+                    raise TransientError(f"body ended at byte {start + got} of {end + 1}")
+                resp.close()
+                return buf
+            except TransientError as err:
+                resp.close()
+                if not resumable:
+                    raise
+                failures += 1
+                self.resumes += 1
+                self.policy.pause(f"GET {self.digest[:19]} (resuming at byte {start + got})", failures, err)
+                resp = self._open(start + got, end)
+
+    def _fetch(self, start: int, end: int) -> list[Chunk]:
         if len(self.replicas.members) == 1:
-            return list(self._consume(self._open(start, end), start, end))
+            return [self._read_range(self._open(start, end), start, end)]
         i, resp = self._open_replica(start, end)
         began = time.monotonic()
-        pieces: list[bytes] = []
+        pieces: list[Chunk] = []
         try:
-            for piece in self._consume(resp, start, end, resumable=False):
-                pieces.append(piece)
+            pieces.append(self._read_range(resp, start, end, resumable=False))
         except TransientError:
             # That replica broke mid-range: the range is fetched again whole, from whichever is best
             # now; when every replica has failed twice, the reader fails (the caller hands on).
@@ -299,7 +407,7 @@ class BlobReader:
         self.replicas.done(i, sum(len(p) for p in pieces), time.monotonic() - began, failed=False)
         return pieces
 
-    def _parallel(self, first: requests.Response, start: int) -> Iterator[bytes]:
+    def _parallel(self, first: requests.Response, start: int) -> Iterator[Chunk]:
         """Ranges in order through a read-ahead window. Each range in flight (or fetched and not yet
         handed on) holds one slot of the shared budget. A reader waits for a slot only while it holds
         none, so readers sharing the budget cannot deadlock each other.
@@ -311,8 +419,8 @@ class BlobReader:
         bounds = [(a, min(a + s.chunk_size, self.size) - 1) for a in range(start, self.size, s.chunk_size)]
         flows = FlowCount(s)
         with cf.ThreadPoolExecutor(max_workers=s.window, thread_name_prefix="range") as pool:
-            pending: dict[int, cf.Future[list[bytes]]] = {
-                0: pool.submit(lambda: list(self._consume(first, start, bounds[0][1])))}
+            pending: dict[int, cf.Future[list[Chunk]]] = {
+                0: pool.submit(lambda: [self._read_range(first, start, bounds[0][1])])}
             pending[0].add_done_callback(flows.callback(bounds[0][1] - bounds[0][0] + 1))
             submitted = 1
 
@@ -381,10 +489,10 @@ class FlowCount:
         with self._lock:
             self._bytes += nbytes
 
-    def callback(self, nbytes: int) -> Callable[[cf.Future[list[bytes]]], None]:
+    def callback(self, nbytes: int) -> Callable[[cf.Future[list[Chunk]]], None]:
         """A done-callback that counts a range's bytes once it has landed (a failed one still freed
         its flow; its bytes are counted when the retry lands)."""
-        def done(fut: cf.Future[list[bytes]]) -> None:
+        def done(fut: cf.Future[list[Chunk]]) -> None:
             if not fut.cancelled() and fut.exception() is None:
                 self.arrived(nbytes)
         return done

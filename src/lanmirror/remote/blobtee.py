@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from lanmirror.errors import TransientError
+from lanmirror.remote.registry import Chunk
 
 log = logging.getLogger("lanmirror.remote.blobtee")
 
@@ -22,13 +23,13 @@ _EOF = object()
 
 
 class BlobTee:
-    def __init__(self, chunks: Iterable[bytes], targets: int, *, depth: int = 8, stall: float = 10.0) -> None:
+    def __init__(self, chunks: Iterable[Chunk], targets: int, *, depth: int = 8, stall: float = 10.0) -> None:
         self._chunks = chunks
         self._queues: list[queue.Queue[object]] = [queue.Queue(depth) for _ in range(targets)]
         self._dropped = [threading.Event() for _ in range(targets)]
         self.stall = stall
 
-    def reader(self, index: int) -> Iterator[bytes]:
+    def reader(self, index: int) -> Iterator[Chunk]:
         """Target `index`'s view of the blob. Closing it early (its writer failed) drops the target."""
         q, dropped = self._queues[index], self._dropped[index]
         try:

@@ -22,14 +22,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from lanmirror.errors import DigestMismatch, RegistryError, TransientError
-from lanmirror.remote.registry import HashingReader, Registry, UploadSession
+from lanmirror.remote.registry import Chunk, HashingReader, Registry, UploadSession
 from lanmirror.retry import RetryPolicy, describe, is_transient
 
 log = logging.getLogger("lanmirror.remote.blobwrite")
 
 UPLOAD_CHUNK = 64 << 20
 
-SourceFn = Callable[[int], Iterable[bytes]]
+SourceFn = Callable[[int], Iterable[Chunk]]
 
 
 class _SourceFailed(Exception):
@@ -133,9 +133,9 @@ class BlobWriter:
         base = max(o for o in hashes if o <= session.offset)
         hasher = hashes[base].copy()
         source = iter(self.source(base))
-        pending = b""
+        pending: Chunk = b""
 
-        def pull() -> bytes:
+        def pull() -> Chunk:
             nonlocal pending
             if pending:
                 data, pending = pending, b""
@@ -148,7 +148,7 @@ class BlobWriter:
             except Exception as exc:
                 raise _SourceFailed(describe(exc)) from exc
 
-        def body(start: int, length: int) -> Iterator[bytes]:
+        def body(start: int, length: int) -> Iterator[Chunk]:
             nonlocal pending
             left = length
             while left:

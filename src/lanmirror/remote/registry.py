@@ -31,6 +31,8 @@ MANIFEST_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 ACCEPT = ", ".join(MANIFEST_TYPES)
 # Large enough that Python's per-chunk overhead vanishes, small enough to keep memory flat.
 CHUNK = 1 << 20
+# A piece of a blob as the readers hand it on: a range is read into a bytearray of its own (no copy).
+Chunk = bytes | bytearray
 # The OCI distribution spec lets registries refuse manifests over 4 MiB; a bigger answer is not a
 # manifest, and reading it whole would let a tampered registry fill memory.
 MAX_TAG_PAGES = 1000  # of up to 1000 tags each: a million tags, far past any real repository
@@ -163,14 +165,14 @@ class HashingReader:
     """Wraps a byte iterator, hashing on the way; raises DigestMismatch at the end if the bytes
     are not what `digest` promised. Used on every streamed blob so corruption never lands."""
 
-    def __init__(self, chunks: Iterable[bytes], digest: str, on_bytes: Any = None) -> None:
+    def __init__(self, chunks: Iterable[Chunk], digest: str, on_bytes: Any = None) -> None:
         self._chunks = chunks
         self.digest = digest
         self.size = 0
         self._hash = hashlib.sha256()
         self._on_bytes = on_bytes
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[Chunk]:
         for chunk in self._chunks:
             if not chunk:
                 continue
@@ -212,14 +214,14 @@ class _Sized:
     """A one-shot byte iterator with a known length, so requests sends Content-Length (the
     chunked-upload PATCH requires it) instead of chunked transfer encoding."""
 
-    def __init__(self, chunks: Iterable[bytes], length: int) -> None:
+    def __init__(self, chunks: Iterable[Chunk], length: int) -> None:
         self._chunks = chunks
         self._length = length
 
     def __len__(self) -> int:
         return self._length
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[Chunk]:
         return iter(self._chunks)
 
 
@@ -458,7 +460,7 @@ class Registry:
             return False, UploadSession(self._location(resp), 0) if location else None
         raise self._fail(resp, f"mount {from_repo}@{digest} into {repo}")
 
-    def upload_blob(self, repo: str, digest: str, chunks: Iterable[bytes],
+    def upload_blob(self, repo: str, digest: str, chunks: Iterable[Chunk],
                     session: UploadSession | None = None) -> None:
         """Upload a blob as one streamed PUT (into `session` if one is open already). Not retried
         here: the body is a one-shot stream, so the caller retries the whole copy (same policy)."""
@@ -477,7 +479,7 @@ class Registry:
             raise self._fail(resp, f"start upload to {repo}")
         return UploadSession(self._location(resp), 0)
 
-    def upload_chunk(self, repo: str, session: UploadSession, chunks: Iterable[bytes], length: int) -> UploadSession:
+    def upload_chunk(self, repo: str, session: UploadSession, chunks: Iterable[Chunk], length: int) -> UploadSession:
         """PATCH the next `length` bytes (Content-Range from the session's offset). Not retried:
         the body is a one-shot stream; the caller asks `upload_status` and resumes."""
         start, end = session.offset, session.offset + length - 1
@@ -512,7 +514,7 @@ class Registry:
         PUT that did land meets a finished session: the caller checks the blob instead)."""
         self._put_upload(repo, session, digest, data=None, headers={"Content-Length": "0"})
 
-    def _put_upload(self, repo: str, session: UploadSession, digest: str, *, data: Iterable[bytes] | None,
+    def _put_upload(self, repo: str, session: UploadSession, digest: str, *, data: Iterable[Chunk] | None,
                     headers: dict[str, str]) -> None:
         sep = "&" if "?" in session.location else "?"
         resp = self.transport.request("PUT", f"{session.location}{sep}{urlencode({'digest': validate_digest(digest)})}",
@@ -541,7 +543,7 @@ class Registry:
         digest = sha256_digest(data)
         view = memoryview(data)
 
-        def pieces() -> Iterable[bytes]:
+        def pieces() -> Iterable[Chunk]:
             # Bounded pieces: one giant chunk of a chunked body is refused by some servers.
             return (bytes(view[i:i + CHUNK]) for i in range(0, len(view), CHUNK))
 

@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 from lanmirror.errors import LanmirrorError
+from lanmirror.remote.registry import Chunk
 from lanmirror.retry import describe
 from lanmirror.serve.image import ServedImage
 from lanmirror.serve.sources import BlobSources
@@ -197,7 +198,7 @@ class Endpoint:
                 verify: bool) -> None:
         hasher = hashlib.sha256() if verify else None
         contributors: set[str] = set()
-        held: bytes | None = None
+        held: Chunk | None = None
         remaining = end - start + 1
         for chunk in self.sources.read(digest, size, start, contributors):
             if len(chunk) > remaining:

@@ -18,7 +18,7 @@ import requests
 
 from lanmirror.errors import LanmirrorError
 from lanmirror.remote.blobread import BlobReader, RangeSettings
-from lanmirror.remote.registry import Registry
+from lanmirror.remote.registry import Chunk, Registry
 from lanmirror.retry import RetryPolicy, describe
 
 log = logging.getLogger("lanmirror.serve")
@@ -68,7 +68,7 @@ class BlobSources:
                     source.kind, source.name, why)
 
     def read(self, digest: str, size: int, start: int = 0,
-             contributors: set[str] | None = None) -> Iterator[bytes]:
+             contributors: set[str] | None = None) -> Iterator[Chunk]:
         """The bytes of `digest` from `start`. The first usable source reads it with the other LAN
         replicas sharing its parallel ranges; if that fails, the next source goes on from the byte
         reached, alone. Every source that delivered bytes is added to `contributors` (the endpoint

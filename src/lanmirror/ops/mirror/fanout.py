@@ -22,7 +22,7 @@ from lanmirror.ops.mirror.plan import Plan
 from lanmirror.ops.mirror.report import MirrorReport, TagResult
 from lanmirror.remote.blobtee import BlobTee
 from lanmirror.remote.blobwrite import BlobWriter
-from lanmirror.remote.registry import Descriptor, Manifest
+from lanmirror.remote.registry import Chunk, Descriptor, Manifest
 from lanmirror.retry import describe
 
 log = logging.getLogger("lanmirror.ops.mirror")
@@ -148,7 +148,7 @@ class FanOut:
         def one(i: int, t: Target) -> None:
             shared = [True]
 
-            def source(offset: int) -> Iterable[bytes]:
+            def source(offset: int) -> Iterable[Chunk]:
                 if shared[0] and offset == 0:
                     shared[0] = False
                     return tee.reader(i)
