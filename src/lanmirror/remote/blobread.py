@@ -22,6 +22,7 @@ import requests
 import urllib3.exceptions
 
 from lanmirror.errors import TransientError
+from lanmirror.remote.buffers import POOL
 from lanmirror.remote.registry import CHUNK, Chunk, Registry
 from lanmirror.retry import RetryPolicy
 
@@ -57,9 +58,29 @@ class RangeSettings:
         return self.chunk_size * self.window
 
 
-def _chunks(resp: requests.Response) -> Iterator[Chunk]:
-    """Body chunks as they arrive (read1): a break loses no byte already received, so a resume
-    starts exactly where the connection broke. iter_content would drop a half-read chunk."""
+def _chunks(resp: requests.Response, meter: StreamMeter, size: int = CHUNK) -> Iterator[Chunk]:
+    """Body chunks of up to `size`, each read straight into a pooled buffer (`_fill`) and counted
+    by `meter`. A break hands on the bytes that landed first, then raises, so a resume starts at
+    the byte where the connection broke."""
+    while True:
+        buf = POOL.take(size)
+        try:
+            n = _fill(resp, memoryview(buf))
+        except _Partial as part:
+            meter.add(part.got)
+            if part.got:
+                yield memoryview(buf)[:part.got]
+            raise _broken(part.cause) from None
+        meter.add(n)
+        if n:
+            yield buf if n == len(buf) else memoryview(buf)[:n]
+        POOL.give(buf)
+        if n < len(buf):
+            return
+
+
+def _read1_chunks(resp: requests.Response) -> Iterator[bytes]:
+    """Body chunks as they arrive (read1), for response shapes `_fill` cannot read into a buffer."""
     raw = resp.raw
     if not hasattr(raw, "read1"):
         yield from resp.iter_content(CHUNK)
@@ -75,10 +96,6 @@ def _broken(exc: BaseException) -> TransientError:
     return TransientError(f"connection broke mid-body: {type(exc).__name__}")
 
 
-# One readinto call fills at most this much: on a break, at most this much of a range is read again.
-FILL_STEP = 256 << 10
-
-
 class _Partial(Exception):
     """A body broke after `got` bytes had landed in the buffer."""
 
@@ -91,38 +108,61 @@ class _Partial(Exception):
 def _fill(resp: requests.Response, view: memoryview) -> int:
     """Read the body of `resp` into `view` until it is full or the body ends; the bytes count.
 
-    A bounded range is read straight into its own buffer by http.client's `readinto` (its
-    BufferedReader loops `recv_into` in C), not as a string of 1 MiB `read1` results: one buffer per
-    range instead of one allocation and resize per socket read, and a few Python calls per range
-    instead of one per read. On a slow WAN flow each read returns a few tens of kB, so this is most
-    of the reader's CPU (docs/benchmarks.md). Any other response shape uses the chunk loop."""
+    Straight into the caller's buffer, one socket read at a time (`_readinto1`), instead of one
+    1 MiB `read1` string per socket read: on a slow WAN flow each read brings a few tens of kB, and
+    allocating, resizing and freeing a 1 MiB string for each was most of the reader's CPU
+    (docs/benchmarks.md). A break raises `_Partial` with the exact count that landed, so a resume
+    starts at the byte where the connection broke. Response shapes this cannot read into a buffer
+    (chunked transfer encoding) take the `read1` loop."""
     raw = resp.raw
     fp = getattr(raw, "_fp", None)
-    if not isinstance(fp, http.client.HTTPResponse) or fp.chunked or fp.length is None:
-        got = 0
-        try:
-            for chunk in _chunks(resp):
-                n = min(len(chunk), len(view) - got)
-                view[got:got + n] = chunk[:n]
-                got += n
-                if got == len(view):
-                    break
-        except _BROKEN as exc:
-            raise _Partial(got, exc) from None
-        return got
+    if (not isinstance(fp, http.client.HTTPResponse) or fp.chunked or fp.length is None
+            or not hasattr(fp, "_close_conn") or not hasattr(fp.fp, "readinto1")):
+        return _fill_by_chunks(resp, view)
     got = 0
     try:
         while got < len(view):
-            n = fp.readinto(view[got:got + FILL_STEP])
+            n = _readinto1(fp, view[got:])
             if not n:
                 break
             got += n
     except (OSError, http.client.HTTPException) as exc:
         raise _Partial(got, exc) from None
     if fp.isclosed():
-        # The whole body was read: hand the connection back to the pool for the next range
+        # The whole body was read: hand the connection back to the pool for the next request
         # (urllib3 does this itself only when its own read methods see the end).
         raw.release_conn()
+    return got
+
+
+def _readinto1(fp: http.client.HTTPResponse, view: memoryview) -> int:
+    """http.client's `HTTPResponse.read1`, into a buffer: at most one socket read, the response's
+    remaining length kept, the connection marked done at the end of the body."""
+    if fp.fp is None:  # the body ended (and the connection went back) on the last read
+        return 0
+    if fp.length is not None and len(view) > fp.length:
+        view = view[:fp.length]
+    n: int = fp.fp.readinto1(view)
+    if not n and len(view):
+        fp._close_conn()  # type: ignore[attr-defined]
+    elif fp.length is not None:
+        fp.length -= n
+        if not fp.length:
+            fp._close_conn()  # type: ignore[attr-defined]
+    return n
+
+
+def _fill_by_chunks(resp: requests.Response, view: memoryview) -> int:
+    got = 0
+    try:
+        for chunk in _read1_chunks(resp):
+            n = min(len(chunk), len(view) - got)
+            view[got:got + n] = chunk[:n]
+            got += n
+            if got == len(view):
+                break
+    except _BROKEN as exc:
+        raise _Partial(got, exc) from None
     return got
 
 
@@ -251,31 +291,31 @@ class BlobReader:
             return
         offset = self.start
         started: float | None = None
-        together = 0  # the meter's total when this stream's first byte came
+        together = 0  # the meter's total when this stream's first chunk came
+        first = 0  # that chunk's bytes: its time is latency and one fill, not the rate
         switched = False
         try:
-            for chunk in _chunks(resp):
-                self.meter.add(len(chunk))
+            # At least four chunks in the probe, so that the rate is measured over most of it.
+            for chunk in _chunks(resp, self.meter, min(CHUNK, max(64 << 10, s.probe // 4))):
+                n = len(chunk)
                 if started is None:
-                    started = time.monotonic()  # time to first byte is latency, not bandwidth
-                    together = self.meter.total
+                    started, together, first = time.monotonic(), self.meter.total, n
                 else:
-                    offset_before = offset
-                    probed = offset_before - self.start
-                    if probed < s.probe <= probed + len(chunk):
+                    probed = offset - self.start
+                    if probed < s.probe <= probed + n:
                         elapsed = max(time.monotonic() - started, 1e-6)
-                        rate = (probed + len(chunk)) / elapsed
+                        rate = (probed + n - first) / elapsed
                         everyone = (self.meter.total - together) / elapsed
                         if (rate < s.switch_below and everyone < s.switch_below
-                                and self.size - offset_before - len(chunk) > s.chunk_size):
+                                and self.size - offset - n > s.chunk_size):
                             switched = True
-                offset += len(chunk)
+                offset += n
                 yield chunk
                 if switched:
                     break
-        except _BROKEN as exc:
+        except (*_BROKEN, TransientError) as exc:
             if offset == self.start:
-                raise _broken(exc) from None
+                raise (exc if isinstance(exc, TransientError) else _broken(exc)) from None
             switched = True  # a broken stream continues as ranges from the byte reached
         finally:
             resp.close()
@@ -333,7 +373,7 @@ class BlobReader:
             try:
                 if resp.status_code == 200 and offset > 0:
                     raise TransientError("the source answered a resumed range with the whole blob")
-                for chunk in _chunks(resp):
+                for chunk in _chunks(resp, self.meter):
                     offset += len(chunk)
                     yield chunk
                 if offset <= last:
@@ -360,10 +400,9 @@ class BlobReader:
     # -- parallel bounded ranges ----------------------------------------------------------------
 
     def _read_range(self, resp: requests.Response, start: int, end: int, resumable: bool = True) -> bytearray:
-        """The bytes start..end of `resp`'s body in one buffer of their own (the caller keeps it
-        until the range is handed on; nothing is reused). A break reopens the range from the last
-        byte that landed, within `FILL_STEP`."""
-        buf = bytearray(end - start + 1)
+        """The bytes start..end of `resp`'s body in one pooled buffer (`remote.buffers`), which the
+        caller hands on whole. A break reopens the range at the byte where it broke."""
+        buf = POOL.take(end - start + 1)
         view = memoryview(buf)
         got = 0
         failures = 0
@@ -450,7 +489,12 @@ class BlobReader:
                         raise TransientError(f"range {bounds[i][0]}-{bounds[i][1]} returned {got} bytes")
                     yield from pieces
                     # Only now is the slot free: a reader closed mid-yield releases it in `finally`.
-                    del pending[i], pieces
+                    del pending[i]
+                    buffer = pieces[0] if len(pieces) == 1 else None
+                    del pieces
+                    if isinstance(buffer, bytearray):
+                        POOL.give(buffer)  # kept only if the consumer let go of it
+                    del buffer
                     self.budget.release()
                     flows.adjust(time.monotonic())
                 self.flows_used = flows.history

@@ -45,7 +45,7 @@ class BlobTee:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                assert isinstance(item, bytes)
+                assert isinstance(item, (bytes, bytearray, memoryview))
                 yield item
         finally:
             dropped.set()

@@ -65,7 +65,7 @@ class BlobWriter:
     def run(self) -> None:
         if self.chunk_size <= 0 or self.size <= self.chunk_size:
             self.registry.upload_blob(self.repo, self.digest, HashingReader(self.source(0), self.digest, self.on_bytes),
-                                      self._take_opened())
+                                      self._take_opened(), size=self.size)
             return
         self._chunked()
 
@@ -154,7 +154,8 @@ class BlobWriter:
             while left:
                 data = pull()
                 if len(data) > left:
-                    data, pending = data[:left], data[left:]
+                    view = memoryview(data)  # split without copying: the rest goes in the next request
+                    data, pending = view[:left], view[left:]
                 hasher.update(data)
                 left -= len(data)
                 end = start + length - left

@@ -31,8 +31,9 @@ MANIFEST_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 ACCEPT = ", ".join(MANIFEST_TYPES)
 # Large enough that Python's per-chunk overhead vanishes, small enough to keep memory flat.
 CHUNK = 1 << 20
-# A piece of a blob as the readers hand it on: a range is read into a bytearray of its own (no copy).
-Chunk = bytes | bytearray
+# A piece of a blob as the readers hand it on: ranges and stream reads land in pooled bytearrays
+# (`remote.buffers`), handed on as they are or as a memoryview of the part that was filled.
+Chunk = bytes | bytearray | memoryview
 # The OCI distribution spec lets registries refuse manifests over 4 MiB; a bigger answer is not a
 # manifest, and reading it whole would let a tampered registry fill memory.
 MAX_TAG_PAGES = 1000  # of up to 1000 tags each: a million tags, far past any real repository
@@ -461,11 +462,14 @@ class Registry:
         raise self._fail(resp, f"mount {from_repo}@{digest} into {repo}")
 
     def upload_blob(self, repo: str, digest: str, chunks: Iterable[Chunk],
-                    session: UploadSession | None = None) -> None:
+                    session: UploadSession | None = None, size: int | None = None) -> None:
         """Upload a blob as one streamed PUT (into `session` if one is open already). Not retried
-        here: the body is a one-shot stream, so the caller retries the whole copy (same policy)."""
+        here: the body is a one-shot stream, so the caller retries the whole copy (same policy).
+        With `size`, the PUT carries a Content-Length instead of chunked transfer encoding, whose
+        framing copies every chunk once more."""
         validate_digest(digest)
-        self._put_upload(repo, session or self.start_upload(repo), digest, data=iter(chunks),
+        body: Iterable[Chunk] = iter(chunks) if size is None else _Sized(chunks, size)
+        self._put_upload(repo, session or self.start_upload(repo), digest, data=body,
                          headers={"Content-Type": "application/octet-stream"})
 
     # -- chunked (resumable) uploads: POST, PATCH per chunk, GET status, PUT ?digest ---------
