@@ -65,7 +65,7 @@ def _chunks(resp: requests.Response, meter: StreamMeter, size: int = CHUNK) -> I
     while True:
         buf = POOL.take(size)
         try:
-            n = _fill(resp, memoryview(buf))
+            n = _fill(resp, memoryview(buf)[:size])
         except _Partial as part:
             meter.add(part.got)
             if part.got:
@@ -74,8 +74,7 @@ def _chunks(resp: requests.Response, meter: StreamMeter, size: int = CHUNK) -> I
         meter.add(n)
         if n:
             yield buf if n == len(buf) else memoryview(buf)[:n]
-        POOL.give(buf)
-        if n < len(buf):
+        if n < size:
             return
 
 
@@ -399,11 +398,12 @@ class BlobReader:
 
     # -- parallel bounded ranges ----------------------------------------------------------------
 
-    def _read_range(self, resp: requests.Response, start: int, end: int, resumable: bool = True) -> bytearray:
+    def _read_range(self, resp: requests.Response, start: int, end: int, resumable: bool = True) -> Chunk:
         """The bytes start..end of `resp`'s body in one pooled buffer (`remote.buffers`), which the
         caller hands on whole. A break reopens the range at the byte where it broke."""
-        buf = POOL.take(end - start + 1)
-        view = memoryview(buf)
+        length = end - start + 1
+        buf = POOL.take(length)
+        view = memoryview(buf)[:length]
         got = 0
         failures = 0
         while True:
@@ -415,10 +415,10 @@ class BlobReader:
                 except _Partial as part:
                     got += part.got
                     raise _broken(part.cause) from None
-                if got < len(buf):
+                if got < length:
                     raise TransientError(f"body ended at byte {start + got} of {end + 1}")
                 resp.close()
-                return buf
+                return buf if length == len(buf) else view
             except TransientError as err:
                 resp.close()
                 if not resumable:
@@ -489,12 +489,7 @@ class BlobReader:
                         raise TransientError(f"range {bounds[i][0]}-{bounds[i][1]} returned {got} bytes")
                     yield from pieces
                     # Only now is the slot free: a reader closed mid-yield releases it in `finally`.
-                    del pending[i]
-                    buffer = pieces[0] if len(pieces) == 1 else None
-                    del pieces
-                    if isinstance(buffer, bytearray):
-                        POOL.give(buffer)  # kept only if the consumer let go of it
-                    del buffer
+                    del pending[i], pieces  # the pool may hand the buffer out again once the consumer lets go
                     self.budget.release()
                     flows.adjust(time.monotonic())
                 self.flows_used = flows.history

@@ -2,14 +2,15 @@
 
 Every byte of a copy passes through a buffer the size of a range (2 MiB) or of a stream read
 (1 MiB). Allocated fresh, each one is its own mmap (the CLI fixes glibc's mmap threshold at 128 KiB
-to keep the heap from fragmenting, `cmd/heap.py`), so every 4 KiB of it costs a page fault and
-every free an munmap: on a WAN copy that was half of lanmirror's CPU (docs/benchmarks.md). A pool
-keeps a bounded number of them mapped and hands them out again.
+to keep the heap from fragmenting, `cmd/heap.py`) that is zero-filled page by page, one page fault
+per 4 KiB, and unmapped when freed: on a copy that was the largest share of lanmirror's CPU
+(docs/benchmarks.md). The pool keeps the buffers it made and hands them out again.
 
-A buffer goes back into the pool only when nothing else refers to it any more. Readers hand their
-buffers on to a consumer they do not control (an upload, the endpoint's held-back last chunk, a
-tee's queue, a caller's `b"".join`): whoever keeps a chunk keeps its buffer, and the pool makes a
-new one instead. The check is CPython's reference count, the one implementation lanmirror ships on.
+A buffer is handed out again only once nothing but the pool refers to it. Readers pass their
+buffers on to consumers they do not control (an upload whose HTTP library keeps the last chunk in a
+loop variable, the endpoint's held-back last chunk, a tee's queues, a caller's `b"".join`), so no
+one can say when a chunk is done with; CPython's reference count can, and it is checked under the
+pool's lock, where no one else can pick the buffer up. lanmirror ships on CPython only.
 """
 
 from __future__ import annotations
@@ -17,40 +18,46 @@ from __future__ import annotations
 import sys
 import threading
 
-# References to a buffer that nobody else holds, as seen inside `BufferPool.give`: the caller's
-# variable, give's parameter, and getrefcount's own argument.
+# References to a tracked buffer that nobody else holds, as counted in `take`: the pool's list,
+# the loop variable, and getrefcount's own argument.
 _UNSHARED = 3
+_SMALLEST = 64 << 10
+
+
+def bucket(size: int) -> int:
+    """The buffer size that serves a request of `size` bytes: a power of two, so that the last,
+    shorter range of every blob reuses a standard buffer instead of making one of its own size."""
+    return max(_SMALLEST, 1 << (max(size, 1) - 1).bit_length())
 
 
 class BufferPool:
-    """Up to `keep` idle buffers of each size."""
+    """Buffers in power-of-two sizes, at most `keep` tracked per size; beyond that, plain ones."""
 
     def __init__(self, keep: int = 32) -> None:
         self.keep = keep
         self._lock = threading.Lock()
-        self._idle: dict[int, list[bytearray]] = {}
-        self.made = 0  # buffers allocated (for tests and the profile)
+        self._tracked: dict[int, list[bytearray]] = {}
+        self.made = 0  # buffers allocated (for the tests and the profile)
         self.reused = 0
 
     def take(self, size: int) -> bytearray:
+        """A buffer of at least `size` bytes (`bucket(size)`), not zeroed when reused."""
+        want = bucket(size)
         with self._lock:
-            idle = self._idle.get(size)
-            if idle:
-                self.reused += 1
-                return idle.pop()
+            tracked = self._tracked.setdefault(want, [])
+            for buf in tracked:
+                if sys.getrefcount(buf) == _UNSHARED:
+                    self.reused += 1
+                    return buf
             self.made += 1
-        return bytearray(size)
+            buf = bytearray(want)
+            if len(tracked) < self.keep:
+                tracked.append(buf)
+            return buf
 
-    def give(self, buf: bytearray) -> bool:
-        """Return `buf` for reuse if no one else refers to it; True if it was kept."""
-        if sys.getrefcount(buf) > _UNSHARED:
-            return False
+    def tracked_bytes(self) -> int:
         with self._lock:
-            idle = self._idle.setdefault(len(buf), [])
-            if len(idle) >= self.keep:
-                return False
-            idle.append(buf)
-            return True
+            return sum(len(b) for bufs in self._tracked.values() for b in bufs)
 
 
 POOL = BufferPool()
