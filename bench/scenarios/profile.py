@@ -13,10 +13,9 @@ import linecache
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
-from harness import LANMIRROR, REPO, Bench, images, tag, timed_cpu, with_extra_layer
+from harness import LANMIRROR, REPO, ROOT, Bench, images, tag, timed_cpu, with_extra_layer
 from tests.stack import HUB_CREDS
 
 # What the innermost frame's source line does (C calls such as sha256's update show up as the Python
@@ -101,27 +100,28 @@ def run(b: Bench) -> None:
              [LANMIRROR, "mirror", "--repo", REPO, "--tag", t_wan, "--source-registry", hub.address,
               "--insecure-registry", hub.address, "--lan-registry", b.lan_direct, *a.profile_flags.split()]),
         ]
-        with tempfile.TemporaryDirectory() as tmp:
-            for label, img, cmd in cases:
-                total = sum(len(x) for x in img.blobs.values())
-                s.lan_registry.wipe()
-                b.say(f"{label}: CPU under GNU time")
-                timed = timed_cpu(cmd, b.env)
-                per_gib = timed.cpu / (total / (1 << 30))
-                s.lan_registry.wipe()
-                b.say(f"{label}: py-spy")
-                counts, leaves = profile(cmd, b.env, Path(tmp) / "raw.txt", *a.profile_spy.split())
-                for leaf, n in leaves.most_common(12):
-                    print(f"    {n:6d}  {leaf}", flush=True)
-                samples = sum(counts.values()) or 1
-                head = b.row(label, "lanmirror (all)")
-                head.seconds = [round(timed.seconds, 3)]
-                head.cpu_per_gib = round(per_gib, 2)
-                head.note = (f"{'FAILED ' if timed.rc else ''}{total / 1e6 / timed.seconds:.0f} MB/s; kernel "
-                             f"{timed.system / (total / (1 << 30)):.2f} s/GiB of it; {samples} samples")
-                for name, n in counts.most_common():
-                    r = b.row(label, f"  {name}"[:24])
-                    r.cpu_per_gib = round(per_gib * n / samples, 2)
-                    r.note = f"{n / samples:.0%} of samples: {name}"
+        for label, img, cmd in cases:
+            total = sum(len(x) for x in img.blobs.values())
+            s.lan_registry.wipe()
+            b.say(f"{label}: CPU under GNU time")
+            timed = timed_cpu(cmd, b.env)
+            per_gib = timed.cpu / (total / (1 << 30))
+            s.lan_registry.wipe()
+            b.say(f"{label}: py-spy")
+            raw = ROOT / "bench" / "results" / f"profile-{'wan' if 'WAN' in label else 'loopback'}.txt"
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            counts, leaves = profile(cmd, b.env, raw, *a.profile_spy.split())
+            for leaf, n in leaves.most_common(12):
+                print(f"    {n:6d}  {leaf}", flush=True)
+            samples = sum(counts.values()) or 1
+            head = b.row(label, "lanmirror (all)")
+            head.seconds = [round(timed.seconds, 3)]
+            head.cpu_per_gib = round(per_gib, 2)
+            head.note = (f"{'FAILED ' if timed.rc else ''}{total / 1e6 / timed.seconds:.0f} MB/s; kernel "
+                         f"{timed.system / (total / (1 << 30)):.2f} s/GiB of it; {samples} samples")
+            for name, n in counts.most_common():
+                r = b.row(label, f"  {name}"[:24])
+                r.cpu_per_gib = round(per_gib * n / samples, 2)
+                r.note = f"{n / samples:.0%} of samples: {name}"
     finally:
         hub.stop()

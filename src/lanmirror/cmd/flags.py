@@ -113,17 +113,17 @@ def _transfer(p: argparse.ArgumentParser) -> None:
     """How blobs are read (parallel ranges) and written (chunked uploads): the copy engine's knobs."""
     p.add_argument("--range-threshold-mb", type=int, default=64, metavar="MB",
                    help="read blobs larger than this as parallel bounded HTTP ranges (default 64)")
-    p.add_argument("--range-chunk-mb", type=int, default=2, metavar="MB", help="size of one range (default 2)")
+    p.add_argument("--range-chunk-mb", type=int, default=4, metavar="MB", help="size of one range (default 4)")
     p.add_argument("--range-below-mbps", type=float, default=150.0, metavar="MB/S",
                    help="a large blob starts as one stream and switches to parallel ranges only if that "
                         "connection delivers less than this over its first 4 MiB (default 150: a CDN flow at "
                         "100 MB/s still gains from ranges, a LAN or loopback source does not; 0 = ranges from "
                         "the start)")
-    p.add_argument("--ranges", type=int, default=16, metavar="N",
-                   help="most ranges held at once, shared by the blobs copied at once (default 16). A blob "
+    p.add_argument("--ranges", type=int, default=12, metavar="N",
+                   help="most ranges held at once, shared by the blobs copied at once (default 12). A blob "
                         "starts with 4 downloading and doubles that while the total rate still grows, back "
                         "one step when it does not (a link cap). Memory bound: --ranges x --range-chunk-mb "
-                        "buffered (defaults: 16 x 2 MiB = 32 MiB)")
+                        "buffered (defaults: 12 x 4 MiB = 48 MiB)")
     p.add_argument("--upload-chunk-mb", type=int, default=64, metavar="MB",
                    help="upload blobs larger than this as chunks (one PATCH each) so that a failed request "
                         "resumes instead of restarting the blob; nothing is buffered for it (default 64; 0 = "
