@@ -29,6 +29,6 @@ def run(b: Bench) -> None:
                      "lanmirror")
         b.measure(r, cmd)
         r.mbps = round(gb * (1 << 30) / 1e6 / r.median, 1)
-        r.note = (r.note + " " if r.note else "") + "bound: 16 ranges x 2 MiB buffered + interpreter"
+        r.note = (r.note + " " if r.note else "") + "bound: --ranges x --range-chunk-mb buffered + interpreter"
     finally:
         hub.stop()

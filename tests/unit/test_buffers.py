@@ -25,14 +25,14 @@ def test_a_buffer_still_held_by_a_consumer_is_never_handed_out_twice():
     assert pool.reused == 1
 
 
-def test_sizes_are_served_from_power_of_two_buckets():
-    assert [bucket(n) for n in (1, 64 << 10, (64 << 10) + 1, 2 << 20, (2 << 20) - 7)] == \
-        [64 << 10, 64 << 10, 128 << 10, 2 << 20, 2 << 20]
+def test_sizes_are_served_from_64k_buckets():
+    assert [bucket(n) for n in (1, 64 << 10, (64 << 10) + 1, 3 << 20, (3 << 20) - 7)] == \
+        [64 << 10, 64 << 10, 128 << 10, 3 << 20, 3 << 20]
     pool = BufferPool()
-    last_range = pool.take((2 << 20) - 12345)  # a blob's shorter last range
-    assert len(last_range) == 2 << 20
-    del last_range
-    pool.take(2 << 20)
+    nearly = pool.take((3 << 20) - 12345)
+    assert len(nearly) == 3 << 20
+    del nearly
+    pool.take(3 << 20)
     assert pool.reused == 1
 
 

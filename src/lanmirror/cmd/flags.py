@@ -119,11 +119,11 @@ def _transfer(p: argparse.ArgumentParser) -> None:
                         "connection delivers less than this over its first 4 MiB (default 150: a CDN flow at "
                         "100 MB/s still gains from ranges, a LAN or loopback source does not; 0 = ranges from "
                         "the start)")
-    p.add_argument("--ranges", type=int, default=12, metavar="N",
-                   help="most ranges held at once, shared by the blobs copied at once (default 12). A blob "
+    p.add_argument("--ranges", type=int, default=9, metavar="N",
+                   help="most ranges held at once, shared by the blobs copied at once (default 9). A blob "
                         "starts with 4 downloading and doubles that while the total rate still grows, back "
                         "one step when it does not (a link cap). Memory bound: --ranges x --range-chunk-mb "
-                        "buffered (defaults: 12 x 4 MiB = 48 MiB)")
+                        "buffered (defaults: 9 x 4 MiB = 36 MiB)")
     p.add_argument("--upload-chunk-mb", type=int, default=64, metavar="MB",
                    help="upload blobs larger than this as chunks (one PATCH each) so that a failed request "
                         "resumes instead of restarting the blob; nothing is buffered for it (default 64; 0 = "

@@ -34,16 +34,16 @@ _BROKEN = (requests.ConnectionError, requests.Timeout, requests.exceptions.Chunk
 
 @dataclass(frozen=True)
 class RangeSettings:
-    """When and how to split a blob. Defaults: blobs over 64 MiB; up to 12 ranges of 4 MiB held in
-    all (in flight or waiting their turn, shared by the blobs copied at once): at most 48 MiB
-    buffered, whatever the blob and image size. 4 MiB rather than 2: each range is one HTTP request,
-    about 0.7 ms of CPU in requests and urllib3, and on this project's 2-core bench halving their
-    number took a kernel-WAN mirror from 87-89% to 92-99% of the 8-flow ceiling (docs/benchmarks.md);
-    12 flows still pass that ceiling on their own."""
+    """When and how to split a blob. Defaults: blobs over 64 MiB; up to 9 ranges of 4 MiB held in
+    all (in flight or waiting their turn, shared by the blobs copied at once): at most 36 MiB
+    buffered, whatever the blob and image size. Each range is one HTTP request, about 0.7 ms of CPU
+    in requests and urllib3, so 4 MiB rather than 2 halves that; 9 of them keep a 4 GB mirror under
+    100 MB of RSS and still open more flows than the 8-flow ceiling of the bench's WAN
+    (docs/benchmarks.md has the runs behind both numbers)."""
 
     threshold: int = 64 << 20
     chunk_size: int = 4 << 20
-    window: int = 12
+    window: int = 9
     # Start as one stream and switch to ranges only if that connection delivers less than this
     # (bytes/s) over its first `probe` bytes: a per-connection cap (a WAN, a CDN) is what ranges
     # beat; on a fast path one stream is the fastest and leanest. None: ranges from the start.
@@ -405,7 +405,7 @@ class BlobReader:
         """The bytes start..end of `resp`'s body in one pooled buffer (`remote.buffers`), which the
         caller hands on whole. A break reopens the range at the byte where it broke."""
         length = end - start + 1
-        buf = POOL.take(length)
+        buf = POOL.take(max(length, self.settings.chunk_size))  # the last, shorter range too: one bucket
         view = memoryview(buf)[:length]
         got = 0
         failures = 0

@@ -25,13 +25,14 @@ _SMALLEST = 64 << 10
 
 
 def bucket(size: int) -> int:
-    """The buffer size that serves a request of `size` bytes: a power of two, so that the last,
-    shorter range of every blob reuses a standard buffer instead of making one of its own size."""
-    return max(_SMALLEST, 1 << (max(size, 1) - 1).bit_length())
+    """The buffer size that serves a request of `size` bytes: rounded up to 64 KiB. Readers ask for
+    their standard size (a range, a stream read) even for a blob's shorter last range, so that one
+    bucket serves them all and no buffer is mapped larger than what is used."""
+    return max(_SMALLEST, -(-size // _SMALLEST) * _SMALLEST)
 
 
 class BufferPool:
-    """Buffers in power-of-two sizes, at most `keep` tracked per size; beyond that, plain ones."""
+    """Buffers by size, at most `keep` tracked per size; beyond that, plain ones."""
 
     def __init__(self, keep: int = 32) -> None:
         self.keep = keep
