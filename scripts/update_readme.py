@@ -20,8 +20,8 @@ def table(rows: list[str], header: str) -> str:
     return "\n".join([header, "|" + "---|" * header.count(" | ") + "---|", *rows])
 
 
-def main() -> int:
-    text = (ROOT / "README.md").read_text()
+def render(text: str) -> str:
+    """`text` (the README) with its generated parts made from the current sources."""
     for path, name in (("action.yml", "resolve-image"), ("mirror/action.yml", "mirror-to-lan")):
         spec = yaml.safe_load((ROOT / path).read_text())
         inputs = [f"| `{k}`{' (required)' if v.get('required') else ''} | "
@@ -36,12 +36,17 @@ def main() -> int:
     start, end = text.index("## CLI reference\n"), text.index("## Setting up the LAN side")
     section = text[start:end]
     env = {**os.environ, "COLUMNS": "110"}
-    for command in ("resolve", "mirror", "prune"):
+    for command in ("resolve", "mirror", "prune", "doctor"):
         help_text = subprocess.run([sys.executable, "-m", "lanmirror", command, "--help"], env=env, check=True,
                                    capture_output=True, text=True).stdout
         section = re.sub(rf"```text\nusage: lanmirror {command} .*?```", lambda m, h=help_text: f"```text\n{h}```",
                          section, count=1, flags=re.S)
-    (ROOT / "README.md").write_text(text[:start] + section + text[end:])
+    return text[:start] + section + text[end:]
+
+
+def main() -> int:
+    readme = ROOT / "README.md"
+    readme.write_text(render(readme.read_text()))
     return 0
 
 

@@ -16,15 +16,22 @@ def project_files() -> list[str]:
     return [f for f in out if f and (ROOT / f).is_file()]
 
 
-def make_consumer(dest: Path) -> Path:
-    """dest/resolve-image = this repository, dest/mirror-to-lan -> resolve-image/mirror, the example
-    workflows under .github/workflows, and a FROM-scratch docker/rocm.Dockerfile to publish."""
-    vendored = dest / "resolve-image"
+def vendor(dest: Path) -> None:
+    """The README's vendoring commands, run in `dest`. `git clone ... resolve-image` and
+    `rm -rf resolve-image/.git` are a copy of this working tree (tests see uncommitted changes too);
+    the rest is the README's command as written."""
     for rel in project_files():
-        target = vendored / rel
+        target = dest / "resolve-image" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, target)
-    os.symlink("resolve-image/mirror", dest / "mirror-to-lan")
+    subprocess.run(["cp", "-r", "resolve-image/mirror", "mirror-to-lan"], cwd=dest, check=True)
+
+
+def make_consumer(dest: Path) -> Path:
+    """dest with lanmirror vendored as the README says (`vendor`), the example workflows under
+    .github/workflows, and a FROM-scratch docker/rocm.Dockerfile to publish."""
+    dest.mkdir(parents=True, exist_ok=True)
+    vendor(dest)
     wf = dest / ".github" / "workflows"
     wf.mkdir(parents=True)
     for f in (ROOT / "examples" / "workflows").glob("*.yml"):

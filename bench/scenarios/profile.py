@@ -41,6 +41,9 @@ def _line(frame: str) -> str:
     return linecache.getline(path, int(number)) if number.isdigit() else ""
 
 
+RATE = 250  # py-spy samples per second
+
+
 def categorise(stack: list[str]) -> str:
     """`stack` innermost first: the innermost frame's line, else the innermost frame's library."""
     if stack:
@@ -59,7 +62,7 @@ def profile(cmd: list[str], env: dict[str, str], out: Path, *flags: str) -> tupl
                                                                                 collections.Counter[str]]:
     """Samples by category, and by innermost frame (for the write-up)."""
     spy = shutil.which("py-spy") or str(Path(LANMIRROR).parent / "py-spy")
-    subprocess.run([spy, "record", "--format", "raw", "--rate", "250", *flags, "--output", str(out), "--", *cmd],
+    subprocess.run([spy, "record", "--format", "raw", "--rate", str(RATE), *flags, "--output", str(out), "--", *cmd],
                    env=env, check=True, capture_output=True)
     counts: collections.Counter[str] = collections.Counter()
     leaves: collections.Counter[str] = collections.Counter()

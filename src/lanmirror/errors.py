@@ -58,6 +58,11 @@ class EngineError(LanmirrorError):
     """The Docker daemon failed or reported an error inside its JSON stream."""
 
 
+class DaemonTimeout(EngineError):
+    """The daemon took a call and did not answer in time. It is up: what it was asked to do (a
+    request of its own to a registry, say) is what hangs, and reports must not blame the daemon."""
+
+
 class StallError(EngineError):
     """A pull made no progress for longer than the stall guard allows."""
 

@@ -54,3 +54,16 @@ def test_no_daemon(stack):
     assert proc.returncode == 1
     assert by_name(report)["docker daemon"]["status"] == "fail"
     assert "DOCKER_HOST" in by_name(report)["docker daemon"]["fix"]
+
+
+def test_a_lan_that_accepts_and_never_answers_names_the_hop_that_failed(stack):
+    """The daemon answers; its own request to the LAN is what times out. The report says so, and
+    does not call the daemon unreachable."""
+    stack.lan_proxy.mode = "blackhole"
+    proc, report = doctor(stack, "--lan-registry", stack.lan)
+    assert proc.returncode == 1
+    checks = by_name(report)
+    assert checks["docker daemon"]["status"] == "ok"
+    hop = checks[f"LAN {stack.lan} from the daemon"]
+    assert hop["status"] == "fail" and "not reachable" not in hop["detail"]
+    assert "the daemon answered" in hop["detail"] and f"daemon → {stack.lan}" in hop["detail"], hop

@@ -76,7 +76,7 @@ def test_release_build_job_runs_under_act(tmp_path):
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.invalid"}
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "release"],
-                ["git", "tag", "v0.1.0"]):
+                ["git", "tag", "v1.0.0"]):
         sh(cmd, cwd=repo, env=env)
     # act fetches every action a job names before it starts, even one whose `if:` skips it; point the
     # upload step's action at a local folder so that nothing leaves this machine (the step is skipped).
@@ -86,7 +86,7 @@ def test_release_build_job_runs_under_act(tmp_path):
     upload = "actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f"
     assert upload in (ROOT / ".github" / "workflows" / "release.yml").read_text()
     event = tmp_path / "event.json"
-    event.write_text(json.dumps({"ref": "refs/tags/v0.1.0", "ref_name": "v0.1.0"}))
+    event.write_text(json.dumps({"ref": "refs/tags/v1.0.0", "ref_name": "v1.0.0"}))
     proc = subprocess.run([ACT, "push", "-e", str(event), "-W", ".github/workflows/release.yml", "-j", "build",
                            "-P", "ubuntu-24.04=-self-hosted", "--action-offline-mode",
                            "--local-repository", f"{upload}={skipped}"],
@@ -94,5 +94,5 @@ def test_release_build_job_runs_under_act(tmp_path):
     log = proc.stdout + proc.stderr
     SEEN_OUTPUT.append(log)
     assert proc.returncode == 0, log[-5000:]
-    assert "lanmirror 0.1.0" in log and "smoke test passed" in log
+    assert "lanmirror 1.0.0" in log and "smoke test passed" in log
     assert "Job succeeded" in log

@@ -75,3 +75,31 @@ def test_readme_links_the_operator_docs():
     for doc in ("docs/architecture.md", "docs/runbook.md", "docs/migration.md"):
         assert doc in text and (ROOT / doc).exists()
     assert "pipx run lanmirror" in text
+
+
+def test_generated_parts_of_the_readme_are_current():
+    """The action tables and the CLI reference (every command, doctor included) are what
+    `./dev docs` makes from action.yml, mirror/action.yml and --help today."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "scripts" / "update_readme.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (ROOT / "README.md").read_text()
+    assert module.render(text) == text, "README.md is stale: run ./dev docs"
+
+
+def test_every_relative_link_resolves_and_none_leaves_the_repository():
+    import re
+
+    docs = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for doc in docs:
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = (doc.parent / target.split("#")[0]).resolve()
+            if not path.exists() or ROOT.resolve() not in path.parents:
+                broken.append(f"{doc.name}: {target}")
+    assert not broken, broken

@@ -41,5 +41,21 @@ def test_no_section_fails_naming_what_is_there(tmp_path):
 
 
 def test_the_real_changelog_has_a_section_for_the_next_release():
-    proc = subprocess.run([sys.executable, SCRIPT, "0.1.0", str(ROOT / "CHANGELOG.md")], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, SCRIPT, "1.0.0", str(ROOT / "CHANGELOG.md")], capture_output=True, text=True)
     assert proc.returncode == 0 and "lanmirror resolve" in proc.stdout
+
+
+def test_the_docs_the_changelog_and_the_release_workflow_agree_on_the_major_tag():
+    """README and CHANGELOG tell users to write @vN; the first release must create that vN, and the
+    release workflow is what moves it (the CHANGELOG says no tag is moved by hand)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    release = (ROOT / ".github" / "workflows" / "release.yml").read_text()
+    majors = set(re.findall(r"OWNER/lanmirror(?:/mirror)?@(v\d+)\b", readme + changelog))
+    first = re.search(r"^## Unreleased \((\d+)\.\d+\.\d+\)", changelog, re.M)
+    assert first and majors == {f"v{first.group(1)}"}, (majors, first)
+    assert 'major=${TAG%%.*}' in release and "by hand" in changelog
+    vendored = re.findall(r"--branch (v\d+)\.\d+\.\d+", readme)
+    assert vendored and set(vendored) == majors

@@ -159,7 +159,7 @@ def prune_command(args: argparse.Namespace) -> Outcome:
              verb, len(report.deleted), len(report.kept), len(report.shared), len(report.ignored))
     if report.deleted and not args.dry_run:
         log.info("the registry frees the space when its garbage collector runs "
-                 "(`registry garbage-collect /etc/docker/registry/config.yml`)")
+                 "(`docker-registry garbage-collect /etc/docker/registry/config.yml`)")
     return Outcome(EXIT_OK, report.to_json(), result=report, registries=[lan])
 
 

@@ -105,7 +105,7 @@ def _tag_sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("--any-branch", action="store_true",
                    help="with --workflow: accept the latest successful run of any branch or event")
     p.add_argument("--backfill", type=_days, metavar="DAYS",
-                   help="mirror every nightly of the last DAYS days that the source has (needs --base-tag)")
+                   help="mirror every nightly of the last DAYS days (1 to 366) that the source has (needs --base-tag)")
     p.add_argument("--base-tag", action="append", default=[], metavar="TAG", help="nightly prefix for --backfill")
 
 
@@ -120,7 +120,7 @@ def _transfer(p: argparse.ArgumentParser) -> None:
                         "100 MB/s still gains from ranges, a LAN or loopback source does not; 0 = ranges from "
                         "the start)")
     p.add_argument("--ranges", type=int, default=9, metavar="N",
-                   help="most ranges held at once, shared by the blobs copied at once (default 9). A blob "
+                   help="most ranges held at once, 1 to 64, shared by the blobs copied at once (default 9). A blob "
                         "starts with 4 downloading and doubles that while the total rate still grows, back "
                         "one step when it does not (a link cap). Memory bound: --ranges x --range-chunk-mb "
                         "buffered (defaults: 9 x 4 MiB = 36 MiB)")
@@ -143,7 +143,8 @@ def _resolve(sub: Any) -> None:
     r.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
     r.add_argument("--base-tag", action="append", default=[], metavar="TAG",
                    help="nightly tag prefix, e.g. v0.5.5-rocm700-mi30x; repeat for fallbacks in preference order")
-    r.add_argument("--days", type=_days, default=7, help="how many days back to look (default 7, today included)")
+    r.add_argument("--days", type=_days, default=7,
+                   help="how many days back to look, 1 to 366 (default 7, today included)")
     r.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
                    help="LAN registry, repeat for several in preference order (default: $LANMIRROR_LAN_REGISTRY "
                         "or $LOCAL_DOCKER_REGISTRY)")
@@ -229,11 +230,12 @@ def _prune(sub: Any) -> None:
         description="Delete tags <base-tag>-<YYYYMMDD> older than --keep-days from the LAN registry through the "
                     "registry API (by digest; a digest still used by a kept tag is left alone). Tags outside the "
                     "nightly pattern are never touched. The registry only frees disk space when its garbage "
-                    "collector runs (`registry garbage-collect CONFIG`), and needs `storage.delete.enabled: true`.",
+                    "collector runs (`docker-registry garbage-collect CONFIG`, Debian's name for Distribution's "
+                    "binary), and needs `storage.delete.enabled: true`.",
     )
     pr.add_argument("--repo", required=True)
     pr.add_argument("--lan-registry", metavar="HOST[:PORT]")
-    pr.add_argument("--keep-days", type=_days, help="keep nightlies of this many days, today included (LAN)")
+    pr.add_argument("--keep-days", type=_days, help="keep nightlies of this many days (1 to 366), today included (LAN)")
     pr.add_argument("--local", action="store_true",
                     help="prune this runner's Docker cache instead of the LAN registry: keep the newest --keep "
                          "nightlies of --base-tag and every image a container (running or stopped) uses")

@@ -20,6 +20,7 @@ from typing import Any
 import docker
 import docker.auth
 import docker.errors
+import requests
 
 from lanmirror.authn import Credentials
 from lanmirror.authn.dockerconfig import load_docker_config
@@ -28,6 +29,7 @@ from lanmirror.daemon.classify import classify_stream_error
 from lanmirror.daemon.throughput import PullMeter, Verdict
 from lanmirror.errors import (
     AuthError,
+    DaemonTimeout,
     EngineError,
     LanmirrorError,
     NotFound,
@@ -86,6 +88,9 @@ class Engine:
             raise classify_stream_error(f"{what}: {exc.explanation or exc}", source) from None
         except docker.errors.DockerException as exc:
             raise EngineError(f"{source}: {what}: {exc}") from None
+        except requests.exceptions.ReadTimeout:
+            raise DaemonTimeout(f"{source}: {what}: the Docker daemon at {self.base_url} took the request and "
+                                f"sent no answer within {self._timeout:g}s") from None
         except OSError as exc:
             raise EngineError(f"Docker daemon not reachable at {self.base_url}: {exc}") from None
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from lanmirror.errors import AuthError, LanmirrorError
+from lanmirror.errors import AuthError, DaemonTimeout, LanmirrorError
 from lanmirror.name import DOCKER_HUB, normalize_registry, repository_on
 from lanmirror.ops.clients import Clients
 from lanmirror.remote.registry import Registry
@@ -129,6 +129,12 @@ def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str
             try:
                 engine.inspect_distribution(probe, clients.credentials(lan))
                 checks.append(Check(f"LAN {lan} from the daemon", OK, f"{probe} found"))
+            except DaemonTimeout:
+                checks.append(Check(f"LAN {lan} from the daemon", FAIL,
+                                    f"the daemon answered, but got no answer from {lan} within {timeout:g}s "
+                                    f"(hop that failed: daemon → {lan})",
+                                    "the registry accepts connections from the daemon's host but does not "
+                                    "answer: check that it is not hung or overloaded, and any proxy in front"))
             except LanmirrorError as exc:
                 text = str(exc).lower()
                 if "not found" in text or "unknown" in text:
