@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerate the README's generated parts: the action input/output tables (from action.yml and
-mirror/action.yml) and the CLI reference (from --help). `./dev docs` runs it; tests/unit/test_docs.py
-fails when they are stale."""
+"""Regenerate the docs' generated parts: the README's action input/output tables (from action.yml
+and mirror/action.yml) and docs/cli.md (every command's --help). `./dev docs` runs it;
+tests/unit/test_docs.py fails when they are stale."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def table(rows: list[str], header: str) -> str:
 
 
 def render(text: str) -> str:
-    """`text` (the README) with its generated parts made from the current sources."""
+    """`text` (the README) with its action tables made from the current action.yml files."""
     for path, name in (("action.yml", "resolve-image"), ("mirror/action.yml", "mirror-to-lan")):
         spec = yaml.safe_load((ROOT / path).read_text())
         inputs = [f"| `{k}`{' (required)' if v.get('required') else ''} | "
@@ -33,20 +33,24 @@ def render(text: str) -> str:
             text = re.sub(rf"(^#### {re.escape(name)} {kind}\n\n)(.*?)(\n\n|\Z)",
                           lambda m, r=rows, h=header: m.group(1) + table(r, h) + m.group(3), text, count=1,
                           flags=re.S | re.M)
-    start, end = text.index("## CLI reference\n"), text.index("## Setting up the LAN side")
-    section = text[start:end]
+    return text
+
+
+def render_cli(text: str) -> str:
+    """`text` (docs/cli.md) with each command's block replaced by its --help today."""
     env = {**os.environ, "COLUMNS": "110"}
     for command in ("resolve", "mirror", "prune", "doctor"):
         help_text = subprocess.run([sys.executable, "-m", "lanmirror", command, "--help"], env=env, check=True,
                                    capture_output=True, text=True).stdout
-        section = re.sub(rf"```text\nusage: lanmirror {command} .*?```", lambda m, h=help_text: f"```text\n{h}```",
-                         section, count=1, flags=re.S)
-    return text[:start] + section + text[end:]
+        text = re.sub(rf"```text\nusage: lanmirror {command} .*?```", lambda m, h=help_text: f"```text\n{h}```",
+                      text, count=1, flags=re.S)
+    return text
 
 
 def main() -> int:
-    readme = ROOT / "README.md"
+    readme, cli = ROOT / "README.md", ROOT / "docs" / "cli.md"
     readme.write_text(render(readme.read_text()))
+    cli.write_text(render_cli(cli.read_text()))
     return 0
 
 
