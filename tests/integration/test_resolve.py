@@ -228,3 +228,45 @@ def test_a_failed_probe_of_a_newer_tag_is_not_an_absent_tag(stack, repo):
     res = run(stack, repo, lan_registries=[], pull=False, hub_timeout=3, allow_degraded=True)
     assert (res.tag, res.degraded, res.outputs()["degraded"]) == (tag_for(BASE, 1), True, "true")
     assert any(w.startswith("degraded: could not tell") for w in res.warnings)
+
+
+def resolve_cli(stack, repo, *args, env=None):
+    proc = run_cli(stack, "resolve", "--repo", repo, "--hub-registry", stack.hub, "--lan-registry", stack.lan,
+                   "--no-pull", "--json", *args, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout), proc.stderr
+
+
+def test_the_runner_name_picks_the_architecture_and_its_nightly_line(stack, repo):
+    mi35 = publish(stack, repo, "v0.5.5-rocm700-mi35x", 1, hub=True, lan=True)
+    publish(stack, repo, "v0.5.5-rocm700-mi30x", 0, hub=True, lan=True)  # newer, but another architecture
+    out, log = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-{arch}",
+                           env={"RUNNER_NAME": "linux-mi355-gpu-3"})
+    assert (out["tag"], out["digest"], out["gpu_arch"]) == (tag_for("v0.5.5-rocm700-mi35x", 1), mi35.digest, "mi35x")
+    assert "GPU architecture mi35x (runner linux-mi355-gpu-3)" in log
+    # A base tag of its own for one architecture comes first.
+    mi30 = publish(stack, repo, "v0.5.5-rocm720-mi30x", 2, hub=True, lan=True)
+    out, _ = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-{arch}", "--base-tag-for",
+                         "mi30x=v0.5.5-rocm720-mi30x", env={"RUNNER_NAME": "linux-mi325-gpu-1"})
+    assert (out["tag"], out["digest"], out["gpu_arch"]) == (tag_for("v0.5.5-rocm720-mi30x", 2), mi30.digest, "mi30x")
+
+
+def test_an_unknown_gpu_is_bad_input_that_names_the_fix(stack, repo):
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", "v0.5.5-rocm700-{arch}", "--no-pull",
+                   env={"RUNNER_NAME": "linux-mi400-gpu-1"})
+    assert proc.returncode == 2
+    assert "unsupported GPU architecture 'mi400'" in proc.stderr and "--arch-map" in proc.stderr
+
+
+def test_an_image_forced_from_the_environment_is_per_architecture(stack, repo):
+    forced = publish(stack, repo, "special", 30, hub=True)
+    ref = f"{stack.hub}/{repo}:{tag_for('special', 30)}"
+    nightly = publish(stack, repo, "v0.5.5-rocm700-mi35x", 0, hub=True)
+    runner = {"RUNNER_NAME": "linux-mi355-gpu-3"}
+    out, log = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-{arch}", "--image-env", "AMD_CI_IMAGE",
+                           env={**runner, "AMD_CI_IMAGE_MI35X": ref, "AMD_CI_IMAGE": "rocm/never:used"})
+    assert (out["image"], out["digest"]) == (ref, forced.digest) and "forced by $AMD_CI_IMAGE_MI35X" in log
+    # The bare variable is the mi30x image: an mi35x runner searches as usual.
+    out, _ = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-{arch}", "--image-env", "AMD_CI_IMAGE",
+                         env={**runner, "AMD_CI_IMAGE": ref})
+    assert (out["tag"], out["digest"]) == (tag_for("v0.5.5-rocm700-mi35x", 0), nightly.digest)

@@ -78,6 +78,8 @@ INPUTS: dict[str, dict[str, Mapping]] = {
         "pull-via": Flag("--pull-via"),
         "min-pull-rate": Flag("--min-pull-rate"), "pull-rate-window": Flag("--pull-rate-window"),
         "lan-select": Flag("--lan-select"), "runner-id": Flag("--runner-id"),
+        "gpu-arch": Flag("--gpu-arch"), "arch-pattern": Flag("--arch-pattern"), "arch-map": Flag("--arch-map"),
+        "base-tag-for": Flag("--base-tag-for", many=True), "image-env": Flag("--image-env"),
     },
     "mirror": {
         **_SHARED, "tags": Flag("--tag", many=True), "tag-file": Flag("--tag-file"),

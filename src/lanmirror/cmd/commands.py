@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,9 @@ from lanmirror.ops.mirror import MirrorOptions, MirrorReport, mirror, mirror_to_
 from lanmirror.ops.prune import PruneReport, prune
 from lanmirror.ops.prune_local import prune_local
 from lanmirror.ops.resolve import Attempt, NothingFound, Resolution, ResolveOptions, resolve
+from lanmirror.ops.resolve.spread import runner_identity
 from lanmirror.remote.blobread import RangeSettings
+from lanmirror.sources.arch import ArchRule, base_tags_for, image_override, needs_arch, parse_map
 from lanmirror.sources.gather import gather_tags
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -43,12 +46,35 @@ class Outcome:
     source: str = ""
 
 
+def gpu_choice(args: argparse.Namespace) -> tuple[str, list[str], str | None]:
+    """(architecture, base tags, forced image) from the arch flags; ("", --base-tag, --image) when
+    nothing asks for an architecture."""
+    base_tags, per_arch = split_list(args.base_tag), split_list(args.base_tag_for)
+    image_env = args.image_env or ""
+    if not args.gpu_arch and not needs_arch(base_tags, per_arch, image_env):
+        return "", base_tags, args.image
+    if args.gpu_arch:
+        arch, how = args.gpu_arch.strip().lower(), "--gpu-arch"
+    else:
+        runner = runner_identity(args.runner_id or None)
+        arch, how = ArchRule(args.arch_pattern, parse_map(args.arch_map)).detect(runner), f"runner {runner}"
+    tags = base_tags_for(arch, base_tags, per_arch) if (base_tags or per_arch) else []
+    image = args.image
+    forced = image_override(image_env, arch, os.environ) if image_env and not image else None
+    if forced:
+        log.info("image forced by $%s for %s: %s", forced[0], arch, forced[1])
+        image = forced[1]
+    log.info("GPU architecture %s (%s); base tags %s", arch, how, ", ".join(tags) or "-")
+    return arch, tags, image
+
+
 def resolve_command(args: argparse.Namespace) -> Outcome:
     hub = normalize_registry(hub_registry(args.hub_registry))
+    arch, base_tags, image = gpu_choice(args)
     opts = ResolveOptions(
-        repo=args.repo, base_tags=split_list(args.base_tag), days=args.days,
+        repo=args.repo, base_tags=base_tags, days=args.days,
         lan_registries=lan_registries(args.lan_registry), hub_registry=hub, policy=args.policy, pull=args.pull,
-        verify=args.verify, image=args.image, probe_timeout=args.probe_timeout, stall_timeout=args.stall_timeout,
+        verify=args.verify, image=image, probe_timeout=args.probe_timeout, stall_timeout=args.stall_timeout,
         pull_timeout=args.pull_timeout, hub_timeout=args.hub_timeout, daemon_probe=args.daemon_probe,
         allow_degraded=args.allow_degraded, allow_unverified=args.allow_unverified, pull_via=args.pull_via,
         min_pull_rate=args.min_pull_rate, pull_rate_window=args.pull_rate_window,
@@ -60,14 +86,16 @@ def resolve_command(args: argparse.Namespace) -> Outcome:
                           on_event=lambda msg: log.info("%s", msg))
         except NothingFound as exc:
             log.error("error: %s", exc)
-            return Outcome(EXIT_FAILED, {"error": str(exc), "attempts": [a.__dict__ for a in exc.attempts]},
+            return Outcome(EXIT_FAILED, {"error": str(exc), "attempts": [a.__dict__ for a in exc.attempts],
+                                         **({"gpu_arch": arch} if arch else {})},
                            error=str(exc), attempts=exc.attempts, registries=opts.lan_registries)
         finally:
             prog.close()
     log.info("resolved %s from %s (%s, %s day(s) old, %s)", res.image, res.source, res.digest[:19],
              res.age_days if res.age_days is not None else "?",
              {True: "verified against the Hub", False: "UNVERIFIED", None: "no verification"}[res.verified])
-    return Outcome(EXIT_OK, res.to_json(), res.image, res, registries=opts.lan_registries)
+    return Outcome(EXIT_OK, {**res.to_json(), **({"gpu_arch": arch} if arch else {})}, res.image, res,
+                   registries=opts.lan_registries)
 
 
 def range_settings(args: argparse.Namespace) -> RangeSettings:

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 from lanmirror import __version__
 from lanmirror.errors import BadInput
 from lanmirror.ops.resolve.model import LAN_SELECT, POLICIES
+from lanmirror.sources.arch import DEFAULT_ARCH, DEFAULT_MAP, DEFAULT_PATTERN
 
 
 class UsageError(BadInput):
@@ -90,6 +91,25 @@ def _pull_guards(p: argparse.ArgumentParser) -> None:
                         "left to download (extraction never counts) (default 30)")
 
 
+def _gpu_arch(p: argparse.ArgumentParser) -> None:
+    """The runner's GPU architecture and what it chooses: base tags per architecture, an override."""
+    p.add_argument("--gpu-arch", metavar="ARCH",
+                   help="the runner's GPU architecture (e.g. mi35x); default: found in the runner's name (--runner-id, "
+                        "$RUNNER_NAME, then the host name) by --arch-pattern and --arch-map, when a base tag or "
+                        "override needs it")
+    p.add_argument("--arch-pattern", default=DEFAULT_PATTERN, metavar="REGEX",
+                   help=f"where the GPU is in the runner's name: its first group, matched without case "
+                        f"(default '{DEFAULT_PATTERN}': linux-mi325-gpu-3 gives mi325)")
+    p.add_argument("--arch-map", default=",".join(f"{k}={v}" for k, v in DEFAULT_MAP.items()), metavar="GPU=ARCH,...",
+                   help="GPU to architecture (default %(default)s)")
+    p.add_argument("--base-tag-for", action="append", default=[], metavar="ARCH=TAG",
+                   help="a base tag for one architecture (repeatable, in preference order; before --base-tag, "
+                        "whose {arch} is filled in too), e.g. mi35x=v0.5.5-rocm720-mi35x")
+    p.add_argument("--image-env", metavar="PREFIX",
+                   help="force the image from the environment: PREFIX_<ARCH> (AMD_CI_IMAGE_MI35X), or PREFIX alone "
+                        f"for {DEFAULT_ARCH} (AMD_CI_IMAGE), like --image; unset or empty: the search as usual")
+
+
 def _tag_sources(p: argparse.ArgumentParser) -> None:
     """Where mirror's tags come from: flags, a file, an artifact of a workflow run, or a backfill window."""
     p.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag to mirror (repeatable)")
@@ -163,6 +183,7 @@ def _resolve(sub: Any) -> None:
     r.add_argument("--no-verify", dest="verify", action="store_false",
                    help="do not compare a LAN copy's digest with the Hub's")
     r.add_argument("--image", help="skip the search and use this image (still looked up, pulled and reported)")
+    _gpu_arch(r)
     _pull_guards(r)
     r.add_argument("--hub-username", help="Hub user (default: $DOCKERHUB_USERNAME, else `docker login`'s store)")
     r.add_argument("--allow-degraded", action="store_true",
