@@ -270,3 +270,27 @@ def test_an_image_forced_from_the_environment_is_per_architecture(stack, repo):
     out, _ = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-{arch}", "--image-env", "AMD_CI_IMAGE",
                          env={**runner, "AMD_CI_IMAGE": ref})
     assert (out["tag"], out["digest"]) == (tag_for("v0.5.5-rocm700-mi35x", 0), nightly.digest)
+
+
+def test_the_tags_fallback_takes_the_newest_version_of_the_line_when_the_window_is_empty(stack, repo):
+    publish(stack, repo, "v0.5.9-rocm700-mi30x", 40, hub=True)
+    newer = publish(stack, repo, "v0.5.10-rocm700-mi30x", 60, hub=True)
+    publish(stack, repo, "v0.5.11-rocm720-mi30x", 50, hub=True)  # another line
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--hub-registry",
+                   stack.hub, "--no-pull", "--json")
+    assert proc.returncode == 1  # without --fallback: nothing in the window, as before
+    out, log = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--fallback", "tags")
+    assert (out["tag"], out["digest"], out["fallback"]) == (tag_for("v0.5.10-rocm700-mi30x", 60), newer.digest, "tags")
+    assert out["warnings"][0].startswith("FALLBACK: no nightly of v0.5.5-rocm700-mi30x-<YYYYMMDD> in the last 7")
+    assert stack.hub_proxy.counted_gets() == 0  # tag lists and HEADs only (no pull asked for)
+
+
+def test_the_local_fallback_takes_an_image_of_the_line_this_runner_holds(stack, repo):
+    old = tag_for("v0.5.4-rocm700-mi30x", 90)
+    img = publish(stack, repo, "v0.5.4-rocm700-mi30x", 90, hub=False, lan=True)
+    engine = Engine(stack.docker_host)
+    engine.pull(f"{stack.lan}/{repo}:{old}", source=stack.lan)
+    engine.tag(f"{stack.lan}/{repo}:{old}", f"{stack.hub}/{repo}", old)
+    out, log = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--fallback", "local")
+    assert (out["source"], out["tag"], out["digest"], out["fallback"]) == ("local", old, img.digest, "local")
+    assert out["warnings"][0].startswith("FALLBACK:") and "local images" in out["warnings"][0]

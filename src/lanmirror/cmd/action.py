@@ -80,6 +80,7 @@ INPUTS: dict[str, dict[str, Mapping]] = {
         "lan-select": Flag("--lan-select"), "runner-id": Flag("--runner-id"),
         "gpu-arch": Flag("--gpu-arch"), "arch-pattern": Flag("--arch-pattern"), "arch-map": Flag("--arch-map"),
         "base-tag-for": Flag("--base-tag-for", many=True), "image-env": Flag("--image-env"),
+        "fallback": Flag("--fallback", many=True),
     },
     "mirror": {
         **_SHARED, "tags": Flag("--tag", many=True), "tag-file": Flag("--tag-file"),

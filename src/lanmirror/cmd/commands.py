@@ -78,7 +78,7 @@ def resolve_command(args: argparse.Namespace) -> Outcome:
         pull_timeout=args.pull_timeout, hub_timeout=args.hub_timeout, daemon_probe=args.daemon_probe,
         allow_degraded=args.allow_degraded, allow_unverified=args.allow_unverified, pull_via=args.pull_via,
         min_pull_rate=args.min_pull_rate, pull_rate_window=args.pull_rate_window,
-        lan_select=args.lan_select, runner_id=args.runner_id or "")
+        lan_select=args.lan_select, runner_id=args.runner_id or "", fallback=split_list(args.fallback))
     prog = Progress("pull")
     with clients_for(args, hub) as clients:
         try:

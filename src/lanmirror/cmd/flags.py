@@ -186,6 +186,11 @@ def _resolve(sub: Any) -> None:
     _gpu_arch(r)
     _pull_guards(r)
     r.add_argument("--hub-username", help="Hub user (default: $DOCKERHUB_USERNAME, else `docker login`'s store)")
+    r.add_argument("--fallback", action="append", default=[], metavar="tags,local",
+                   help="when nothing is in the window: tags = the newest tag of the base tag's line (any version, "
+                        "v0.5.10 after v0.5.9, then the date) in the LAN's and the Hub's tag lists (not counted "
+                        "pulls), checked and pulled as usual; local = else the newest image of the line this "
+                        "runner holds. Marked FALLBACK in the warnings and JSON `fallback` (default: none, exit 1)")
     r.add_argument("--allow-degraded", action="store_true",
                    help="when a newer candidate could not be probed (an error, not a 404), use the best one "
                         "found anyway, marked degraded, instead of failing")

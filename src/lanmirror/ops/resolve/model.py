@@ -66,6 +66,7 @@ class ResolveOptions:
     pull: bool = True
     verify: bool = True
     image: str | None = None
+    fallback: list[str] = field(default_factory=list)  # last resorts when nothing is in the window (fallback.py)
     probe_timeout: float = 2.0
     hub_timeout: float = 30.0
     stall_timeout: float = 120.0
@@ -95,6 +96,9 @@ class ResolveOptions:
             raise BadInput(f"invalid policy {self.policy!r}: choose one of {', '.join(POLICIES)}")
         if not self.image and not self.base_tags:
             raise BadInput("give at least one --base-tag (or an explicit --image)")
+        bad = [f for f in self.fallback if f not in ("tags", "local")]
+        if bad:
+            raise BadInput(f"invalid fallback {', '.join(bad)}: choose tags, local or both (in that order)")
         if not self.min_pull_rate >= 0:
             raise BadInput(f"invalid min-pull-rate {self.min_pull_rate!r}: give MB/s, or 0 to turn the floor off")
         for name, value in (("probe-timeout", self.probe_timeout), ("stall-timeout", self.stall_timeout),
@@ -123,6 +127,9 @@ class Resolution:
     warnings: list[str] = field(default_factory=list)
     # A more preferred candidate could not be probed and --allow-degraded took this one anyway.
     degraded: bool = False
+    # Nothing was in the window: "tags" (the newest of the line in the tag lists) or "local" (an
+    # image of the line this runner holds), per --fallback; empty for a normal result.
+    fallback: str = ""
 
     def outputs(self) -> dict[str, str]:
         """The action outputs / --json fields, kebab-case, all strings."""
@@ -138,6 +145,7 @@ class Resolution:
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(self.outputs())
         data["degraded"] = self.degraded
+        data["fallback"] = self.fallback
         data.update({"registry": self.registry, "verified": self.verified, "pulled": self.pulled,
                      "attempts": [asdict(a) for a in self.attempts], "warnings": list(self.warnings)})
         return data

@@ -14,6 +14,7 @@ from lanmirror.ops.clients import Clients
 from lanmirror.ops.resolve.candidates import candidates
 from lanmirror.ops.resolve.choose import better_unknowns, hub_options, rank
 from lanmirror.ops.resolve.context import Run, clock
+from lanmirror.ops.resolve.fallback import last_resort
 from lanmirror.ops.resolve.fetch import fetch as fetch_option
 from lanmirror.ops.resolve.fetch import report, size_completed_layers, use_local
 from lanmirror.ops.resolve.model import Candidate, NothingFound, Option, Resolution, ResolveOptions
@@ -27,7 +28,24 @@ from lanmirror.transport import Timeouts
 
 def resolve(opts: ResolveOptions, clients: Clients, *, on_progress: ProgressFn | None = None,
             on_event: Callable[[str], None] | None = None) -> Resolution:
-    """Resolve (and by default pull) the newest nightly per `opts`. Raises BadInput, NothingFound."""
+    """Resolve (and by default pull) the newest nightly per `opts`. Raises BadInput, NothingFound.
+    When nothing is in the window, the last resorts `opts.fallback` names are tried (fallback.py)."""
+    def search(o: ResolveOptions) -> Resolution:
+        return search_window(o, clients, on_progress=on_progress, on_event=on_event)
+
+    try:
+        return search(opts)
+    except NothingFound as missed:
+        if not opts.fallback or opts.image:
+            raise
+        if on_event is not None:
+            on_event(f"nothing in the window; trying the fallback: {', '.join(opts.fallback)}")
+        return last_resort(opts, clients, missed, search)
+
+
+def search_window(opts: ResolveOptions, clients: Clients, *, on_progress: ProgressFn | None = None,
+                  on_event: Callable[[str], None] | None = None) -> Resolution:
+    """The search itself: the window's candidates (or the named image) from cache, LAN and Hub."""
     opts.validate()
     run = Run(opts, clients, on_progress=on_progress)
     if on_event is not None:
