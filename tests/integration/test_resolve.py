@@ -279,7 +279,7 @@ def test_the_tags_fallback_takes_the_newest_version_of_the_line_when_the_window_
     proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--hub-registry",
                    stack.hub, "--no-pull", "--json")
     assert proc.returncode == 1  # without --fallback: nothing in the window, as before
-    out, log = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--fallback", "tags")
+    out, _log = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--fallback", "tags")
     assert (out["tag"], out["digest"], out["fallback"]) == (tag_for("v0.5.10-rocm700-mi30x", 60), newer.digest, "tags")
     assert out["warnings"][0].startswith("FALLBACK: no nightly of v0.5.5-rocm700-mi30x-<YYYYMMDD> in the last 7")
     assert stack.hub_proxy.counted_gets() == 0  # tag lists and HEADs only (no pull asked for)
@@ -291,6 +291,6 @@ def test_the_local_fallback_takes_an_image_of_the_line_this_runner_holds(stack, 
     engine = Engine(stack.docker_host)
     engine.pull(f"{stack.lan}/{repo}:{old}", source=stack.lan)
     engine.tag(f"{stack.lan}/{repo}:{old}", f"{stack.hub}/{repo}", old)
-    out, log = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--fallback", "local")
+    out, _log = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--fallback", "local")
     assert (out["source"], out["tag"], out["digest"], out["fallback"]) == ("local", old, img.digest, "local")
     assert out["warnings"][0].startswith("FALLBACK:") and "local images" in out["warnings"][0]
