@@ -260,3 +260,20 @@ def test_container_start_scripts_resolve_and_pull(stack, script):
     bad = subprocess.run(["bash", str(ROOT / "examples" / "scripts" / script), "--arch", "mi999", "--resolve-only"],
                          env=full, text=True, capture_output=True, timeout=60)
     assert bad.returncode != 0 and "unsupported GPU architecture" in bad.stderr
+
+
+def test_one_job_mirrors_every_line_of_every_repository_under_act(stack, tmp_path):
+    """examples/workflows/mirror-all-lines.yml: several lines (ROCm x GPU) in two repositories, one
+    job; lines with nothing in the window are no-ops, not failures."""
+    published = {}
+    for repo, base, days in (("rocm/sgl-dev", "v0.5.5-rocm700-mi30x", 0), ("rocm/sgl-dev", "v0.5.5-rocm720-mi35x", 1),
+                             ("rocm/sgl-dev", "v0.5.5-rocm10-mi30x", 0), ("lmsysorg/sglang", "v0.5.5-rocm700-mi35x", 1)):
+        published[(repo, tag_for(base, days))] = publish(stack, repo, base, days, hub=True).digest
+    publish(stack, "rocm/sgl-dev", "v0.5.5-rocm700-mi30x", 9, hub=True)  # outside the 2 days asked for
+    log = run_workflow("mirror-all-lines.yml", stack, tmp_path)
+    lan = stack.client(stack.lan)
+    for (repo, tag), digest in published.items():
+        head = lan.head_manifest(repo, tag)
+        assert head is not None and head.digest == digest, (repo, tag)
+    assert lan.head_manifest("rocm/sgl-dev", tag_for("v0.5.5-rocm700-mi30x", 9)) is None
+    assert "lmsysorg/sglang mirrored=[" in log and HUB_PASSWORD not in log
