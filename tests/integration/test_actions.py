@@ -266,8 +266,9 @@ def test_one_job_mirrors_every_line_of_every_repository_under_act(stack, tmp_pat
     """examples/workflows/mirror-all-lines.yml: several lines (ROCm x GPU) in two repositories, one
     job; lines with nothing in the window are no-ops, not failures."""
     published = {}
-    for repo, base, days in (("rocm/sgl-dev", "v0.5.5-rocm700-mi30x", 0), ("rocm/sgl-dev", "v0.5.5-rocm720-mi35x", 1),
-                             ("rocm/sgl-dev", "v0.5.5-rocm10-mi30x", 0), ("lmsysorg/sglang", "v0.5.5-rocm700-mi35x", 1)):
+    lines = (("rocm/sgl-dev", "v0.5.5-rocm700-mi30x", 0), ("rocm/sgl-dev", "v0.5.5-rocm720-mi35x", 1),
+             ("rocm/sgl-dev", "v0.5.5-rocm10-mi30x", 0), ("lmsysorg/sglang", "v0.5.5-rocm700-mi35x", 1))
+    for repo, base, days in lines:
         published[(repo, tag_for(base, days))] = publish(stack, repo, base, days, hub=True).digest
     publish(stack, "rocm/sgl-dev", "v0.5.5-rocm700-mi30x", 9, hub=True)  # outside the 2 days asked for
     log = run_workflow("mirror-all-lines.yml", stack, tmp_path)
