@@ -294,3 +294,21 @@ def test_the_local_fallback_takes_an_image_of_the_line_this_runner_holds(stack, 
     out, _log = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--fallback", "local")
     assert (out["source"], out["tag"], out["digest"], out["fallback"]) == ("local", old, img.digest, "local")
     assert out["warnings"][0].startswith("FALLBACK:") and "local images" in out["warnings"][0]
+
+
+def test_a_forced_image_brings_its_own_login_for_its_registry_only(stack, repo):
+    from tests.stack import HUB_PASSWORD, HUB_USER
+
+    forced = publish(stack, repo, "special", 30, hub=True)
+    ref = f"{stack.hub}/{repo}:{tag_for('special', 30)}"
+    env = {"RUNNER_NAME": "linux-mi355-gpu-3", "AMD_CI_IMAGE_MI35X": ref, "DOCKER_CONFIG": str(stack.root / "none"),
+           "AMD_CI_IMAGE_MI35X_USERNAME": HUB_USER, "AMD_CI_IMAGE_MI35X_PASSWORD": HUB_PASSWORD}
+    out, log = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-{arch}", "--image-env", "AMD_CI_IMAGE", env=env)
+    assert (out["image"], out["digest"]) == (ref, forced.digest)
+    assert "login from $AMD_CI_IMAGE_MI35X_USERNAME" in log and HUB_PASSWORD not in log
+    assert any(e.authorization for e in stack.token_proxy.log)  # the login was used, for that registry
+    stack.clear_faults()
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", "v0.5.5-rocm700-{arch}", "--image-env",
+                   "AMD_CI_IMAGE", "--hub-registry", stack.hub, "--no-pull",
+                   env={**env, "AMD_CI_IMAGE_MI35X_PASSWORD": "wrong"})
+    assert proc.returncode == 1 and "$AMD_CI_IMAGE_MI35X_USERNAME" in proc.stderr, proc.stderr[-1500:]

@@ -58,3 +58,17 @@ def test_the_bare_override_is_for_the_default_architecture_only():
     assert image_override("AMD_CI_IMAGE", "mi35x", {"AMD_CI_IMAGE_MI35X": "  "}) is None
     with pytest.raises(BadInput, match="environment variable name"):
         image_override("AMD-CI", "mi30x", {})
+
+
+def test_a_forced_images_login_comes_from_its_own_variables_and_is_hidden_from_helpers(monkeypatch):
+    from lanmirror.authn.keychain import override_credentials
+    from lanmirror.authn.secretenv import blanked_secrets
+
+    monkeypatch.setenv("AMD_CI_IMAGE_MI35X_USERNAME", "bot")
+    assert override_credentials("AMD_CI_IMAGE_MI35X") is None  # a user without a password is no login
+    monkeypatch.setenv("AMD_CI_IMAGE_MI35X_PASSWORD", "s3cret")
+    creds = override_credentials("AMD_CI_IMAGE_MI35X")
+    assert creds is not None and (creds.username, creds.password) == ("bot", "s3cret")
+    assert "AMD_CI_IMAGE_MI35X_USERNAME" in creds.source and "s3cret" not in repr(creds)
+    assert blanked_secrets({"AMD_CI_IMAGE_MI35X_PASSWORD": "s3cret", "HOME": "/root"}) == {
+        "AMD_CI_IMAGE_MI35X_PASSWORD": ""}

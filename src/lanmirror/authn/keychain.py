@@ -44,3 +44,9 @@ def lan_credentials(registry: str, username: str | None = None) -> Credentials |
     `docker login REGISTRY` stored for this LAN registry (auths, credsStore, credHelpers)."""
     return (_explicit_or_env(username, LAN_USER_ENV, LAN_PASSWORD_ENV, "--lan-username")
             or credentials_from_docker_config(registry))
+
+
+def override_credentials(variable: str) -> Credentials | None:
+    """The login of an image forced by `variable` (AMD_CI_IMAGE_MI35X): $<variable>_USERNAME with
+    $<variable>_PASSWORD, for that image's registry only. None unless both are set."""
+    return _explicit_or_env(None, (f"{variable}_USERNAME",), (f"{variable}_PASSWORD",), "")

@@ -25,4 +25,5 @@ def blanked_secrets(environ: dict[str, str] | None = None) -> dict[str, str]:
     mapped to "". docker-py builds a helper's environment as os.environ *updated with* what it is
     given, so blanking each one is how it leaves that environment."""
     env = os.environ if environ is None else environ
-    return {k: "" for k in env if k in SECRET_ENV or k.upper().startswith("INPUT_")}
+    # *_PASSWORD too: the login of an image forced from the environment (AMD_CI_IMAGE_MI35X_PASSWORD).
+    return {k: "" for k in env if k in SECRET_ENV or k.upper().startswith("INPUT_") or k.upper().endswith("_PASSWORD")}

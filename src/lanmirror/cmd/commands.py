@@ -11,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanmirror.authn import Credentials
+from lanmirror.authn.keychain import override_credentials
 from lanmirror.cmd.progress import Progress
 from lanmirror.cmd.settings import hub_registry, lan_registries, split_list
 from lanmirror.cmd.wiring import clients_for, doctor_clients
 from lanmirror.errors import BadInput
-from lanmirror.name import Reference, normalize_registry, repository_on, validate_repository
+from lanmirror.name import Reference, normalize_registry, parse, repository_on, validate_repository
 from lanmirror.ops.doctor import Check, run_checks
 from lanmirror.ops.doctor import to_json as doctor_json
 from lanmirror.ops.mirror import MirrorOptions, MirrorReport, mirror, mirror_to_all
@@ -46,13 +48,13 @@ class Outcome:
     source: str = ""
 
 
-def gpu_choice(args: argparse.Namespace) -> tuple[str, list[str], str | None]:
-    """(architecture, base tags, forced image) from the arch flags; ("", --base-tag, --image) when
-    nothing asks for an architecture."""
+def gpu_choice(args: argparse.Namespace) -> tuple[str, list[str], str | None, dict[str, Credentials]]:
+    """(architecture, base tags, forced image, that image's own login by registry) from the arch
+    flags; ("", --base-tag, --image, {}) when nothing asks for an architecture."""
     base_tags, per_arch = split_list(args.base_tag), split_list(args.base_tag_for)
     image_env = args.image_env or ""
     if not args.gpu_arch and not needs_arch(base_tags, per_arch, image_env):
-        return "", base_tags, args.image
+        return "", base_tags, args.image, {}
     if args.gpu_arch:
         arch, how = args.gpu_arch.strip().lower(), "--gpu-arch"
     else:
@@ -60,17 +62,22 @@ def gpu_choice(args: argparse.Namespace) -> tuple[str, list[str], str | None]:
         arch, how = ArchRule(args.arch_pattern, parse_map(args.arch_map)).detect(runner), f"runner {runner}"
     tags = base_tags_for(arch, base_tags, per_arch) if (base_tags or per_arch) else []
     image = args.image
+    logins: dict[str, Credentials] = {}
     forced = image_override(image_env, arch, os.environ) if image_env and not image else None
     if forced:
-        log.info("image forced by $%s for %s: %s", forced[0], arch, forced[1])
-        image = forced[1]
+        variable, image = forced
+        login = override_credentials(variable)
+        if login is not None:
+            logins[parse(image, default_registry=hub_registry(args.hub_registry)).registry] = login
+        log.info("image forced by $%s for %s: %s%s", variable, arch, image,
+                 f" (login from ${variable}_USERNAME)" if login else "")
     log.info("GPU architecture %s (%s); base tags %s", arch, how, ", ".join(tags) or "-")
-    return arch, tags, image
+    return arch, tags, image, logins
 
 
 def resolve_command(args: argparse.Namespace) -> Outcome:
     hub = normalize_registry(hub_registry(args.hub_registry))
-    arch, base_tags, image = gpu_choice(args)
+    arch, base_tags, image, logins = gpu_choice(args)
     opts = ResolveOptions(
         repo=args.repo, base_tags=base_tags, days=args.days,
         lan_registries=lan_registries(args.lan_registry), hub_registry=hub, policy=args.policy, pull=args.pull,
@@ -80,7 +87,7 @@ def resolve_command(args: argparse.Namespace) -> Outcome:
         min_pull_rate=args.min_pull_rate, pull_rate_window=args.pull_rate_window,
         lan_select=args.lan_select, runner_id=args.runner_id or "", fallback=split_list(args.fallback))
     prog = Progress("pull")
-    with clients_for(args, hub) as clients:
+    with clients_for(args, hub, extra=logins) as clients:
         try:
             res = resolve(opts, clients, on_progress=lambda done, total, _s: prog.set(done, total),
                           on_event=lambda msg: log.info("%s", msg))

@@ -114,7 +114,8 @@ class Clients:
             return self._engines[timeout]
 
 
-def clients_for(args: argparse.Namespace, upstream: str | None, *, policy: RetryPolicy = DEFAULT_POLICY) -> Clients:
+def clients_for(args: argparse.Namespace, upstream: str | None, *, policy: RetryPolicy = DEFAULT_POLICY,
+                extra: Mapping[str, Credentials] | None = None) -> Clients:
     """The clients a command's flags ask for.
 
     The upstream registry (Docker Hub or its stand-in) gets the Hub credentials (--hub-username,
@@ -129,6 +130,7 @@ def clients_for(args: argparse.Namespace, upstream: str | None, *, policy: Retry
             creds[lan] = lan_credentials(normalize_registry(lan), getattr(args, "lan_username", None))
     if upstream is not None:
         creds[upstream] = hub_credentials(upstream, getattr(args, "hub_username", None))
+    creds.update(extra or {})  # a forced image's own login, for its registry (resolve --image-env)
     return Clients(credentials=creds, insecure=insecure_list(args.insecure_registry), policy=policy,
                    certs_dir=getattr(args, "certs_dir", None))
 
