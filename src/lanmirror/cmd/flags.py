@@ -107,8 +107,8 @@ def _gpu_arch(p: argparse.ArgumentParser) -> None:
                         "whose {arch} is filled in too), e.g. mi35x=v0.5.5-rocm720-mi35x")
     p.add_argument("--image-env", metavar="PREFIX",
                    help="force the image from the environment: PREFIX_<ARCH> (AMD_CI_IMAGE_MI35X), or PREFIX alone "
-                        f"for {DEFAULT_ARCH} (AMD_CI_IMAGE), like --image, with its own login in <VARIABLE>_USERNAME and "
-                        "<VARIABLE>_PASSWORD if set; unset or empty: the search as usual")
+                        f"for {DEFAULT_ARCH} (AMD_CI_IMAGE), like --image, with its own login in <VARIABLE>_USERNAME "
+                        "and <VARIABLE>_PASSWORD if set; unset or empty: the search as usual")
 
 
 def _tag_sources(p: argparse.ArgumentParser) -> None:
