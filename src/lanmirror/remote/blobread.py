@@ -81,19 +81,6 @@ def _chunks(resp: requests.Response, meter: StreamMeter, size: int = CHUNK) -> I
             return
 
 
-def _read1_chunks(resp: requests.Response) -> Iterator[bytes]:
-    """Body chunks as they arrive (read1), for response shapes `_fill` cannot read into a buffer."""
-    raw = resp.raw
-    if not hasattr(raw, "read1"):
-        yield from resp.iter_content(CHUNK)
-        return
-    while True:
-        data = raw.read1(CHUNK)
-        if not data:
-            return
-        yield data
-
-
 def _broken(exc: BaseException) -> TransientError:
     return TransientError(f"connection broke mid-body: {type(exc).__name__}")
 
@@ -155,14 +142,18 @@ def _readinto1(fp: http.client.HTTPResponse, view: memoryview) -> int:
 
 
 def _fill_by_chunks(resp: requests.Response, view: memoryview) -> int:
+    """`_fill` for the shapes http.client cannot read into a buffer (chunked transfer encoding):
+    urllib3's reads, never asked for more than the room left, so no byte is read past `view`."""
+    raw = resp.raw
+    read = raw.read1 if hasattr(raw, "read1") else raw.read
     got = 0
     try:
-        for chunk in _read1_chunks(resp):
-            n = min(len(chunk), len(view) - got)
-            view[got:got + n] = chunk[:n]
-            got += n
-            if got == len(view):
+        while got < len(view):
+            data = read(min(CHUNK, len(view) - got))
+            if not data:
                 break
+            view[got:got + len(data)] = data
+            got += len(data)
     except _BROKEN as exc:
         raise _Partial(got, exc) from None
     return got
