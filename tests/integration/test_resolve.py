@@ -312,3 +312,12 @@ def test_a_forced_image_brings_its_own_login_for_its_registry_only(stack, repo):
                    "AMD_CI_IMAGE", "--hub-registry", stack.hub, "--no-pull",
                    env={**env, "AMD_CI_IMAGE_MI35X_PASSWORD": "wrong"})
     assert proc.returncode == 1 and "$AMD_CI_IMAGE_MI35X_USERNAME" in proc.stderr, proc.stderr[-1500:]
+
+
+def test_the_tags_fallback_never_chooses_a_tag_only_a_lan_lists(stack, repo):
+    """A LAN's tag list is the LAN's word: a newer version there that the Hub does not have (a
+    tampered LAN) is not what the fallback picks while the Hub's list can be read."""
+    real = publish(stack, repo, "v0.5.9-rocm700-mi30x", 40, hub=True, lan=True)
+    publish(stack, repo, "v9.9.9-rocm700-mi30x", 30, hub=False, lan=True)
+    out, _ = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--fallback", "tags")
+    assert (out["tag"], out["digest"]) == (tag_for("v0.5.9-rocm700-mi30x", 40), real.digest)

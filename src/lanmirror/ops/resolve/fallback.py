@@ -88,16 +88,27 @@ def ref(opts: ResolveOptions, tag: str) -> str:
 
 
 def listed(opts: ResolveOptions, clients: Clients, attempts: list[Attempt]) -> tuple[str | None, str]:
-    """The newest tag of the line in the LAN registries' and the Hub's tag lists."""
-    tags: dict[str, str] = {}
-    for kind, registry in [*(("lan", lan) for lan in opts.lan_registries), ("hub", opts.hub_registry)]:
+    """The newest tag of the line in the tag lists. The Hub's list decides when it answers: a LAN's
+    list is the LAN's word, and a tag only a LAN lists (a tampered LAN's "v9.9.9") is not chosen.
+    Only when the Hub cannot be asked do the LAN lists stand in, and the copy is then checked as
+    any LAN copy is."""
+    def tags_of(kind: str, registry: str) -> list[str] | None:
         try:
-            for tag in clients.registry(registry).list_tags(repository_on(registry, opts.repo)):
-                tags.setdefault(tag, f"in the tag list of {registry}")
+            return clients.registry(registry).list_tags(repository_on(registry, opts.repo))
         except (LanmirrorError, OSError) as exc:
             attempts.append(Attempt(kind, registry, f"fallback: tag list failed: {describe(exc)}", 0.0))
-    best = newest(list(tags), opts.base_tags)
-    return best, tags.get(best, "") if best else ""
+            return None
+
+    hub = tags_of("hub", opts.hub_registry)
+    if hub is not None:
+        best = newest(hub, opts.base_tags)
+        return best, f"in the tag list of {opts.hub_registry}"
+    for lan in opts.lan_registries:
+        tags = tags_of("lan", lan)
+        best = newest(tags or [], opts.base_tags)
+        if best:
+            return best, f"in the tag list of {lan} ({opts.hub_registry}'s could not be read)"
+    return None, ""
 
 
 def cached(opts: ResolveOptions, clients: Clients, attempts: list[Attempt]) -> tuple[str | None, str]:
