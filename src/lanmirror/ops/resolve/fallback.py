@@ -17,12 +17,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from lanmirror.errors import LanmirrorError
-from lanmirror.name import DOCKER_HUB, repository_on
+from lanmirror.name import Reference, repository_on
 from lanmirror.ops.clients import Clients
-from lanmirror.ops.resolve.model import Attempt, NothingFound, Resolution, ResolveOptions
+from lanmirror.ops.resolve.model import FALLBACKS, Attempt, NothingFound, Resolution, ResolveOptions
 from lanmirror.retry import describe
 
-FALLBACKS = ("tags", "local")
 _VERSION = re.compile(r"^(?P<prefix>[A-Za-z]*)(?P<version>\d+(?:\.\d+)*)(?P<rest>-.+)?$")
 
 Search = Callable[[ResolveOptions], Resolution]
@@ -69,7 +68,7 @@ def last_resort(opts: ResolveOptions, clients: Clients, missed: NothingFound, se
         if tag is None:
             continue
         try:
-            res = search(replace(opts, image=ref(opts, tag), fallback=[]))
+            res = search(replace(opts, image=str(canonical(opts, tag)), fallback=[]))
         except NothingFound as exc:
             attempts += exc.attempts
             continue
@@ -81,10 +80,9 @@ def last_resort(opts: ResolveOptions, clients: Clients, missed: NothingFound, se
     raise NothingFound(str(missed), attempts)
 
 
-def ref(opts: ResolveOptions, tag: str) -> str:
-    """`tag` of the repository, on the Hub registry: what a searched tag would be called."""
-    repo = repository_on(opts.hub_registry, opts.repo)
-    return f"{repo}:{tag}" if opts.hub_registry == DOCKER_HUB else f"{opts.hub_registry}/{repo}:{tag}"
+def canonical(opts: ResolveOptions, tag: str) -> Reference:
+    """`tag` of the repository on the Hub registry: the name a searched tag is pulled and cached as."""
+    return Reference(opts.hub_registry, repository_on(opts.hub_registry, opts.repo), tag=tag)
 
 
 def listed(opts: ResolveOptions, clients: Clients, attempts: list[Attempt]) -> tuple[str | None, str]:
@@ -116,9 +114,8 @@ def cached(opts: ResolveOptions, clients: Clients, attempts: list[Attempt]) -> t
     engine = clients.engine()
     if engine is None:
         return None, ""
-    canonical = ref(opts, "x").rsplit(":", 1)[0]
     try:
-        tags = [tag for tag, _, _ in engine.tagged(canonical)]
+        tags = [tag for tag, _, _ in engine.tagged(canonical(opts, "latest").familiar_repository)]
     except LanmirrorError as exc:
         attempts.append(Attempt("local", "docker", f"fallback: listing local images failed: {describe(exc)}", 0.0))
         return None, ""

@@ -10,6 +10,7 @@ from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.name import DOCKER_HUB, normalize_registry, validate_repository
 from lanmirror.remote.blobread import RangeSettings
 
+FALLBACKS = ("tags", "local")  # last resorts when the window is empty, in this order (fallback.py)
 POLICIES = ("cache-first", "newest")
 LAN_SELECT = ("ordered", "spread")
 PULL_VIA = ("auto", "ranges", "daemon")
@@ -96,7 +97,7 @@ class ResolveOptions:
             raise BadInput(f"invalid policy {self.policy!r}: choose one of {', '.join(POLICIES)}")
         if not self.image and not self.base_tags:
             raise BadInput("give at least one --base-tag (or an explicit --image)")
-        bad = [f for f in self.fallback if f not in ("tags", "local")]
+        bad = [f for f in self.fallback if f not in FALLBACKS]
         if bad:
             raise BadInput(f"invalid fallback {', '.join(bad)}: choose tags, local or both (in that order)")
         if not self.min_pull_rate >= 0:
