@@ -205,3 +205,27 @@ def test_a_missing_or_old_python_is_one_error_line(tmp_path, script, message):
     assert [line for line in out.splitlines() if line.startswith("::")] == [next(
         line for line in out.splitlines() if line.startswith("::error title=lanmirror::"))]
     assert message in out
+
+
+def test_a_planted_local_tag_of_a_newer_version_is_never_taken_as_verified_by_the_local_fallback(stack, repo):
+    """Another job tags anything under the canonical name, here a "newer version" of the line that
+    the Hub has never had. The local fallback may take it (that is what it is for), but only
+    marked: FALLBACK and unverified, never verified. A tag the Hub has with another digest is
+    replaced by the Hub's image instead."""
+    planted_tag = tag_for("v9.9.9-rocm700-mi30x", 50)
+    donor = publish(stack, repo, "donor", 0, hub=False, lan=True)
+    engine = Engine(stack.docker_host)
+    engine.pull(f"{stack.lan}/{repo}:{tag_for('donor', 0)}", source=stack.lan)
+    engine.tag(f"{stack.lan}/{repo}:{tag_for('donor', 0)}", f"{stack.hub}/{repo}", planted_tag)
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--hub-registry", stack.hub,
+                   "--no-pull", "--json", "--fallback", "local")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    out = json.loads(proc.stdout)
+    assert (out["tag"], out["digest"], out["fallback"], out["verified"]) == (planted_tag, donor.digest, "local", False)
+    assert out["warnings"][0].startswith("FALLBACK:") and any("unverified" in w for w in out["warnings"])
+    # The same planted name over a tag the Hub does have: the Hub's image wins.
+    real = publish(stack, repo, "v9.9.9-rocm700-mi30x", 50, hub=True)
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--hub-registry", stack.hub,
+                   "--json", "--fallback", "local")
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 0 and (out["digest"], out["source"]) == (real.digest, "hub"), proc.stderr[-1500:]
