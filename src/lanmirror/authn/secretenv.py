@@ -16,7 +16,15 @@ GITHUB_TOKEN_ENV = ("GITHUB_TOKEN", "GH_TOKEN")
 # The runner's own tokens: the cache and OIDC endpoints of this job.
 RUNNER_TOKEN_ENV = ("ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL")
 
-SECRET_ENV = HUB_TOKEN_ENV + LAN_PASSWORD_ENV + GITHUB_TOKEN_ENV + RUNNER_TOKEN_ENV
+RECORD_KEY_ENV = ("LANMIRROR_RECORD_KEY",)  # signs the run records (lanmirror.records)
+
+SECRET_ENV = HUB_TOKEN_ENV + LAN_PASSWORD_ENV + GITHUB_TOKEN_ENV + RUNNER_TOKEN_ENV + RECORD_KEY_ENV
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    """The values of the secrets above that are set: what a record or report must never carry."""
+    env = os.environ if environ is None else environ
+    return [v for k, v in env.items() if v and len(v) >= 4 and (k in SECRET_ENV or k.upper().endswith("_PASSWORD"))]
 
 
 def blanked_secrets(environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -24,6 +24,7 @@ from lanmirror.cmd.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, Outcom
 from lanmirror.cmd.escape import WorkflowSafeFormatter, annotation_safe, workflow_safe
 from lanmirror.cmd.flags import UsageError, build_parser
 from lanmirror.cmd.heap import bound_heap
+from lanmirror.cmd.recording import run_recorded
 from lanmirror.cmd.settings import split_list
 from lanmirror.cmd.summary import failure_summary, mirror_summary, resolve_summary, write
 from lanmirror.errors import BadInput, LanmirrorError
@@ -210,7 +211,7 @@ def run(command: str) -> int:
     resume = secrets.token_hex(16)
     print(f"::stop-commands::{resume}", flush=True)
     try:
-        outcome = COMMANDS[command](args)
+        outcome = run_recorded(command, args, sys.stdout, COMMANDS[command])
     except LanmirrorError:
         raise
     except Exception as exc:

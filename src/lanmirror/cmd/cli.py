@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -15,8 +16,10 @@ from typing import TextIO
 import requests
 
 from lanmirror.cmd.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, Outcome
+from lanmirror.cmd.escape import WorkflowSafeFormatter
 from lanmirror.cmd.flags import UsageError, build_parser
 from lanmirror.cmd.heap import bound_heap
+from lanmirror.cmd.recording import run_recorded
 from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.retry import describe
 
@@ -52,10 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
-    setup_logging(args.verbose)
+    actions = os.environ.get("GITHUB_ACTIONS") == "true"
+    # In a workflow's `run:` step stderr is the job log too: every line stays inert there.
+    setup_logging(args.verbose, sys.stderr, WorkflowSafeFormatter if actions else logging.Formatter)
     bound_heap()
     try:
-        outcome = COMMANDS[args.command](args)
+        outcome = run_recorded(args.command, args, sys.stderr, COMMANDS[args.command])
     except BadInput as exc:
         log.error("error: %s", exc)
         return EXIT_BAD_INPUT

@@ -11,11 +11,14 @@ from __future__ import annotations
 import html
 import logging
 
+from lanmirror.records.line import PREFIX
+
 
 def workflow_safe(text: str) -> str:
-    """One log line that the runner cannot take for a command."""
+    """One log line that the runner cannot take for a command, nor the fleet report for a record
+    (lanmirror writes its record itself, never through a log message)."""
     line = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A").replace("##[", "##%5B")
-    return f"> {line}" if line.lstrip().startswith("::") else line
+    return f"> {line}" if line.lstrip().startswith(("::", PREFIX.strip())) else line
 
 
 def annotation_safe(text: str) -> str:

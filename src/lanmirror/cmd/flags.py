@@ -70,6 +70,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log every request decision")
 
 
+def _record(p: argparse.ArgumentParser) -> None:
+    """Where the run's one record line goes besides the log (docs/records.md)."""
+    p.add_argument("--record-file", metavar="PATH", default=None,
+                   help="also append this run's record to the JSON Lines file PATH (atomic: concurrent jobs never "
+                        "interleave; default $LANMIRROR_RECORD_FILE). The record line always goes to the log; "
+                        "$LANMIRROR_RECORD_KEY, when set, signs it so that `lanmirror report` can tell it from a copy")
+
+
 def _pull_guards(p: argparse.ArgumentParser) -> None:
     """How long each source gets, and how slow a pull may be before it is handed to the next source."""
     p.add_argument("--probe-timeout", type=_positive_float, default=2.0,
@@ -206,6 +214,7 @@ def _resolve(sub: Any) -> None:
                         "ranges, or daemon where the daemon cannot reach this process's loopback")
     r.add_argument("--no-daemon-probe", dest="daemon_probe", action="store_false",
                    help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
+    _record(r)
     _common(r)
     r.set_defaults(command="resolve")
 
@@ -246,6 +255,7 @@ def _mirror(sub: Any) -> None:
     m.add_argument("--no-overwrite", dest="overwrite", action="store_false",
                    help="fail a tag that exists on the LAN with a different digest instead of replacing it")
     m.add_argument("--hub-username", help="source registry user (default: $DOCKERHUB_USERNAME, else `docker login`)")
+    _record(m)
     _common(m)
     m.set_defaults(command="mirror")
 
@@ -300,6 +310,40 @@ def _doctor(sub: Any) -> None:
     d.set_defaults(command="doctor")
 
 
+def _report(sub: Any) -> None:
+    """report: the fleet's pulls, from the records resolve and mirror wrote."""
+    rp = sub.add_parser(
+        "report", help="aggregate run records: where pulls came from, how long they took, is the LAN worth it",
+        description="Read the records resolve and mirror write (local JSON Lines files, and/or the job logs of a "
+                    "workflow's runs on GitHub) and print, per source and registry: pulls, failures, hand-offs, "
+                    "p50/p95/max seconds and MB/s; per runner and per day; the counted Hub pulls with the lowest "
+                    "ratelimit-remaining seen; and a verdict where the data supports one. Job logs are cached by "
+                    "job id, so a second report fetches only new jobs. With $LANMIRROR_RECORD_KEY (the key the "
+                    "runs signed with) only signed records count. Exit 0 report written, 1 GitHub failed, 2 bad "
+                    "input.",
+    )
+    rp.add_argument("--records", action="append", default=[], metavar="PATH",
+                    help="a JSON Lines record file (repeatable)")
+    rp.add_argument("--workflow", action="append", default=[], metavar="FILE",
+                    help="read the job logs of this workflow's runs, e.g. ci.yml (repeatable; needs $GITHUB_TOKEN "
+                         "with actions:read)")
+    rp.add_argument("--repository", metavar="OWNER/REPO", help="with --workflow (default $GITHUB_REPOSITORY)")
+    rp.add_argument("--api-url", metavar="URL", help="GitHub API (default $GITHUB_API_URL or https://api.github.com)")
+    rp.add_argument("--days", type=_days, default=7, help="the window: records and runs of the last N days (default 7)")
+    rp.add_argument("--format", choices=("table", "json", "markdown", "prometheus"), default="table",
+                    help="table (default); json; markdown for a job summary, with a chart GitHub renders; "
+                         "prometheus: node_exporter's textfile format")
+    rp.add_argument("--output", metavar="PATH",
+                    help="write the report to PATH (replaced in one rename, as node_exporter's textfile collector "
+                         "needs) instead of stdout")
+    rp.add_argument("--max-jobs", type=int, default=2000, metavar="N",
+                    help="read at most N job logs from GitHub per report (default 2000)")
+    rp.add_argument("--rate-reserve", type=int, default=50, metavar="N",
+                    help="stop fetching when the GitHub API has N requests left, and say so (default 50)")
+    rp.add_argument("-v", "--verbose", action="store_true", help="log every job read")
+    rp.set_defaults(command="report", json=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="lanmirror",
@@ -309,6 +353,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lanmirror {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    for build in (_resolve, _mirror, _prune, _doctor):
+    for build in (_resolve, _mirror, _prune, _doctor, _report):
         build(sub)
     return parser

@@ -51,6 +51,9 @@ class LocalImage:
     repo_digests: tuple[str, ...]
     # After a pull: seconds until the last layer was downloaded (the rest was extraction), if known.
     download_seconds: float | None = None
+    # After a pull: the bytes of the layers the daemon downloaded, as its progress messages sized
+    # them (layers it already held count none; the containerd store leaves small layers unsized).
+    bytes: int | None = None
 
 
 class Engine:
@@ -292,7 +295,8 @@ class Engine:
         if image is None:
             raise EngineError(f"{source}: pull of {ref} finished but the image is not in the local cache")
         downloaded = state.get("downloaded")
-        return dataclasses.replace(image, download_seconds=round(downloaded - started, 3) if downloaded else None)
+        return dataclasses.replace(image, download_seconds=round(downloaded - started, 3) if downloaded else None,
+                                   bytes=sum(total for _, total in layers.values()))
 
     def _abort(self, resp: Any) -> None:
         """Shut the socket under a streaming response; the daemon cancels the pull on disconnect."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
+from collections.abc import Iterable, Iterator
 
 from lanmirror.errors import DigestMismatch
 from lanmirror.ops.mirror.context import BytesFn, Target
@@ -13,7 +14,7 @@ from lanmirror.ops.mirror.plan import blobs_to_copy
 from lanmirror.ops.mirror.report import TagResult
 from lanmirror.remote.blobread import BlobReader
 from lanmirror.remote.blobwrite import BlobWriter
-from lanmirror.remote.registry import Descriptor, manifest_tree
+from lanmirror.remote.registry import Chunk, Descriptor, manifest_tree
 from lanmirror.retry import is_transient
 
 
@@ -30,10 +31,11 @@ def largest_first(blobs: dict[str, Descriptor]) -> list[Descriptor]:
 
 def copy_blobs(t: Target, tag: str, blobs: dict[str, Descriptor], result: TagResult) -> None:
     lock = threading.Lock()
-    count = t.byte_counter(tag, sum(d.size for d in blobs.values()))
+    count = both(t.byte_counter(tag, sum(d.size for d in blobs.values())), t.tally(result, "bytes_written"))
+    read = t.tally(result, "bytes_read")
 
     def one(d: Descriptor) -> str:
-        outcome, writer = copy_blob(t, d, count)
+        outcome, writer = copy_blob(t, d, count, read)
         if writer is not None:
             with lock:
                 result.upload_resumes += writer.resumes
@@ -52,7 +54,15 @@ def copy_blobs(t: Target, tag: str, blobs: dict[str, Descriptor], result: TagRes
                 result.bytes += d.size
 
 
-def copy_blob(t: Target, d: Descriptor, count: BytesFn) -> tuple[str, BlobWriter | None]:
+def both(first: BytesFn, second: BytesFn) -> BytesFn:
+    def add(n: int) -> None:
+        first(n)
+        second(n)
+
+    return add
+
+
+def copy_blob(t: Target, d: Descriptor, count: BytesFn, read: BytesFn) -> tuple[str, BlobWriter | None]:
     if t.dst.head_blob(t.dst_repo, d.digest) is not None:
         return "skipped", None
     opened = None  # a refused mount opens an upload session: the upload goes into it
@@ -63,15 +73,23 @@ def copy_blob(t: Target, d: Descriptor, count: BytesFn) -> tuple[str, BlobWriter
             mounted, opened = t.dst.mount_or_open(t.dst_repo, d.digest, other)
             if mounted:
                 return "mounted", None
-    writer = BlobWriter(t.dst, t.dst_repo, d.digest, d.size, lambda offset: source_reader(t, d, offset), t.policy,
+    writer = BlobWriter(t.dst, t.dst_repo, d.digest, d.size, lambda offset: source_reader(t, d, offset, read), t.policy,
                         chunk_size=t.opts.upload_chunk, on_bytes=count, session=opened)
     t.policy.call(writer.run, f"copy blob {d.digest[:19]}", retry_if=retry_copy)
     return "copied", writer
 
 
-def source_reader(t: Target, d: Descriptor, offset: int = 0) -> BlobReader:
-    """The source's bytes of `d` from `offset` (an upload resuming after a break)."""
-    return BlobReader(t.src, t.src_repo, d.digest, d.size, t.policy, t.opts.ranges, t.range_budget, start=offset)
+def source_reader(t: Target, d: Descriptor, offset: int = 0, read: BytesFn | None = None) -> Iterable[Chunk]:
+    """The source's bytes of `d` from `offset` (an upload resuming after a break), each chunk
+    counted by `read` as it arrives."""
+    reader = BlobReader(t.src, t.src_repo, d.digest, d.size, t.policy, t.opts.ranges, t.range_budget, start=offset)
+    return reader if read is None else counted(reader, read)
+
+
+def counted(chunks: Iterable[Chunk], read: BytesFn) -> Iterator[Chunk]:
+    for chunk in chunks:
+        read(len(chunk))
+        yield chunk
 
 
 def warm(t: Target, tag: str, digest: str, result: TagResult) -> None:
@@ -86,7 +104,7 @@ def warm(t: Target, tag: str, digest: str, result: TagResult) -> None:
         result.plan += [f"warm  {d.digest[:19]} ({d.size} bytes)" for d in blobs.values()]
         result.status = "dry-run"
         return
-    count = t.byte_counter(tag, sum(d.size for d in blobs.values()))
+    count = both(t.byte_counter(tag, sum(d.size for d in blobs.values())), t.tally(result, "bytes_read"))
 
     def one(d: Descriptor) -> int:
         return int(t.policy.call(lambda: t.dst.read_blob(t.dst_repo, d.digest, count),

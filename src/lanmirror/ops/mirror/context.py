@@ -13,6 +13,7 @@ from lanmirror.cache import read_json, write_json
 from lanmirror.name import repository_on
 from lanmirror.ops.clients import Clients
 from lanmirror.ops.mirror.options import MirrorOptions
+from lanmirror.ops.mirror.report import TagResult
 from lanmirror.remote.registry import Manifest
 from lanmirror.retry import RetryPolicy
 
@@ -21,6 +22,7 @@ log = logging.getLogger("lanmirror.ops.mirror")
 BytesFn = Callable[[int], None]
 ProgressFn = Callable[[str, int, int], None]
 
+TALLY_LOCK = threading.Lock()  # byte tallies are tiny critical sections: one lock serves them all
 MODES_NOTE = "lan-modes.json"
 MODE_LIFETIME = 24 * 3600.0
 
@@ -85,6 +87,15 @@ class Target:
             if self._pull_through:
                 log.info("%s is a pull-through cache: warming it by reading through it", self.opts.lan_registry)
         return self._pull_through
+
+    def tally(self, result: TagResult, field: str) -> BytesFn:
+        """Adds to one of `result`'s byte counts from any thread."""
+
+        def add(n: int) -> None:
+            with TALLY_LOCK:
+                setattr(result, field, getattr(result, field) + n)
+
+        return add
 
     def byte_counter(self, tag: str, total: int) -> BytesFn:
         """Progress of one tag to this target: bytes moved so far, reported to on_bytes (thread-safe)."""

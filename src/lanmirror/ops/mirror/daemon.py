@@ -24,8 +24,9 @@ def copy_with_docker(t: Target, tag: str, result: TagResult) -> None:
         result.plan.append(f"docker pull {src_ref}; docker tag; docker push {t.name}/{t.dst_repo}:{tag}")
         return
     source_creds = t.clients.credentials(t.opts.source_registry)
-    t.policy.call(lambda: engine.pull(src_ref, source=t.opts.source_registry, creds=source_creds),
-                  f"docker pull {src_ref}")
+    pulled = t.policy.call(lambda: engine.pull(src_ref, source=t.opts.source_registry, creds=source_creds),
+                           f"docker pull {src_ref}")
+    result.bytes_read = pulled.bytes or 0  # as the daemon's progress sized the layers; its push is not sized
     target_repo = f"{t.name}/{t.dst_repo}"
     engine.tag(src_ref, target_repo, tag)
     pushed = engine.push(target_repo, tag, source=t.name, creds=t.clients.credentials(t.name))

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from lanmirror.errors import LanmirrorError
 from lanmirror.ops.clients import Clients
-from lanmirror.ops.mirror.blobs import copy_blob, largest_first, retry_copy, source_reader
+from lanmirror.ops.mirror.blobs import both, copy_blob, largest_first, retry_copy, source_reader
 from lanmirror.ops.mirror.context import BytesFn, ProgressFn, Target
 from lanmirror.ops.mirror.manifests import publish
 from lanmirror.ops.mirror.options import MirrorOptions
@@ -44,9 +44,12 @@ def mirror_to_all(opts: MirrorOptions, targets: list[str], clients: Clients, *,
         target.manifest_cache = shared
         each.append(target)
     results: list[TagResult] = []
+    source_read = 0
     for tag in dict.fromkeys(opts.tags):
-        results += FanOut(each, tag, stall).run()
-    return MirrorReport(results)
+        fan = FanOut(each, tag, stall)
+        results += fan.run()
+        source_read += fan.source_read
+    return MirrorReport(results, source_read=source_read)
 
 
 class FanOut:
@@ -60,6 +63,7 @@ class FanOut:
         self.failed: set[int] = set()
         self.lock = threading.Lock()
         self.counters: dict[int, BytesFn] = {}
+        self.source_read = 0  # bytes read from the source for this tag, a shared read counted once
 
     def run(self) -> list[TagResult]:
         started = time.monotonic()
@@ -98,8 +102,20 @@ class FanOut:
     def counter(self, t: Target, total: int) -> BytesFn:
         with self.lock:
             if id(t) not in self.counters:
-                self.counters[id(t)] = t.byte_counter(self.tag, total)
+                self.counters[id(t)] = both(t.byte_counter(self.tag, total), t.tally(self.rows[id(t)], "bytes_written"))
             return self.counters[id(t)]
+
+    def reads_for(self, targets: list[Target]) -> BytesFn:
+        """Counts a source read once for the run and once in the row of each target it serves."""
+        adders = [t.tally(self.rows[id(t)], "bytes_read") for t in targets]
+
+        def add(n: int) -> None:
+            with self.lock:
+                self.source_read += n
+            for one in adders:
+                one(n)
+
+        return add
 
     def blob(self, d: Descriptor, plans: list[tuple[Target, Plan]], total: int) -> None:
         need: list[Target] = []
@@ -125,7 +141,7 @@ class FanOut:
 
     def copy_alone(self, t: Target, d: Descriptor, count: BytesFn) -> None:
         try:
-            _, writer = copy_blob(t, d, count)
+            _, writer = copy_blob(t, d, count, self.reads_for([t]))
         except Exception as exc:
             self.fail(t, exc)
             return
@@ -141,7 +157,7 @@ class FanOut:
                 row.upload_restarts += writer.restarts
 
     def copy_together(self, need: list[Target], d: Descriptor, total: int) -> None:
-        tee = BlobTee(source_reader(need[0], d), len(need), stall=self.stall)
+        tee = BlobTee(source_reader(need[0], d, read=self.reads_for(need)), len(need), stall=self.stall)
         pump = threading.Thread(target=tee.pump, name=f"tee {d.digest[:19]}", daemon=True)
         pump.start()
 
@@ -153,7 +169,7 @@ class FanOut:
                     shared[0] = False
                     return tee.reader(i)
                 # Dropped from the shared read, or resuming an upload: this target reads alone.
-                return source_reader(t, d, offset)
+                return source_reader(t, d, offset, self.reads_for([t]))
 
             writer = BlobWriter(t.dst, t.dst_repo, d.digest, d.size, source, t.policy,
                                 chunk_size=t.opts.upload_chunk, on_bytes=self.counter(t, total))

@@ -18,6 +18,12 @@ class TagResult:
     blobs_skipped: int = 0
     blobs_mounted: int = 0
     bytes: int = 0
+    # What actually moved, measured on the wire side of the copy (resumes and re-reads included):
+    # bytes read from the source for this target (in a fan-out, a blob read once for several
+    # targets counts in each of their rows; the report's `source_bytes_read` counts it once), and
+    # bytes written to the target. A warmed pull-through cache is read through, never written.
+    bytes_read: int = 0
+    bytes_written: int = 0
     upload_resumes: int = 0
     upload_restarts: int = 0
     seconds: float = 0.0
@@ -37,6 +43,12 @@ class TagResult:
 @dataclass
 class MirrorReport:
     results: list[TagResult]
+    # Bytes read from the source for the whole run, each read counted once (None: the rows' sum).
+    source_read: int | None = None
+
+    @property
+    def source_bytes_read(self) -> int:
+        return self.source_read if self.source_read is not None else sum(r.bytes_read for r in self.results)
 
     @property
     def ok(self) -> bool:
@@ -55,4 +67,5 @@ class MirrorReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "mirrored": self.mirrored(), "bytes": self.bytes, "skipped": self.skipped(),
+                "source_bytes_read": self.source_bytes_read,
                 "results": [{**asdict(r), "mb_per_s": round(r.mb_per_s, 1)} for r in self.results]}

@@ -50,6 +50,7 @@ class Run:
     # Sources that served bytes not matching their digest: never read from again in this run.
     bad_sources: set[str] = field(default_factory=set)
     _hub: Registry | None = None
+    started: float = field(default_factory=lambda: clock())
 
     @property
     def policy(self) -> RetryPolicy:
@@ -79,8 +80,8 @@ class Run:
     def record(self, source: str, registry: str, result: str, started: float, tag: str = "", *,
                rate_mbps: float | None = None, floor_mbps: float | None = None, bytes_completed: int | None = None,
                bytes_kept: int | None = None, path: str = "", nbytes: int | None = None,
-               mbps: float | None = None, download_seconds: float | None = None) -> None:
+               mbps: float | None = None, download_seconds: float | None = None, event: str = "") -> None:
         self.attempts.append(Attempt(source, registry, result, round(clock() - started, 3), tag,
                                      rate_mbps, floor_mbps, bytes_completed, bytes_kept, path, nbytes, mbps,
-                                     download_seconds))
+                                     download_seconds, event))
         self.on_event(f"{source} {registry}: {result}")

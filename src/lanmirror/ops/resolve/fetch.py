@@ -11,7 +11,7 @@ from lanmirror.errors import EngineError, LanmirrorError, SlowPullError, Transie
 from lanmirror.name import DOCKER_HUB, Reference, nightly_date, utc_today
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.fastpull import pull_fast
-from lanmirror.ops.resolve.model import Candidate, Option, Resolution
+from lanmirror.ops.resolve.model import Candidate, Option, PullStats, Resolution
 from lanmirror.ops.resolve.probe import refresh_ratelimit
 from lanmirror.ops.resolve.provenance import mark_unverified
 from lanmirror.remote.registry import manifest_tree
@@ -29,8 +29,19 @@ def report(run: Run, cand: Candidate, kind: str, registry: str, digest: str, ima
         image=image, source=kind, registry=registry, tag=cand.tag, date=day.isoformat() if day else "",
         age_days=(today - day).days if day else None, digest=digest, pinned=pinned,
         ratelimit_remaining=run.ratelimit, verified=verified, pulled=pulled, attempts=run.attempts,
-        warnings=run.warnings,
+        warnings=run.warnings, pull=pull_stats(run, kind, pulled),
     )
+
+
+def pull_stats(run: Run, kind: str, pulled: bool) -> PullStats | None:
+    """The pull that made the image local: the last pull line of the attempts table; for a cache
+    hit, 0 bytes in the time the run took to accept it (the cache check and its verification)."""
+    if kind == "local":
+        return PullStats("local", "docker", "cache", round(clock() - run.started, 3), 0, None)
+    if not pulled:
+        return None
+    done = [a for a in run.attempts if a.event == "pull"]
+    return PullStats.of(done[-1]) if done else None
 
 
 def use_local(run: Run, cand: Candidate, digest: str, verified: bool | None = None,
@@ -93,9 +104,11 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
     if kind == "lan" and verified is False:
         mark_unverified(image.id, registry)
     seconds = clock() - started
+    if nbytes is None:
+        nbytes = image.bytes  # the daemon pulled directly: the layer sizes its progress named
     run.record(kind, registry, f"pulled {cand.tag}", started, cand.tag, path="ranges" if fast else "daemon",
                nbytes=nbytes, mbps=round(nbytes / seconds / 1e6, 1) if nbytes and seconds > 0 else None,
-               download_seconds=image.download_seconds)
+               download_seconds=image.download_seconds, event="pull")
     return report(run, cand, kind, registry, digest, str(canonical), pinned, verified, True)
 
 

@@ -54,6 +54,29 @@ class Attempt:
     bytes: int | None = None
     mbps: float | None = None
     download_seconds: float | None = None  # of `seconds`, until the last layer was downloaded
+    # What the line stands for in the record and the fleet report: "pull" (the image was pulled),
+    # "handoff" (a slow pull handed to the next source), "pull-failed"; empty for a probe.
+    event: str = ""
+
+
+@dataclass
+class PullStats:
+    """How the chosen image became local: the measure the fleet report aggregates. A cache hit is
+    a pull of 0 bytes taking the time of the cache check; `path` is cache, ranges (lanmirror's
+    loopback endpoint) or daemon (the daemon pulled directly)."""
+
+    source: str
+    registry: str
+    path: str
+    seconds: float
+    bytes: int
+    mbps: float | None
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> PullStats:
+        nbytes = attempt.bytes or 0
+        mbps = round(nbytes / attempt.seconds / 1e6, 1) if nbytes and attempt.seconds > 0 else None
+        return cls(attempt.source, attempt.registry, attempt.path or "daemon", attempt.seconds, nbytes, mbps)
 
 
 @dataclass
@@ -131,6 +154,8 @@ class Resolution:
     # Nothing was in the window: "tags" (the newest of the line in the tag lists) or "local" (an
     # image of the line this runner holds), per --fallback; empty for a normal result.
     fallback: str = ""
+    # How the image became local (None with --no-pull, where nothing did).
+    pull: PullStats | None = None
 
     def outputs(self) -> dict[str, str]:
         """The action outputs / --json fields, kebab-case, all strings."""
@@ -141,12 +166,17 @@ class Resolution:
             "ratelimit-remaining": "" if self.ratelimit_remaining is None else str(self.ratelimit_remaining),
             "degraded": "true" if self.degraded else "false",
             "registry": self.registry,
+            "pull-seconds": "" if self.pull is None else f"{self.pull.seconds:.3f}",
+            "pull-bytes": "" if self.pull is None else str(self.pull.bytes),
         }
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(self.outputs())
         data["degraded"] = self.degraded
         data["fallback"] = self.fallback
+        data["pull"] = asdict(self.pull) if self.pull is not None else None
+        for key in ("pull-seconds", "pull-bytes"):  # in JSON, as numbers inside "pull"
+            data.pop(key)
         data.update({"registry": self.registry, "verified": self.verified, "pulled": self.pulled,
                      "attempts": [asdict(a) for a in self.attempts], "warnings": list(self.warnings)})
         return data

@@ -170,6 +170,7 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
                 with_hub_fallback()
                 continue
             verified = bool(verdict)
+        tried = clock()
         try:
             result = fetch_option(run, option, verified)
             result.degraded = bool(degraded)
@@ -178,9 +179,9 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
             failures.append(f"{kind} {registry}: {exc}")
             if isinstance(exc, SlowPullError):
                 size_completed_layers(run, option, exc)
-                run.record(kind, registry, f"pull abandoned: too slow ({describe(exc)})", clock(), cand.tag,
+                run.record(kind, registry, f"pull abandoned: too slow ({describe(exc)})", tried, cand.tag,
                            rate_mbps=round(exc.rate / 1e6, 3), floor_mbps=exc.floor / 1e6,
-                           bytes_completed=exc.completed, bytes_kept=exc.kept)
+                           bytes_completed=exc.completed, bytes_kept=exc.kept, event="handoff")
                 kept = {None: "the daemon may keep them", 0: "this daemon's classic image store discards them"}.get(
                     exc.kept, f"{(exc.kept or 0) / 1e6:.1f} MB kept")
                 run.warn(f"slow source: {kind} {registry} delivered {exc.rate / 1e6:.2f} MB/s (floor "
@@ -188,7 +189,8 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
                          "trying it last on this runner for 15 minutes")
                 note_slow(registry)
             else:
-                run.record(kind, registry, f"pull failed ({describe(exc)})", clock(), cand.tag)
+                run.record(kind, registry, f"pull failed ({describe(exc)})", tried, cand.tag,
+                           event="pull-failed")
             if isinstance(exc, PullLimitExceeded) and kind == "hub":
                 hub_blocked = True  # every other Hub pull would hit the same limit
             if kind == "lan":
@@ -250,8 +252,12 @@ def resolve_override(run: Run, ref: Reference) -> Resolution:
         return report(run, cand, kind, ref.registry, head.digest, str(ref), pinned, None, False)
     if engine is None:
         raise LanmirrorError("pulling needs the Docker daemon; pass --no-pull to only resolve")
-    run.policy.call(lambda: engine.pull(pinned, source=f"{kind} {ref.registry}", stall_timeout=opts.stall_timeout,
-                                        timeout=opts.pull_timeout, on_progress=run.on_progress), f"pull {pinned}")
+    pulling = clock()
+    image = run.policy.call(lambda: engine.pull(pinned, source=f"{kind} {ref.registry}",
+                                                stall_timeout=opts.stall_timeout, timeout=opts.pull_timeout,
+                                                on_progress=run.on_progress), f"pull {pinned}")
+    run.record(kind, ref.registry, f"pulled {ref}", pulling, cand.tag, path="daemon", nbytes=image.bytes,
+               download_seconds=image.download_seconds, event="pull")
     if ref.tag:
         engine.tag(pinned, ref.familiar_repository, ref.tag)
     return report(run, cand, kind, ref.registry, head.digest, str(ref), pinned, None, True)
