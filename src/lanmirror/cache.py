@@ -49,15 +49,17 @@ def read_json(name: str) -> dict[str, Any]:
 
 def write_json(name: str, data: dict[str, Any]) -> None:
     """Replace the file in one rename, so a reader never sees half of it. Failures are logged, never
-    raised: a cache is never a reason to fail."""
-    folder = cache_dir()
+    raised: a cache is never a reason to fail. `name` may hold one folder (`job-logs/123.json`)."""
+    path = cache_dir() / name
+    folder = path.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cache_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.mkdir(exist_ok=True, mode=0o700)
         if not trusted(folder):
             return
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}-")  # mode 0600
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}-")  # mode 0600
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh)
-        os.replace(tmp, folder / name)
+        os.replace(tmp, path)
     except OSError as exc:
         log.debug("could not write %s: %s", folder / name, exc)

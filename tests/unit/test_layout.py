@@ -6,8 +6,8 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "lanmirror"
 # Lower first. A module may import its own layer and any layer before it in this list.
-LAYERS = ["errors", "name", "retry", "cache", "authn", "transport", "remote", "serve", "daemon", "sources", "ops",
-          "cmd", "__main__"]
+LAYERS = ["errors", "name", "retry", "cache", "records", "authn", "transport", "remote", "serve", "daemon", "sources",
+          "ops", "report", "cmd", "__main__"]
 
 
 def modules() -> dict[str, ast.Module]:

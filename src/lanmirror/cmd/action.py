@@ -65,6 +65,7 @@ _SHARED: dict[str, Mapping] = {
     "dockerhub-username": Flag("--hub-username"), "dockerhub-token": Env("DOCKERHUB_TOKEN"),
     "verbose": Switch("--verbose", when=True), "certs-dir": Flag("--certs-dir"),
     "lan-username": Flag("--lan-username"), "lan-password": Env("LANMIRROR_LAN_PASSWORD"),
+    "record-file": Flag("--record-file"), "record-key": Env("LANMIRROR_RECORD_KEY"),
 }
 
 INPUTS: dict[str, dict[str, Mapping]] = {
@@ -185,6 +186,7 @@ def report_mirror(outcome: Outcome) -> None:
     core.set_output("mirrored", json.dumps(report.mirrored()))
     core.set_output("bytes", str(report.bytes))
     core.set_output("skipped", json.dumps(report.skipped()))
+    core.set_output("source-bytes-read", str(report.source_bytes_read))
 
 
 REPORTERS = {"resolve": report_resolve, "mirror": report_mirror}

@@ -5,8 +5,11 @@ annotations and a job summary. Both run these same functions on the same parsed 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 from lanmirror.authn import Credentials
 from lanmirror.authn.keychain import override_credentials
 from lanmirror.cmd.progress import Progress
+from lanmirror.cmd.reportfmt import FORMATS
 from lanmirror.cmd.settings import hub_registry, lan_registries, split_list
 from lanmirror.cmd.wiring import clients_for, doctor_clients
 from lanmirror.errors import BadInput
@@ -25,9 +29,15 @@ from lanmirror.ops.prune import PruneReport, prune
 from lanmirror.ops.prune_local import prune_local
 from lanmirror.ops.resolve import Attempt, NothingFound, Resolution, ResolveOptions, resolve
 from lanmirror.ops.resolve.spread import runner_identity
+from lanmirror.ops.runrecord import name as record_name
+from lanmirror.records.scan import Scan, scan
+from lanmirror.records.store import lines as record_file_lines
 from lanmirror.remote.blobread import RangeSettings
+from lanmirror.report import aggregate
+from lanmirror.report.verdict import verdicts
 from lanmirror.sources.arch import ArchRule, base_tags_for, image_override, needs_arch, parse_map
 from lanmirror.sources.gather import gather_tags
+from lanmirror.sources.runs import RunsReader
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 log = logging.getLogger("lanmirror")
@@ -227,6 +237,60 @@ def doctor_command(args: argparse.Namespace) -> Outcome:
     return Outcome(EXIT_FAILED if failed else EXIT_OK, doctor_json(checks), "\n".join(lines), checks)
 
 
+def report_command(args: argparse.Namespace) -> Outcome:
+    if not args.records and not args.workflow:
+        raise BadInput("nothing to report on: give --records FILE (a record file) and/or --workflow FILE "
+                       "(the job logs of a workflow's runs on GitHub)")
+    key = os.environ.get("LANMIRROR_RECORD_KEY", "")
+    found = Scan()
+    for path in args.records:
+        try:
+            scan(record_file_lines(path), key, into=found)
+        except OSError as exc:
+            raise BadInput(f"--records {path}: {exc.strerror or exc}") from None
+    read = None
+    if args.workflow:
+        reader = RunsReader(args.repository or os.environ.get("GITHUB_REPOSITORY", ""),
+                            os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN") or "",
+                            args.api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+                            reserve=args.rate_reserve, max_jobs=args.max_jobs)
+        today = dt.datetime.now(dt.timezone.utc).date()
+        read = reader.read(args.workflow, today - dt.timedelta(days=args.days - 1))
+        for job in read.jobs:
+            first = len(found.records)
+            scan(job.lines, key, job.run_id, found)
+            for record in found.records[first:]:
+                record["runner"] = record_name(job.runner)  # GitHub's word for where the job ran
+        if read.stopped:
+            log.warning("GitHub: %s", read.stopped)
+    rep = aggregate(found.records, args.days)
+    rep.rejected, rep.unsigned = dict(found.rejected), found.unsigned
+    rep.github = read.summary() if read is not None else {}
+    rep.verdicts = verdicts(rep)
+    text = FORMATS[args.format](rep)
+    if args.output:
+        write_atomically(args.output, text)
+        log.info("wrote the %s report to %s", args.format, args.output)
+        text = ""
+    return Outcome(EXIT_OK, rep.to_json(), text.rstrip("\n"))
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Replace `path` in one rename: node_exporter's textfile collector must never read half a file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lanmirror-report-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "resolve": resolve_command, "mirror": mirror_command, "prune": prune_command, "doctor": doctor_command,
+    "report": report_command,
 }

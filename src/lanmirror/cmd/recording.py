@@ -14,8 +14,8 @@ from lanmirror.cmd.commands import EXIT_BAD_INPUT, EXIT_FAILED, Outcome
 from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.ops.mirror import MirrorReport
 from lanmirror.ops.resolve import Resolution
+from lanmirror.ops.runrecord import envelope, mirror_body, resolve_body
 from lanmirror.records import to_line
-from lanmirror.records.build import envelope, mirror_body, resolve_body
 from lanmirror.records.store import append
 from lanmirror.retry import describe
 

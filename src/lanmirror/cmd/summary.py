@@ -33,7 +33,19 @@ def resolve_summary(res: Resolution) -> str:
             f"Hub ratelimit-remaining: {res.ratelimit_remaining if res.ratelimit_remaining is not None else 'n/a'}"
             + (", **degraded** (a newer candidate could not be probed)" if res.degraded else "") + "\n\n")
     warnings = "".join(f"> ⚠️ {markdown_cell(w)}\n" for w in res.warnings)
-    return head + attempts_table(res.attempts) + ("\n" + warnings if warnings else "")
+    return head + pull_line(res) + attempts_table(res.attempts) + ("\n" + warnings if warnings else "")
+
+
+def pull_line(res: Resolution) -> str:
+    p = res.pull
+    if p is None:
+        return ""
+    if p.path == "cache":
+        return f"**pull**: none, the image was in this runner's cache (accepted in {p.seconds:.1f} s)\n\n"
+    rate = f", {p.mbps:.0f} MB/s" if p.mbps else ""
+    how = {"ranges": "through lanmirror's parallel reader", "daemon": "by the daemon directly"}.get(p.path, p.path)
+    return (f"**pull**: {p.bytes / 1e6:.1f} MB in {p.seconds:.1f} s{rate} from {markdown_cell(p.source)} "
+            f"{markdown_cell(p.registry)}, {how}\n\n")
 
 
 def failure_summary(title: str, message: str, attempts: list[Attempt]) -> str:
@@ -43,11 +55,14 @@ def failure_summary(title: str, message: str, attempts: list[Attempt]) -> str:
 def mirror_summary(report: MirrorReport, source: str, targets: list[str]) -> str:
     """One row per tag and target."""
     rows: list[list[object]] = [[r.tag, r.status, code(r.digest[:19]) if r.digest else "", r.blobs_copied,
-                                 r.blobs_skipped, r.blobs_mounted, f"{r.bytes / 1e6:.1f} MB", f"{r.seconds:.1f}",
-                                 f"{r.mb_per_s:.0f}", r.error, r.registry] for r in report.results]
+                                 r.blobs_skipped, r.blobs_mounted, f"{r.bytes_read / 1e6:.1f} MB",
+                                 f"{r.bytes_written / 1e6:.1f} MB", f"{r.seconds:.1f}", f"{r.mb_per_s:.0f}", r.error,
+                                 r.registry] for r in report.results]
+    shared = (f"\nRead from the source in all: {report.source_bytes_read / 1e6:.1f} MB (a blob read once for several "
+              "targets counts once)\n" if len(targets) > 1 else "")
     return (f"### mirror-to-lan: {source} → {', '.join(targets)}\n\n"
-            + _table(["tag", "status", "digest", "copied", "skipped", "mounted", "bytes", "seconds", "MB/s", "error",
-                      "target"], rows))
+            + _table(["tag", "status", "digest", "copied", "skipped", "mounted", "read", "written", "seconds", "MB/s",
+                      "error", "target"], rows) + shared)
 
 
 def write(markdown: str) -> None:

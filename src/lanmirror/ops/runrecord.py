@@ -1,6 +1,6 @@
-"""A record from what a resolve or mirror returned. Only numbers, names lanmirror validated and
-short, clipped messages go in; every known secret value is cut out of the messages, and the line
-format (`line.py`) escapes whatever is left."""
+"""The run record of a resolve or mirror, from what it returned. Only numbers, names lanmirror
+validated and short, clipped messages go in; every known secret value is cut out of the messages,
+and the line format (`records.line`) escapes whatever is left."""
 
 from __future__ import annotations
 

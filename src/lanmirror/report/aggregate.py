@@ -1,0 +1,192 @@
+"""Numbers from records. A pull is one resolve that made its image local; a cache hit is a pull
+of 0 bytes. Failures and hand-offs are counted where they happened (the source and registry the
+pull was tried at), so a LAN replica that hands most of its pulls to the Hub shows it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+SOURCES = ("local", "lan", "hub")
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest rank: the smallest value with at least p% of the values at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+@dataclass
+class Stats:
+    """Pulls of one group: counts, and seconds and throughput of the successful ones."""
+
+    pulls: int = 0
+    failures: int = 0
+    handoffs: int = 0
+    seconds: list[float] = field(default_factory=list)
+    bytes: int = 0
+    byte_seconds: float = 0.0  # seconds of the pulls that moved bytes (MB/s leaves cache hits out)
+
+    def add_pull(self, seconds: float, nbytes: int) -> None:
+        self.pulls += 1
+        self.seconds.append(seconds)
+        if nbytes > 0:
+            self.bytes += nbytes
+            self.byte_seconds += seconds
+
+    @property
+    def mbps(self) -> float | None:
+        return round(self.bytes / self.byte_seconds / 1e6, 1) if self.byte_seconds > 0 else None
+
+    def summary(self) -> dict[str, Any]:
+        p50, p95 = percentile(self.seconds, 50), percentile(self.seconds, 95)
+        return {"pulls": self.pulls, "failures": self.failures, "handoffs": self.handoffs,
+                "p50": p50, "p95": p95, "max": max(self.seconds) if self.seconds else None,
+                "sum_seconds": round(sum(self.seconds), 3), "bytes": self.bytes, "mbps": self.mbps}
+
+
+@dataclass
+class MirrorStats:
+    tags: int = 0
+    failed: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        mbps = round(self.bytes_written / self.seconds / 1e6, 1) if self.seconds > 0 and self.bytes_written else None
+        return {"tags": self.tags, "failed": self.failed, "bytes_read": self.bytes_read,
+                "bytes_written": self.bytes_written, "seconds": round(self.seconds, 3), "mbps": mbps}
+
+
+@dataclass
+class FleetReport:
+    days: int
+    since: dt.date
+    until: dt.date
+    resolves: int = 0
+    failed_resolves: int = 0
+    by_source: dict[tuple[str, str], Stats] = field(default_factory=lambda: defaultdict(Stats))
+    by_runner: dict[str, Stats] = field(default_factory=lambda: defaultdict(Stats))
+    # source, registry, runner together: the label set of the Prometheus series
+    by_all: dict[tuple[str, str, str], Stats] = field(default_factory=lambda: defaultdict(Stats))
+    by_day: dict[str, dict[str, Stats]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(Stats)))
+    hub_pulls: int = 0
+    hub_pulls_by_day: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lowest_ratelimit: int | None = None
+    mirror: dict[str, MirrorStats] = field(default_factory=lambda: defaultdict(MirrorStats))
+    source_bytes_read: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    unsigned: int = 0
+    github: dict[str, Any] = field(default_factory=dict)  # what reading the runs cost and skipped
+    verdicts: list[str] = field(default_factory=list)
+
+    def source(self, kind: str) -> Stats:
+        """Every registry of one kind of source together (all LAN replicas, say)."""
+        total = Stats()
+        for (k, _), s in self.by_source.items():
+            if k == kind:
+                total.pulls += s.pulls
+                total.failures += s.failures
+                total.handoffs += s.handoffs
+                total.seconds += s.seconds
+                total.bytes += s.bytes
+                total.byte_seconds += s.byte_seconds
+        return total
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "days": self.days, "since": self.since.isoformat(), "until": self.until.isoformat(),
+            "resolves": self.resolves, "failed_resolves": self.failed_resolves,
+            "sources": [{"source": k, "registry": r, **s.summary()} for (k, r), s in sorted(self.by_source.items())],
+            "runners": [{"runner": n, **s.summary()} for n, s in sorted(self.by_runner.items())],
+            "days_detail": [{"day": d, "sources": {k: s.summary() for k, s in sorted(per.items())},
+                             "hub_pulls": self.hub_pulls_by_day.get(d, 0)} for d, per in sorted(self.by_day.items())],
+            "hub": {"counted_pulls": self.hub_pulls, "lowest_ratelimit_remaining": self.lowest_ratelimit},
+            "mirror": {"targets": [{"target": t, **m.summary()} for t, m in sorted(self.mirror.items())],
+                       "source_bytes_read": self.source_bytes_read},
+            "records": {"rejected": dict(sorted(self.rejected.items())), "unsigned": self.unsigned},
+            "github": self.github, "verdicts": list(self.verdicts),
+        }
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _text(value: object, default: str = "?") -> str:
+    return value if isinstance(value, str) and value else default
+
+
+def _day(record: dict[str, Any]) -> dt.date:
+    return dt.date.fromisoformat(record["time"][:10])
+
+
+def aggregate(records: Iterable[dict[str, Any]], days: int, today: dt.date | None = None) -> FleetReport:
+    """Records of the last `days` days (today included) into a report. Fields are read
+    defensively: a record is well-formed (`records.line`) but its numbers may be anything."""
+    until = today or dt.datetime.now(dt.timezone.utc).date()
+    since = until - dt.timedelta(days=days - 1)
+    rep = FleetReport(days, since, until)
+    for record in records:
+        day = _day(record)
+        if not since <= day <= until:
+            continue
+        if record["kind"] == "resolve":
+            add_resolve(rep, record, day.isoformat())
+        else:
+            add_mirror(rep, record)
+    return rep
+
+
+def add_resolve(rep: FleetReport, record: dict[str, Any], day: str) -> None:
+    body = record["resolve"]
+    runner = _text(record.get("runner"))
+    rep.resolves += 1
+    if not record.get("ok"):
+        rep.failed_resolves += 1
+    for a in body.get("attempts") or []:
+        if not isinstance(a, dict) or a.get("source") not in SOURCES:
+            continue
+        where = (a["source"], _text(a.get("registry")))
+        groups = (rep.by_source[where], rep.by_runner[runner], rep.by_all[(where[0], where[1], runner)])
+        for stats in groups:
+            if a.get("event") == "handoff":
+                stats.handoffs += 1
+            elif a.get("event") == "pull-failed":
+                stats.failures += 1
+    pull = body.get("pull")
+    if record.get("ok") and isinstance(pull, dict) and pull.get("source") in SOURCES:
+        seconds, nbytes = _num(pull.get("seconds")), _num(pull.get("bytes"))
+        if seconds is not None:
+            where = (pull["source"], _text(pull.get("registry")))
+            for stats in (rep.by_source[where], rep.by_runner[runner], rep.by_day[day][pull["source"]],
+                          rep.by_all[(where[0], where[1], runner)]):
+                stats.add_pull(seconds, int(nbytes or 0))
+    hub = _num(body.get("hub_pulls"))
+    if hub:
+        rep.hub_pulls += int(hub)
+        rep.hub_pulls_by_day[day] += int(hub)
+    remaining = _num(body.get("ratelimit_remaining"))
+    if remaining is not None and (rep.lowest_ratelimit is None or remaining < rep.lowest_ratelimit):
+        rep.lowest_ratelimit = int(remaining)
+
+
+def add_mirror(rep: FleetReport, record: dict[str, Any]) -> None:
+    body = record["mirror"]
+    rep.source_bytes_read += int(_num(body.get("source_bytes_read")) or 0)
+    for row in body.get("results") or []:
+        if not isinstance(row, dict):
+            continue
+        m = rep.mirror[_text(row.get("target"))]
+        m.tags += 1
+        m.failed += row.get("status") == "failed"
+        m.bytes_read += int(_num(row.get("bytes_read")) or 0)
+        m.bytes_written += int(_num(row.get("bytes_written")) or 0)
+        m.seconds += _num(row.get("seconds")) or 0.0

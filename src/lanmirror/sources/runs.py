@@ -1,0 +1,187 @@
+"""Record lines from the job logs of a workflow's runs on GitHub, read through PyGithub.
+
+The order of calls follows GitHub's documented API: the workflow's runs created in the window
+(paginated), each run's jobs (paginated), then each completed job's log. GitHub answers a log
+request with a 302 to short-lived storage; PyGithub hands back that address without following it,
+and the log is fetched from there with no Authorization header at all (the token is for the API
+host only). Only record lines are kept from a log, so memory stays small however long it is.
+
+Finished jobs never change, so what was read from one is cached by job id (`lanmirror.cache`,
+private to this user) and a second report only fetches new jobs. The cache holds the raw lines:
+they are checked again (signature, run, nonce) on every report, so a planted cache file gains
+nothing a key does not already refuse. A deleted or expired log is counted, not fatal. The API's
+rate limit is read from every answer: below a reserve the report stops fetching and says how many
+jobs it left and when the limit resets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lanmirror.cache import read_json, write_json
+from lanmirror.errors import BadInput, LanmirrorError
+from lanmirror.records.line import PREFIX
+from lanmirror.records.scan import record_lines
+from lanmirror.retry import describe
+from lanmirror.transport.session import RegistrySession
+
+log = logging.getLogger("lanmirror.sources.runs")
+MAX_LOG_BYTES = 512 * 1024 * 1024  # a job log is read as a stream; past this it is cut off
+
+
+@dataclass
+class JobLines:
+    run_id: int
+    job_id: int
+    runner: str
+    lines: list[str]
+
+
+@dataclass
+class RunsRead:
+    jobs: list[JobLines] = field(default_factory=list)
+    jobs_read: int = 0
+    jobs_cached: int = 0
+    logs_gone: int = 0
+    jobs_left: int = 0  # not read: the rate-limit reserve or --max-jobs was reached
+    rate_remaining: int | None = None
+    rate_limit: int | None = None
+    stopped: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        return {"jobs_read": self.jobs_read, "jobs_cached": self.jobs_cached, "logs_gone": self.logs_gone,
+                "jobs_left": self.jobs_left, "rate_remaining": self.rate_remaining, "rate_limit": self.rate_limit,
+                "stopped": self.stopped}
+
+
+class RateLimited(Exception):
+    pass
+
+
+def _github(token: str, api_url: str) -> Any:
+    from github import Auth, Github
+
+    # retry=None: PyGithub would otherwise sleep through a rate limit on its own for up to an hour.
+    return Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), retry=None, timeout=30, per_page=100)
+
+
+class RunsReader:
+    def __init__(self, repository: str, token: str, api_url: str, *, reserve: int = 50, max_jobs: int = 2000) -> None:
+        if not token:
+            raise BadInput("reading workflow runs needs a token: set GITHUB_TOKEN (actions:read)")
+        if "/" not in repository:
+            raise BadInput("reading workflow runs needs --repository OWNER/REPO (default $GITHUB_REPOSITORY)")
+        self.gh = _github(token, api_url)
+        self.api_url = api_url
+        self.repository = repository
+        self.reserve = reserve
+        self.max_jobs = max_jobs
+        self.storage = RegistrySession()  # no token, no ~/.netrc: the storage host gets nothing
+        self.out = RunsRead()
+
+    def _check_rate(self) -> None:
+        remaining, limit = self.gh.rate_limiting
+        if remaining >= 0:
+            self.out.rate_remaining, self.out.rate_limit = remaining, limit
+        if 0 <= remaining <= self.reserve:
+            reset = dt.datetime.fromtimestamp(self.gh.rate_limiting_resettime, dt.timezone.utc)
+            raise RateLimited(f"the GitHub API rate limit is down to {remaining} of {limit} (reserve {self.reserve}); "
+                              f"it resets at {reset:%H:%M} UTC; run the report again after that (read jobs are "
+                              "cached)")
+
+    def read(self, workflows: list[str], since: dt.date) -> RunsRead:
+        from github import GithubException, RateLimitExceededException
+
+        try:
+            repo = self.gh.get_repo(self.repository, lazy=True)
+            for wf in workflows:
+                for run in repo.get_workflow(wf).get_runs(created=f">={since.isoformat()}"):
+                    self._check_rate()
+                    for job in run.jobs():
+                        self._job(run.id, job)
+        except RateLimited as exc:
+            self.out.stopped = str(exc)
+        except RateLimitExceededException as exc:
+            self.out.stopped = f"the GitHub API refused with its rate limit (HTTP {exc.status}); read jobs are cached"
+        except GithubException as exc:
+            if exc.status in (401, 403):
+                raise LanmirrorError(f"GitHub API ({self.api_url}): HTTP {exc.status} reading the runs of "
+                                     f"{self.repository}: the token needs actions:read on it") from None
+            if exc.status == 404:
+                raise LanmirrorError(f"GitHub API ({self.api_url}): no workflow {', '.join(workflows)} in "
+                                     f"{self.repository} (give the file name, e.g. ci.yml)") from None
+            raise LanmirrorError(f"GitHub API ({self.api_url}): HTTP {exc.status} reading the runs of "
+                                 f"{self.repository}") from None
+        try:
+            self._check_rate()  # the reading after the last answer
+        except RateLimited:
+            pass
+        except Exception as exc:
+            log.debug("could not read the rate limit: %s", describe(exc))
+        return self.out
+
+    def _job(self, run_id: int, job: Any) -> None:
+        if job.status != "completed":
+            return  # its log is not final yet: the next report reads it
+        runner = job.runner_name or "?"
+        cached = read_json(f"job-logs/{int(job.id)}.json")
+        if isinstance(cached.get("lines"), list):
+            self.out.jobs_cached += 1
+            self.out.logs_gone += bool(cached.get("gone"))
+            lines = [str(x) for x in cached["lines"] if isinstance(x, str)]
+            self.out.jobs.append(JobLines(run_id, int(job.id), runner, lines))
+            return
+        if self.out.jobs_read >= self.max_jobs:
+            self.out.jobs_left += 1
+            if not self.out.stopped:
+                self.out.stopped = f"--max-jobs {self.max_jobs} reached"
+            return
+        if self.out.stopped:
+            self.out.jobs_left += 1
+            return
+        self._check_rate()
+        fetched = self._fetch(job)
+        self.out.jobs_read += 1
+        if fetched is None:
+            self.out.logs_gone += 1
+            write_json(f"job-logs/{int(job.id)}.json", {"gone": True, "lines": []})
+            return
+        write_json(f"job-logs/{int(job.id)}.json", {"lines": fetched})
+        self.out.jobs.append(JobLines(run_id, int(job.id), runner, fetched))
+
+    def _fetch(self, job: Any) -> list[str] | None:
+        """The record lines of one job's log; None when GitHub no longer has the log."""
+        from github import GithubException
+
+        try:
+            where = job.logs_url()  # the API answers 302; PyGithub returns its Location
+        except GithubException as exc:
+            if exc.status in (404, 410):
+                return None
+            raise
+        try:
+            resp = self.storage.get(where, stream=True, timeout=(10, 120))
+        except Exception as exc:
+            log.warning("job %s: could not read its log from storage: %s", job.id, describe(exc))
+            return None
+        with resp:
+            if resp.status_code in (403, 404, 410):  # an expired storage address or a deleted log
+                return None
+            if resp.status_code != 200:
+                raise LanmirrorError(f"job {job.id}: the log's storage answered HTTP {resp.status_code}")
+            return record_lines("\n".join(_bounded_lines(resp)))
+
+
+def _bounded_lines(resp: Any) -> Iterator[str]:
+    seen = 0
+    for raw in resp.iter_lines(chunk_size=1 << 16):
+        seen += len(raw) + 1
+        if seen > MAX_LOG_BYTES:
+            log.warning("a job log is longer than %d MB: the rest is not read", MAX_LOG_BYTES >> 20)
+            return
+        text = raw.decode("utf-8", "replace")
+        if PREFIX in text:
+            yield text
