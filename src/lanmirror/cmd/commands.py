@@ -56,6 +56,8 @@ class Outcome:
     attempts: list[Attempt] = field(default_factory=list)
     registries: list[str] = field(default_factory=list)  # the LAN registries in play
     source: str = ""
+    # Pulls Docker Hub (or the source registry) counted for this run, measured (None: not known).
+    hub_pulls: int | None = None
 
 
 def gpu_choice(args: argparse.Namespace) -> tuple[str, list[str], str | None, dict[str, Credentials]]:
@@ -105,14 +107,16 @@ def resolve_command(args: argparse.Namespace) -> Outcome:
             log.error("error: %s", exc)
             return Outcome(EXIT_FAILED, {"error": str(exc), "attempts": [a.__dict__ for a in exc.attempts],
                                          **({"gpu_arch": arch} if arch else {})},
-                           error=str(exc), attempts=exc.attempts, registries=opts.lan_registries)
+                           error=str(exc), attempts=exc.attempts, registries=opts.lan_registries,
+                           hub_pulls=clients.counted_pulls(hub))
         finally:
             prog.close()
+        hub_pulls = clients.counted_pulls(hub)
     log.info("resolved %s from %s (%s, %s day(s) old, %s)", res.image, res.source, res.digest[:19],
              res.age_days if res.age_days is not None else "?",
              {True: "verified against the Hub", False: "UNVERIFIED", None: "no verification"}[res.verified])
-    return Outcome(EXIT_OK, {**res.to_json(), **({"gpu_arch": arch} if arch else {})}, res.image, res,
-                   registries=opts.lan_registries)
+    return Outcome(EXIT_OK, {**res.to_json(), "hub_pulls": hub_pulls, **({"gpu_arch": arch} if arch else {})},
+                   res.image, res, registries=opts.lan_registries, hub_pulls=hub_pulls)
 
 
 def range_settings(args: argparse.Namespace) -> RangeSettings:
@@ -159,13 +163,14 @@ def mirror_command(args: argparse.Namespace) -> Outcome:
         else:  # one read of each source blob for all the targets that lack it
             report = mirror_to_all(opts, lans, clients,
                                    on_bytes=lambda lan, tag, done, total: bars.for_target(lan)(tag, done, total))
+        source_pulls = clients.counted_pulls(source)
     for r in report.results:
         for line in r.plan:
             log.info("  %s: %s", r.tag, line)
         where = f" → {r.registry}" if len(lans) > 1 else ""
         log.info("%-10s %s%s %s%s", r.status, r.tag, where, r.digest[:19], f"  ({r.error})" if r.error else "")
     return Outcome(EXIT_OK if report.ok else EXIT_FAILED, report.to_json(), result=report, registries=lans,
-                   source=source)
+                   source=source, hub_pulls=source_pulls)
 
 
 class _Bars:

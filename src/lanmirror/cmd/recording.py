@@ -30,10 +30,12 @@ def build(command: str, args: argparse.Namespace, outcome: Outcome | None, error
         res = outcome.result if outcome is not None and isinstance(outcome.result, Resolution) else None
         attempts = res.attempts if res is not None else (outcome.attempts if outcome is not None else [])
         arch = str((outcome.json if outcome is not None else {}).get("gpu_arch", ""))
-        body = resolve_body(repo, res, attempts, error or (outcome.error if outcome else ""), arch)
+        body = resolve_body(repo, res, attempts, error or (outcome.error if outcome else ""), arch,
+                            outcome.hub_pulls if outcome is not None else None)
     else:
         report = outcome.result if outcome is not None and isinstance(outcome.result, MirrorReport) else None
-        body = mirror_body(repo, outcome.source if outcome is not None else "", report, error)
+        body = mirror_body(repo, outcome.source if outcome is not None else "", report, error,
+                           outcome.hub_pulls if outcome is not None else None)
     return envelope(command, body, ok=code == 0, exit_code=code, seconds=seconds)
 
 

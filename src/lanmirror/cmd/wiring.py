@@ -104,6 +104,14 @@ class Clients:
             self._transports.append(transport)
         return Registry(transport)
 
+    def counted_pulls(self, registry: str) -> int:
+        """Pulls this command made from `registry` as Docker Hub counts them: the manifest GETs of
+        every client built here, and each pull the daemon was asked to make from it directly."""
+        name = normalize_registry(registry)
+        with self._lock:
+            gets = sum(t.manifest_gets for t in self._transports if t.registry == name)
+            return gets + sum(e.pulls.get(name, 0) for e in self._engines.values())
+
     def engine(self, timeout: float | None = None) -> Engine | None:
         if not self._daemon:
             return None

@@ -7,12 +7,14 @@ one retry policy can tell a reset (retry) from a pull limit or a missing tag (do
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,7 @@ from lanmirror.daemon.classify import classify_stream_error
 from lanmirror.daemon.throughput import PullMeter, Verdict
 from lanmirror.errors import (
     AuthError,
+    BadInput,
     DaemonTimeout,
     EngineError,
     LanmirrorError,
@@ -38,7 +41,7 @@ from lanmirror.errors import (
     StallError,
     TransientError,
 )
-from lanmirror.name import DIGEST_RE
+from lanmirror.name import DIGEST_RE, parse
 from lanmirror.retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger("lanmirror.daemon.engine")
@@ -64,6 +67,9 @@ class Engine:
         self.policy = policy
         self._timeout = timeout
         self._api: docker.APIClient | None = None
+        # Pulls asked of the daemon, by registry: a direct pull from Docker Hub costs one counted pull
+        # (the daemon's own manifest GET), however it ends.
+        self.pulls: Counter[str] = Counter()
 
     @property
     def api(self) -> docker.APIClient:
@@ -211,6 +217,8 @@ class Engine:
         the download rate stays below `min_rate` bytes/s (0: no floor) for `rate_window` seconds of
         downloading, when the bytes left cannot arrive within `timeout` at the current rate, or when
         the whole pull exceeds `timeout` (the original once sat 4h16m in a pull with none of these)."""
+        with contextlib.suppress(BadInput):
+            self.pulls[parse(ref).registry] += 1
         repo, _, tag = ref.rpartition(":") if "@" not in ref else (ref, "", "")
         if "/" in tag:  # the colon was a registry port, not a tag
             repo, tag = ref, "latest"

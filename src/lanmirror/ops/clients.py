@@ -24,6 +24,10 @@ class Clients(Protocol):
         """The Docker engine (None when this run has no daemon); one per timeout, reused."""
         ...
 
+    def counted_pulls(self, registry: str) -> int:
+        """Manifest GETs and direct daemon pulls this command made from `registry` so far."""
+        ...
+
     def credentials(self, registry: str) -> Credentials | None:
         """What the daemon must be handed to pull from or push to `registry`."""
         ...

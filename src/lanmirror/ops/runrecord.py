@@ -63,15 +63,18 @@ def attempt(a: Attempt) -> dict[str, Any]:
 
 
 def resolve_body(repo: str, res: Resolution | None, attempts: list[Attempt], error: str = "",
-                 gpu_arch: str = "") -> dict[str, Any]:
+                 gpu_arch: str = "", hub_pulls: int | None = None) -> dict[str, Any]:
     """What the fleet report needs from one resolve: the pull that made the image local, every pull
     that was handed off or failed on the way, and the Hub's quota as this run saw it."""
     tried = [attempt(a) for a in attempts if a.event in PULL_EVENTS]
     body: dict[str, Any] = {"repo": repo, "gpu_arch": gpu_arch, "attempts": tried,
                             "handoffs": sum(1 for a in attempts if a.event == "handoff"),
-                            "failures": sum(1 for a in attempts if a.event == "pull-failed")}
+                            "failures": sum(1 for a in attempts if a.event == "pull-failed"),
+                            # Measured: the manifest GETs sent to the Hub and the daemon's direct
+                            # pulls from it (HEAD probes are free), each one counted pull.
+                            "hub_pulls": hub_pulls}
     if res is None:
-        return {**body, "error": clip(error), "pull": None, "hub_pulls": 0, "ratelimit_remaining": None}
+        return {**body, "error": clip(error), "pull": None, "ratelimit_remaining": None}
     pull = None
     if res.pull is not None:
         p = res.pull
@@ -79,19 +82,17 @@ def resolve_body(repo: str, res: Resolution | None, attempts: list[Attempt], err
                 "mbps": p.mbps}
     return {**body, "image": res.image, "tag": res.tag, "digest": res.digest, "source": res.source,
             "registry": res.registry, "verified": res.verified, "fallback": res.fallback, "degraded": res.degraded,
-            "pull": pull, "ratelimit_remaining": res.ratelimit_remaining,
-            # Docker Hub counts a manifest GET as a pull; lanmirror's probes are HEADs, so a Hub pull
-            # is what spends quota, and a failed Hub pull may have spent it too.
-            "hub_pulls": sum(1 for a in attempts if a.source == "hub" and a.event in PULL_EVENTS)}
+            "pull": pull, "ratelimit_remaining": res.ratelimit_remaining}
 
 
-def mirror_body(repo: str, source: str, report: MirrorReport | None, error: str = "") -> dict[str, Any]:
+def mirror_body(repo: str, source: str, report: MirrorReport | None, error: str = "",
+                source_pulls: int | None = None) -> dict[str, Any]:
     rows = [] if report is None else [
         {"tag": r.tag, "target": r.registry, "status": r.status, "digest": r.digest, "bytes_read": r.bytes_read,
          "bytes_written": r.bytes_written, "seconds": r.seconds, "blobs_copied": r.blobs_copied,
          "blobs_skipped": r.blobs_skipped, "blobs_mounted": r.blobs_mounted, "error": clip(r.error)}
         for r in report.results]
-    body: dict[str, Any] = {"repo": repo, "source_registry": source, "results": rows,
+    body: dict[str, Any] = {"repo": repo, "source_registry": source, "results": rows, "source_pulls": source_pulls,
                             "source_bytes_read": 0 if report is None else report.source_bytes_read}
     if error:
         body["error"] = clip(error)

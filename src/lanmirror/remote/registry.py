@@ -288,6 +288,7 @@ class Registry:
                                       headers={"Accept": ACCEPT}, stream=True)
         if resp.status_code != 200:
             raise self._fail(resp, f"GET manifest {repo}:{ref}")
+        self.transport.count_manifest_get()
         try:
             body = resp.raw.read(MAX_MANIFEST + 1, decode_content=True)
         finally:

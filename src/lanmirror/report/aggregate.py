@@ -181,6 +181,11 @@ def add_resolve(rep: FleetReport, record: dict[str, Any], day: str) -> None:
 def add_mirror(rep: FleetReport, record: dict[str, Any]) -> None:
     body = record["mirror"]
     rep.source_bytes_read += int(_num(body.get("source_bytes_read")) or 0)
+    pulls = _num(body.get("source_pulls"))  # mirror reads from the Hub: its manifest GETs count too
+    if pulls:
+        day = _day(record).isoformat()
+        rep.hub_pulls += int(pulls)
+        rep.hub_pulls_by_day[day] += int(pulls)
     for row in body.get("results") or []:
         if not isinstance(row, dict):
             continue

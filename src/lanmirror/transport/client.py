@@ -61,6 +61,9 @@ class Transport:
     ) -> None:
         self.registry = normalize_registry(registry)
         self.host = api_host(self.registry)
+        # Manifest GETs answered 200: on Docker Hub, each is a pull counted against the quota.
+        self.manifest_gets = 0
+        self._gets_lock = threading.Lock()
         # Docker's insecure rule: HTTPS without verification first, then plain HTTP (decided on the
         # first request); any other registry is HTTPS, verified against certs.d and the system CAs.
         self.insecure = is_loopback(self.registry) if insecure is None else insecure
@@ -358,6 +361,10 @@ class Transport:
             lambda: self._send_once(method, path, scope, headers, timeout, **kwargs),
             f"{method} {self.registry}{path}", deadline=deadline,
         )
+
+    def count_manifest_get(self) -> None:
+        with self._gets_lock:
+            self.manifest_gets += 1
 
     def get_elsewhere(self, url: str, headers: Mapping[str, str] | None = None) -> requests.Response:
         """A streaming GET of a URL off this registry (the CDN a blob redirect pointed at): never
