@@ -61,20 +61,29 @@ class RateLimited(Exception):
     pass
 
 
-def _github(token: str, api_url: str) -> Any:
+# GitHub's secondary rate limit allows 900 points a minute on the REST API (a GET is one point):
+# 0.07 s between requests stays under it, where PyGithub's own default (0.25 s) would make a cold
+# report over a week of a busy fleet take minutes.
+MIN_INTERVAL = 0.07
+
+
+def _github(token: str, api_url: str, per_page: int, interval: float) -> Any:
     from github import Auth, Github
 
     # retry=None: PyGithub would otherwise sleep through a rate limit on its own for up to an hour.
-    return Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), retry=None, timeout=30, per_page=100)
+    # lazy: objects are not fetched before they are used (and one requester keeps the rate limit).
+    return Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), retry=None, timeout=30, per_page=per_page,
+                  lazy=True, seconds_between_requests=interval)
 
 
 class RunsReader:
-    def __init__(self, repository: str, token: str, api_url: str, *, reserve: int = 50, max_jobs: int = 2000) -> None:
+    def __init__(self, repository: str, token: str, api_url: str, *, reserve: int = 50, max_jobs: int = 2000,
+                 per_page: int = 100, interval: float | None = None) -> None:
         if not token:
             raise BadInput("reading workflow runs needs a token: set GITHUB_TOKEN (actions:read)")
         if "/" not in repository:
             raise BadInput("reading workflow runs needs --repository OWNER/REPO (default $GITHUB_REPOSITORY)")
-        self.gh = _github(token, api_url)
+        self.gh = _github(token, api_url, per_page, MIN_INTERVAL if interval is None else interval)
         self.api_url = api_url
         self.repository = repository
         self.reserve = reserve
@@ -89,14 +98,14 @@ class RunsReader:
         if 0 <= remaining <= self.reserve:
             reset = dt.datetime.fromtimestamp(self.gh.rate_limiting_resettime, dt.timezone.utc)
             raise RateLimited(f"the GitHub API rate limit is down to {remaining} of {limit} (reserve {self.reserve}); "
-                              f"it resets at {reset:%H:%M} UTC; run the report again after that (read jobs are "
+                              f"it resets at {reset:%Y-%m-%d %H:%M} UTC; run the report again after that (read jobs are "
                               "cached)")
 
     def read(self, workflows: list[str], since: dt.date) -> RunsRead:
         from github import GithubException, RateLimitExceededException
 
         try:
-            repo = self.gh.get_repo(self.repository, lazy=True)
+            repo = self.gh.get_repo(self.repository)
             for wf in workflows:
                 for run in repo.get_workflow(wf).get_runs(created=f">={since.isoformat()}"):
                     self._check_rate()
