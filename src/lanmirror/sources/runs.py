@@ -98,8 +98,8 @@ class RunsReader:
         if 0 <= remaining <= self.reserve:
             reset = dt.datetime.fromtimestamp(self.gh.rate_limiting_resettime, dt.timezone.utc)
             raise RateLimited(f"the GitHub API rate limit is down to {remaining} of {limit} (reserve {self.reserve}); "
-                              f"it resets at {reset:%Y-%m-%d %H:%M} UTC; run the report again after that (read jobs are "
-                              "cached)")
+                              f"it resets at {reset:%Y-%m-%d %H:%M} UTC; run the report again after that "
+                              "(read jobs are cached)")
 
     def read(self, workflows: list[str], since: dt.date) -> RunsRead:
         from github import GithubException, RateLimitExceededException
