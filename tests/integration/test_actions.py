@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from lanmirror.daemon import Engine
+from lanmirror.records import PREFIX, from_line
 from tests.consumer import ROOT, make_consumer
 from tests.helpers import SEEN_OUTPUT, TODAY, forget, publish, run_cli, tag_for
 from tests.stack import HUB_PASSWORD, HUB_USER
@@ -20,6 +22,7 @@ from tests.stack import HUB_PASSWORD, HUB_USER
 pytestmark = pytest.mark.integration
 BASE = "v0.5.5-rocm700-mi30x"
 ACT = str(Path(sys.executable).with_name("act"))
+RECORD_KEY = "record-key-of-the-fleet-0123456789"
 
 
 def read_outputs(path: Path) -> dict[str, str]:
@@ -63,17 +66,31 @@ def test_resolve_action_outputs_summary_and_masking(stack, repo, tmp_path):
     img = publish(stack, repo, BASE, 1, hub=True, lan=True)
     env = action_env(stack, tmp_path, {"repo": repo, "base-tag": BASE, "lan-registry": stack.lan,
                                        "hub-registry": stack.hub, "dockerhub-username": HUB_USER,
-                                       "dockerhub-token": HUB_PASSWORD})
+                                       "dockerhub-token": HUB_PASSWORD, "record-key": RECORD_KEY,
+                                       "record-file": str(tmp_path / "records.jsonl")})
     proc = run_action("resolve", env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"::add-mask::{HUB_PASSWORD}" in proc.stdout  # masked before anything else runs
-    assert HUB_PASSWORD not in proc.stdout.replace(f"::add-mask::{HUB_PASSWORD}", "") + proc.stderr
+    for secret in (HUB_PASSWORD, RECORD_KEY):
+        assert f"::add-mask::{secret}" in proc.stdout  # masked before anything else runs
+        assert secret not in proc.stdout.replace(f"::add-mask::{secret}", "") + proc.stderr
+    # One record line, signed, inside the window where the runner executes no workflow command.
+    lines = proc.stdout.splitlines()
+    token = next(line for line in lines if line.startswith("::stop-commands::")).split("::")[2]
+    window = lines[lines.index(f"::stop-commands::{token}"):lines.index(f"::{token}::")]
+    records = [line for line in lines if line.startswith(PREFIX)]
+    assert len(records) == 1 and records[0] in window
+    record = from_line(records[0], RECORD_KEY)
+    assert (tmp_path / "records.jsonl").read_text().splitlines() == [records[0].removeprefix(PREFIX)]
     out = read_outputs(tmp_path / "GITHUB_OUTPUT")
     assert out["image"] == f"{stack.hub}/{repo}:{tag_for(BASE, 1)}"
     assert (out["source"], out["digest"], out["age-days"]) == ("lan", img.digest, "1")
+    pull = record["resolve"]["pull"]
+    assert (out["pull-bytes"], float(out["pull-seconds"])) == (str(pull["bytes"]), pull["seconds"])
+    assert pull["bytes"] >= sum(len(img.blobs[d]) for d in img.layer_digests)
     assert out["date"] == (TODAY.fromordinal(TODAY.toordinal() - 1)).isoformat()
     summary = (tmp_path / "GITHUB_STEP_SUMMARY").read_text()
     assert "| source | registry | result | seconds |" in summary and f"| lan | {stack.lan} |" in summary
+    assert f"**pull**: {pull['bytes'] / 1e6:.1f} MB in" in summary
     assert HUB_PASSWORD not in summary
 
 
@@ -145,7 +162,8 @@ def test_composite_actions_pass_inputs_only_through_env():
         assert passed == declared, path
 
 
-def run_workflow(workflow: str, stack, tmp_path, event: str = "workflow_dispatch") -> str:
+def run_workflow(workflow: str, stack, tmp_path, event: str = "workflow_dispatch",
+                 extra: list[str] | None = None) -> str:
     """Run an example workflow under act (`event`, self-hosted, offline) in a fresh consumer
     repository; it must succeed. Returns its log."""
     consumer = make_consumer(tmp_path / "consumer")
@@ -155,7 +173,8 @@ def run_workflow(workflow: str, stack, tmp_path, event: str = "workflow_dispatch
            "--action-offline-mode", "--var", f"HUB_REGISTRY={stack.hub}", "--var", f"LAN_REGISTRY={stack.lan}",
            "--var", f"IMAGE_REPO={stack.hub}/rocm/sgl-dev", "-s", f"DOCKERHUB_USERNAME={HUB_USER}",
            "-s", f"DOCKERHUB_TOKEN={HUB_PASSWORD}", "--env", f"DOCKER_HOST={stack.docker_host}",
-           "--env", f"DOCKER_CONFIG={cfg}", "--env", f"LANMIRROR_CACHE={ROOT / '.venv' / 'action-cache'}"]
+           "--env", f"DOCKER_CONFIG={cfg}", "--env", f"LANMIRROR_CACHE={ROOT / '.venv' / 'action-cache'}",
+           *(extra or [])]
     proc = subprocess.run(cmd, cwd=consumer, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "DOCKER_HOST": stack.docker_host})
     SEEN_OUTPUT.extend([proc.stdout, proc.stderr])
@@ -278,3 +297,47 @@ def test_one_job_mirrors_every_line_of_every_repository_under_act(stack, tmp_pat
         assert head is not None and head.digest == digest, (repo, tag)
     assert lan.head_manifest("rocm/sgl-dev", tag_for("v0.5.5-rocm700-mi30x", 9)) is None
     assert "lmsysorg/sglang mirrored=[" in log and HUB_PASSWORD not in log
+
+
+def test_fleet_report_workflow_reports_real_runs_under_act(stack, repo, tmp_path):
+    """Two real resolve steps (a LAN pull, then a cache hit) write their logs; a forged record line
+    follows in the second. The example report workflow reads them through the GitHub-shaped server
+    under act: two pulls counted, the forgery refused, and the second report all from the cache."""
+    import datetime as dt
+    import time
+
+    from tests.stack.github import FakeGitHub
+
+    publish(stack, repo, BASE, 1, hub=True, lan=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    base_id = int(time.time() * 1000) % 10**9  # job ids are cached on the runner: fresh ones per run
+    gh = FakeGitHub(repository="acme/sglang").start()
+    try:
+        for n, run_id in enumerate((base_id, base_id + 1)):
+            folder = tmp_path / f"run{n}"
+            folder.mkdir()
+            env = action_env(stack, folder, {"repo": repo, "base-tag": BASE, "lan-registry": stack.lan,
+                                             "hub-registry": stack.hub, "record-key": RECORD_KEY})
+            env.update(GITHUB_RUN_ID=str(run_id), GITHUB_RUN_ATTEMPT="1", GITHUB_REPOSITORY="acme/sglang")
+            proc = run_action("resolve", env)
+            assert proc.returncode == 0, proc.stdout
+            printed = proc.stdout.splitlines()
+            if n == 1:  # a later step prints a record it made up
+                fake = next(line for line in printed if line.startswith(PREFIX)).replace('"seconds":', '"seconds":9')
+                printed += ["pytest output", fake]
+            gh.job_logs[run_id] = "".join(f"{now:%Y-%m-%dT%H:%M:%S}.1000000Z {line}\n" for line in printed)
+            gh.jobs[run_id] = [{"id": run_id, "runner_name": "gpu-7"}]
+            gh.run_created[run_id] = f"{now:%Y-%m-%dT%H:%M:%SZ}"
+        gh.workflow_runs["ci-amd-test.yml"] = [base_id, base_id + 1]
+        log = run_workflow("fleet-report.yml", stack, tmp_path, extra=[
+            "--env", f"GITHUB_API_URL={gh.api}", "--env", "GITHUB_REPOSITORY=acme/sglang",
+            "-s", f"GITHUB_TOKEN={gh.token}", "-s", f"LANMIRROR_RECORD_KEY={RECORD_KEY}"])
+    finally:
+        gh.stop()
+    assert "2 resolve(s), 0 failed" in log, log[-4000:]
+    assert re.search(rf"lan\s+{re.escape(stack.lan)}\s+1\s+0\s+0\s", log), log[-4000:]
+    assert re.search(r"local\s+docker\s+1\s+0\s+0\s", log)
+    assert "records not counted: 1 forged" in log
+    assert "GitHub: 0 job log(s) read, 2 from the cache" in log
+    storage = [r for r in gh.requests if r[1].startswith("/storage/")]
+    assert len(storage) == 2 and all(auth == "" for _, _, auth in storage)
