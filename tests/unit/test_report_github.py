@@ -105,11 +105,14 @@ def test_the_report_over_job_logs(gh, capsys):
 def test_a_second_report_fetches_only_new_jobs(gh, capsys):
     add_runs(gh, {1: [(11, job_log(record(1)))], 2: [(21, job_log(record(2)))]})
     assert report(gh, capsys)[1]["github"]["jobs_read"] == 2
-    before = len(storage_requests(gh))
+    before, asked = len(storage_requests(gh)), len(gh.requests)
     add_runs(gh, {3: [(31, job_log(record(3)))]})
     code, data = report(gh, capsys)
     assert code == 0 and data["github"]["jobs_read"] == 1 and data["github"]["jobs_cached"] == 2
     assert len(storage_requests(gh)) == before + 1
+    # Finished runs read before are not asked about again: the runs list, the new run's jobs, its log.
+    assert [p.split("?")[0].rsplit("/", 2)[-2:] for _, p, _ in gh.requests[asked:] if "/storage/" not in p] == [
+        ["ci.yml", "runs"], ["3", "jobs"], ["31", "logs"]]
     assert data["resolves"] == 3
 
 

@@ -108,9 +108,7 @@ class RunsReader:
             repo = self.gh.get_repo(self.repository)
             for wf in workflows:
                 for run in repo.get_workflow(wf).get_runs(created=f">={since.isoformat()}"):
-                    self._check_rate()
-                    for job in run.jobs():
-                        self._job(run.id, job)
+                    self._run(run)
         except RateLimited as exc:
             self.out.stopped = str(exc)
         except RateLimitExceededException as exc:
@@ -132,34 +130,67 @@ class RunsReader:
             log.debug("could not read the rate limit: %s", describe(exc))
         return self.out
 
-    def _job(self, run_id: int, job: Any) -> None:
+    def _run(self, run: Any) -> None:
+        """A finished run's list of jobs never changes (a re-run is a new attempt): once all its
+        jobs are read, the list is cached too, and the next report asks nothing about the run."""
+        key = f"job-logs/run-{int(run.id)}-{int(run.run_attempt or 1)}.json"
+        known = read_json(key).get("jobs")
+        if isinstance(known, list):
+            cached = [(int(j), str(r), read_json(f"job-logs/{int(j)}.json")) for j, r in known]
+            if all(isinstance(c.get("lines"), list) for _, _, c in cached):
+                for job_id, runner, c in cached:
+                    self._take_cached(run.id, job_id, runner, c)
+                return
+        self._check_rate()
+        done: list[tuple[int, str]] = []
+        whole = True
+        for job in run.jobs():
+            if self._job(run.id, job):
+                done.append((int(job.id), job.runner_name or "?"))
+            else:
+                whole = False
+        if whole and run.status == "completed":
+            write_json(key, {"jobs": done})
+
+    def _cached(self, run_id: int, job_id: int, runner: str) -> bool:
+        cached = read_json(f"job-logs/{job_id}.json")
+        if not isinstance(cached.get("lines"), list):
+            return False
+        self._take_cached(run_id, job_id, runner, cached)
+        return True
+
+    def _take_cached(self, run_id: int, job_id: int, runner: str, cached: dict[str, Any]) -> None:
+        self.out.jobs_cached += 1
+        self.out.logs_gone += bool(cached.get("gone"))
+        lines = [str(x) for x in cached["lines"] if isinstance(x, str)]
+        self.out.jobs.append(JobLines(run_id, job_id, runner, lines))
+
+    def _job(self, run_id: int, job: Any) -> bool:
+        """Read one job's record lines (from the cache when it was read before); False when it
+        could not be read yet (still running, or the rate limit or --max-jobs stopped the report)."""
         if job.status != "completed":
-            return  # its log is not final yet: the next report reads it
+            return False  # its log is not final yet: the next report reads it
         runner = job.runner_name or "?"
-        cached = read_json(f"job-logs/{int(job.id)}.json")
-        if isinstance(cached.get("lines"), list):
-            self.out.jobs_cached += 1
-            self.out.logs_gone += bool(cached.get("gone"))
-            lines = [str(x) for x in cached["lines"] if isinstance(x, str)]
-            self.out.jobs.append(JobLines(run_id, int(job.id), runner, lines))
-            return
+        if self._cached(run_id, int(job.id), runner):
+            return True
         if self.out.jobs_read >= self.max_jobs:
             self.out.jobs_left += 1
             if not self.out.stopped:
                 self.out.stopped = f"--max-jobs {self.max_jobs} reached"
-            return
+            return False
         if self.out.stopped:
             self.out.jobs_left += 1
-            return
+            return False
         self._check_rate()
         fetched = self._fetch(job)
         self.out.jobs_read += 1
         if fetched is None:
             self.out.logs_gone += 1
             write_json(f"job-logs/{int(job.id)}.json", {"gone": True, "lines": []})
-            return
+            return True
         write_json(f"job-logs/{int(job.id)}.json", {"lines": fetched})
         self.out.jobs.append(JobLines(run_id, int(job.id), runner, fetched))
+        return True
 
     def _fetch(self, job: Any) -> list[str] | None:
         """The record lines of one job's log; None when GitHub no longer has the log."""
