@@ -185,6 +185,11 @@ class Bench:
 
         self.stack = Stack.create(insecure=[ADDRESS], with_engine26=False).start()
         self.env = {**self.stack.env(), "DOCKER_CONFIG": str(self.stack.root / "docker-config")}
+        # Every lanmirror resolve and mirror of the run leaves its record here: real records for
+        # `lanmirror report` (docs/records.md's sample comes from such a file).
+        results = ROOT / "bench" / "results"
+        results.mkdir(parents=True, exist_ok=True)
+        self.env["LANMIRROR_RECORD_FILE"] = str(results / f"records-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
         Path(self.env["DOCKER_CONFIG"]).mkdir(exist_ok=True)
         self.hub_direct = self.stack.hub_registry.address
         self.lan_direct = self.stack.lan_registry.address

@@ -46,7 +46,7 @@ from harness import Bench
 
 # In report order; each name is a module of bench/scenarios/.
 ORDER = ("cold", "incremental", "fanout", "replicas", "resolve", "fleet", "kernel_wan", "proxy_wan", "fastpull",
-         "memory", "profile")
+         "memory", "profile", "report")
 ALIASES = {"wan": "kernel_wan", "wanproxy": "proxy_wan"}  # the names earlier runs and docs used
 
 
@@ -70,6 +70,7 @@ def main() -> int:
     p.add_argument("--wan-docker", type=int, default=1, help="WAN: include docker pull+tag+push (1) or not (0)")
     p.add_argument("--replica-mbit", type=int, default=400, help="replicas: each replica's egress cap, Mbit/s")
     p.add_argument("--replica-layer-mb", type=int, default=16, help="replicas: layer size (4 layers)")
+    p.add_argument("--report-log-kb", type=int, default=256, help="report: size of each job log (KB)")
     p.add_argument("--only", help=f"comma-separated scenarios: {','.join(ORDER)} (all by default; memory "
                                   "needs --memory-gb)")
     p.add_argument("--profile-flags", default="", metavar="FLAGS",

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Regenerate the docs' generated parts: the README's action input/output tables (from action.yml
-and mirror/action.yml) and docs/cli.md (every command's --help). `./dev docs` runs it;
-tests/unit/test_docs.py fails when they are stale."""
+and mirror/action.yml), docs/cli.md (every command's --help), and the fleet report over the real
+records in docs/fleet-report-sample.jsonl (the README's table, docs/records.md's Markdown).
+`./dev docs` runs it; tests/unit/test_docs.py fails when they are stale."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def render(text: str) -> str:
 def render_cli(text: str) -> str:
     """`text` (docs/cli.md) with each command's block replaced by its --help today."""
     env = {**os.environ, "COLUMNS": "110"}
-    for command in ("resolve", "mirror", "prune", "doctor"):
+    for command in ("resolve", "mirror", "prune", "doctor", "report"):
         help_text = subprocess.run([sys.executable, "-m", "lanmirror", command, "--help"], env=env, check=True,
                                    capture_output=True, text=True).stdout
         text = re.sub(rf"```text\nusage: lanmirror {command} .*?```", lambda m, h=help_text: f"```text\n{h}```",
@@ -47,9 +48,39 @@ def render_cli(text: str) -> str:
     return text
 
 
+SAMPLE = ROOT / "docs" / "fleet-report-sample.jsonl"
+
+
+def sample_report(fmt: str) -> str:
+    """The report over the sample records, its window ending on the day of the last one (so the
+    output does not change as days pass)."""
+    import json
+
+    last = max(json.loads(line)["time"][:10] for line in SAMPLE.read_text().splitlines() if line.strip())
+    env = {k: v for k, v in os.environ.items() if k != "LANMIRROR_RECORD_KEY"}
+    return subprocess.run([sys.executable, "-m", "lanmirror", "report", "--records", str(SAMPLE.relative_to(ROOT)),
+                           "--until", last, "--format", fmt], env=env, check=True, capture_output=True, text=True,
+                          cwd=ROOT).stdout
+
+
+def render_report(text: str, marker: str, body: str) -> str:
+    """Replace what stands between `<!-- report:MARKER -->` and `<!-- /report:MARKER -->`."""
+    return re.sub(rf"(<!-- report:{marker} -->\n).*?(<!-- /report:{marker} -->)",
+                  lambda m: m.group(1) + body + m.group(2), text, count=1, flags=re.S)
+
+
+def render_samples(readme: str, records: str) -> tuple[str, str]:
+    if not SAMPLE.exists():
+        return readme, records
+    table = "```text\n" + sample_report("table") + "```\n"
+    return render_report(readme, "table", table), render_report(records, "markdown", sample_report("markdown"))
+
+
 def main() -> int:
-    readme, cli = ROOT / "README.md", ROOT / "docs" / "cli.md"
-    readme.write_text(render(readme.read_text()))
+    readme, cli, records = ROOT / "README.md", ROOT / "docs" / "cli.md", ROOT / "docs" / "records.md"
+    new_readme, new_records = render_samples(render(readme.read_text()), records.read_text())
+    readme.write_text(new_readme)
+    records.write_text(new_records)
     cli.write_text(render_cli(cli.read_text()))
     return 0
 

@@ -172,8 +172,12 @@ class FakeGitHub:
             runs = [r for r in runs if all(r[k] == query[k] for k in ("head_branch", "event") if k in query)]
             if "branch" in query:  # GitHub's filter is on the head branch
                 runs = [r for r in runs if r["head_branch"] == query["branch"]]
-            if query.get("created", "").startswith(">="):
-                runs = [r for r in runs if r["created_at"][:10] >= query["created"][2:]]
+            created = query.get("created", "")
+            if created.startswith(">="):
+                runs = [r for r in runs if r["created_at"][:10] >= created[2:]]
+            elif ".." in created:  # GitHub's date range: both ends included
+                first, last = created.split("..")
+                runs = [r for r in runs if first <= r["created_at"][:10] <= last]
             return self._page(h, "workflow_runs", runs)
         if m := re.match(rf"^{prefix}/runs/(\d+)/jobs$", path):
             run_id = int(m.group(1))

@@ -30,7 +30,7 @@ def test_readme_names_the_two_commands_and_ci_runs_one():
     assert "./dev test" in (ROOT / ".ci" / "run").read_text()
 
 
-@pytest.mark.parametrize("command", ["resolve", "mirror", "prune", "doctor"])
+@pytest.mark.parametrize("command", ["resolve", "mirror", "prune", "doctor", "report"])
 def test_cli_reference_has_every_flag_of_every_command(command):
     """docs/cli.md is the --help output of every command; every flag must be in it."""
     from lanmirror.cmd.flags import build_parser
@@ -93,6 +93,8 @@ def test_generated_parts_of_the_readme_are_current():
     assert module.render(text) == text, "README.md is stale: run ./dev docs"
     cli = (ROOT / "docs" / "cli.md").read_text()
     assert module.render_cli(cli) == cli, "docs/cli.md is stale: run ./dev docs"
+    records = (ROOT / "docs" / "records.md").read_text()
+    assert module.render_samples(text, records) == (text, records), "the sample report is stale: run ./dev docs"
 
 
 def test_every_relative_link_resolves_and_none_leaves_the_repository():

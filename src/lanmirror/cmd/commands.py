@@ -247,6 +247,7 @@ def report_command(args: argparse.Namespace) -> Outcome:
         raise BadInput("nothing to report on: give --records FILE (a record file) and/or --workflow FILE "
                        "(the job logs of a workflow's runs on GitHub)")
     key = os.environ.get("LANMIRROR_RECORD_KEY", "")
+    until = args.until or dt.datetime.now(dt.timezone.utc).date()
     found = Scan()
     for path in args.records:
         try:
@@ -259,8 +260,7 @@ def report_command(args: argparse.Namespace) -> Outcome:
                             os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN") or "",
                             args.api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com",
                             reserve=args.rate_reserve, max_jobs=args.max_jobs)
-        today = dt.datetime.now(dt.timezone.utc).date()
-        read = reader.read(args.workflow, today - dt.timedelta(days=args.days - 1))
+        read = reader.read(args.workflow, until - dt.timedelta(days=args.days - 1), until)
         for job in read.jobs:
             first = len(found.records)
             scan(job.lines, key, job.run_id, found)
@@ -268,7 +268,7 @@ def report_command(args: argparse.Namespace) -> Outcome:
                 record["runner"] = record_name(job.runner)  # GitHub's word for where the job ran
         if read.stopped:
             log.warning("GitHub: %s", read.stopped)
-    rep = aggregate(found.records, args.days)
+    rep = aggregate(found.records, args.days, today=until)
     rep.rejected, rep.unsigned = dict(found.rejected), found.unsigned
     rep.github = read.summary() if read is not None else {}
     rep.verdicts = verdicts(rep)

@@ -7,6 +7,7 @@ CLI does: the action's inputs are mapped onto these flags, never onto a second s
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from typing import Any, NoReturn
 
 from lanmirror import __version__
@@ -52,6 +53,13 @@ def _days(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 366:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days from 1 to 366")
     return int(text)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -330,6 +338,8 @@ def _report(sub: Any) -> None:
     rp.add_argument("--repository", metavar="OWNER/REPO", help="with --workflow (default $GITHUB_REPOSITORY)")
     rp.add_argument("--api-url", metavar="URL", help="GitHub API (default $GITHUB_API_URL or https://api.github.com)")
     rp.add_argument("--days", type=_days, default=7, help="the window: records and runs of the last N days (default 7)")
+    rp.add_argument("--until", type=_date, metavar="YYYY-MM-DD",
+                    help="the window's last day, UTC (default today): a report of an earlier week")
     rp.add_argument("--format", choices=("table", "json", "markdown", "prometheus"), default="table",
                     help="table (default); json; markdown for a job summary, with a chart GitHub renders; "
                          "prometheus: node_exporter's textfile format")

@@ -101,13 +101,14 @@ class RunsReader:
                               f"it resets at {reset:%Y-%m-%d %H:%M} UTC; run the report again after that "
                               "(read jobs are cached)")
 
-    def read(self, workflows: list[str], since: dt.date) -> RunsRead:
+    def read(self, workflows: list[str], since: dt.date, until: dt.date | None = None) -> RunsRead:
         from github import GithubException, RateLimitExceededException
 
         try:
             repo = self.gh.get_repo(self.repository)
             for wf in workflows:
-                for run in repo.get_workflow(wf).get_runs(created=f">={since.isoformat()}"):
+                created = f">={since.isoformat()}" if until is None else f"{since.isoformat()}..{until.isoformat()}"
+                for run in repo.get_workflow(wf).get_runs(created=created):
                     self._run(run)
         except RateLimited as exc:
             self.out.stopped = str(exc)
