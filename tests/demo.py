@@ -2,7 +2,8 @@
 
 Starts dockerd, a token-auth "Docker Hub", two LAN registries and the fault proxies; publishes
 a synthetic nightly to the "Hub"; mirrors it to the LAN with `lanmirror mirror`; resolves it with
-`lanmirror resolve` (which pulls it from the LAN); and prints what crossed each proxy.
+`lanmirror resolve` (which pulls it from the LAN), then again (a cache hit); prints what crossed
+each proxy, and the fleet report over the runs' records.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def main() -> int:
     print(f"starting the local stack under {root} ...", flush=True)
     stack = Stack.create(root, with_engine26=False).start()
     try:
-        env = {**stack.env(), "DOCKER_CONFIG": str(root / "docker-config")}
+        env = {**stack.env(), "DOCKER_CONFIG": str(root / "docker-config"),
+               "LANMIRROR_RECORD_FILE": str(root / "records.jsonl")}
         today = dt.datetime.now(dt.timezone.utc).date()
         tag = f"{BASE}-{today:%Y%m%d}"
         image = images.build([f"demo-{i}" for i in range(4)], 2 << 20)
@@ -53,7 +55,11 @@ def main() -> int:
             entries = proxy.entries()
             print(f"  {proxy.name:4} {len(entries):3} requests, {proxy.bytes_out() / 1e6:7.1f} MB of blobs served, "
                   f"{proxy.counted_gets()} counted manifest GETs")
-        return max(mirror.returncode, resolve.returncode)
+        # The second resolve finds the image in the runner's cache; the report reads both runs' records.
+        again = run([lm, "resolve", "--repo", REPO, "--base-tag", BASE, "--hub-registry", stack.hub,
+                     "--lan-registry", stack.lan], env)
+        report = run([lm, "report", "--records", env["LANMIRROR_RECORD_FILE"]], env)
+        return max(mirror.returncode, resolve.returncode, again.returncode, report.returncode)
     finally:
         stack.stop()
         os.sync()

@@ -29,12 +29,9 @@ from lanmirror.ops.prune import PruneReport, prune
 from lanmirror.ops.prune_local import prune_local
 from lanmirror.ops.resolve import Attempt, NothingFound, Resolution, ResolveOptions, resolve
 from lanmirror.ops.resolve.spread import runner_identity
-from lanmirror.ops.runrecord import name as record_name
-from lanmirror.records.scan import Scan, scan
-from lanmirror.records.store import lines as record_file_lines
+from lanmirror.records.scan import Scan
 from lanmirror.remote.blobread import RangeSettings
-from lanmirror.report import aggregate
-from lanmirror.report.verdict import verdicts
+from lanmirror.report import collect
 from lanmirror.sources.arch import ArchRule, base_tags_for, image_override, needs_arch, parse_map
 from lanmirror.sources.gather import gather_tags
 from lanmirror.sources.runs import RunsReader
@@ -248,30 +245,18 @@ def report_command(args: argparse.Namespace) -> Outcome:
                        "(the job logs of a workflow's runs on GitHub)")
     key = os.environ.get("LANMIRROR_RECORD_KEY", "")
     until = args.until or dt.datetime.now(dt.timezone.utc).date()
-    found = Scan()
-    for path in args.records:
-        try:
-            scan(record_file_lines(path), key, into=found)
-        except OSError as exc:
-            raise BadInput(f"--records {path}: {exc.strerror or exc}") from None
-    read = None
+    found, read = Scan(), None
+    collect.from_files(args.records, key, found)
     if args.workflow:
         reader = RunsReader(args.repository or os.environ.get("GITHUB_REPOSITORY", ""),
                             os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN") or "",
                             args.api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com",
                             reserve=args.rate_reserve, max_jobs=args.max_jobs)
         read = reader.read(args.workflow, until - dt.timedelta(days=args.days - 1), until)
-        for job in read.jobs:
-            first = len(found.records)
-            scan(job.lines, key, job.run_id, found)
-            for record in found.records[first:]:
-                record["runner"] = record_name(job.runner)  # GitHub's word for where the job ran
         if read.stopped:
             log.warning("GitHub: %s", read.stopped)
-    rep = aggregate(found.records, args.days, today=until)
-    rep.rejected, rep.unsigned = dict(found.rejected), found.unsigned
-    rep.github = read.summary() if read is not None else {}
-    rep.verdicts = verdicts(rep)
+        collect.from_runs(read, key, found)
+    rep = collect.report(found, args.days, until, read)
     text = FORMATS[args.format](rep)
     if args.output:
         write_atomically(args.output, text)
