@@ -94,6 +94,7 @@ INPUTS: dict[str, dict[str, Mapping]] = {
         "range-below-mbps": Flag("--range-below-mbps"), "ranges": Flag("--ranges"),
         "upload-chunk-mb": Flag("--upload-chunk-mb"), "mount-from": Flag("--mount-from", many=True),
         "dry-run": Switch("--dry-run", when=True), "overwrite": Switch("--no-overwrite", when=False),
+        "referrers": Flag("--referrers"), "artifact-type": Flag("--artifact-type", many=True),
         "github-token": Env("GITHUB_TOKEN"),
     },
 }
@@ -187,6 +188,7 @@ def report_mirror(outcome: Outcome) -> None:
     core.set_output("bytes", str(report.bytes))
     core.set_output("skipped", json.dumps(report.skipped()))
     core.set_output("source-bytes-read", str(report.source_bytes_read))
+    core.set_output("referrers", str(report.referrers))
 
 
 REPORTERS = {"resolve": report_resolve, "mirror": report_mirror}

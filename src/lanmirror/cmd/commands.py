@@ -154,7 +154,8 @@ def mirror_command(args: argparse.Namespace) -> Outcome:
                              engine=args.engine, dry_run=args.dry_run, overwrite=args.overwrite,
                              parallel=args.parallel, mount_from=split_list(args.mount_from),
                              ranges=range_settings(args), upload_chunk=upload_chunk(args.upload_chunk_mb),
-                             lan_mode=args.lan_mode)
+                             lan_mode=args.lan_mode, referrers=args.referrers,
+                             artifact_types=split_list(args.artifact_type))
         if len(lans) == 1:
             report = mirror(opts, clients, on_bytes=bars.for_target(lans[0]))
         else:  # one read of each source blob for all the targets that lack it

@@ -259,6 +259,14 @@ def _mirror(sub: Any) -> None:
                         "every blob through it; auto: ask it (one upload session, cancelled at once) (default auto)")
     m.add_argument("--mount-from", action="append", default=[], metavar="REPO",
                    help="repository on the LAN registry to mount shared layers from (repeatable)")
+    m.add_argument("--referrers", choices=("all", "none"), default="all",
+                   help="all (default): also copy what refers to each mirrored digest and to each platform's: "
+                        "cosign's sha256-<hex>.sig/.att/.sbom tags and OCI referrers (the source's referrers API, "
+                        "else its fallback tag), written so the LAN lists them (its referrers API, else its "
+                        "fallback tag, merged); none: the image alone")
+    m.add_argument("--artifact-type", action="append", default=[], metavar="TYPE",
+                   help="copy only referrers of this artifact type (repeatable), e.g. application/spdx+json; "
+                        "cosign's tags count as application/vnd.dev.cosign.artifact.{sig,att,sbom}.v1+json")
     m.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
     m.add_argument("--no-overwrite", dest="overwrite", action="store_false",
                    help="fail a tag that exists on the LAN with a different digest instead of replacing it")

@@ -90,7 +90,8 @@ def mirror_body(repo: str, source: str, report: MirrorReport | None, error: str 
     rows = [] if report is None else [
         {"tag": r.tag, "target": r.registry, "status": r.status, "digest": r.digest, "bytes_read": r.bytes_read,
          "bytes_written": r.bytes_written, "seconds": r.seconds, "blobs_copied": r.blobs_copied,
-         "blobs_skipped": r.blobs_skipped, "blobs_mounted": r.blobs_mounted, "error": clip(r.error)}
+         "blobs_skipped": r.blobs_skipped, "blobs_mounted": r.blobs_mounted, "referrers_copied": r.referrers_copied,
+         "error": clip(r.error)}
         for r in report.results]
     body: dict[str, Any] = {"repo": repo, "source_registry": source, "results": rows, "source_pulls": source_pulls,
                             "source_bytes_read": 0 if report is None else report.source_bytes_read}

@@ -307,6 +307,16 @@ class Registry:
 
     def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> str:
         """PUT manifest bytes unchanged; returns the digest the registry computed."""
+        self._put_manifest(repo, ref, manifest)
+        return manifest.digest
+
+    def put_referrer(self, repo: str, manifest: Manifest) -> bool:
+        """PUT a manifest that names a `subject`, by digest. True when the registry answered
+        `OCI-Subject`: it has the referrers API and lists the manifest itself; False means the
+        client must add it to the fallback tag's index (OCI distribution spec 1.1)."""
+        return bool(self._put_manifest(repo, manifest.digest, manifest).get("OCI-Subject"))
+
+    def _put_manifest(self, repo: str, ref: str, manifest: Manifest) -> Any:
         validate_repository(repo)
         resp = self.transport.request("PUT", f"/v2/{repo}/manifests/{ref}", scope=push_scope(repo),
                                       headers={"Content-Type": manifest.media_type}, data=manifest.body)
@@ -316,7 +326,7 @@ class Registry:
         digest = resp.headers.get("Docker-Content-Digest", "")
         if digest and digest != manifest.digest:
             raise DigestMismatch(f"{self.name}: stored manifest {repo}:{ref} as {digest}, expected {manifest.digest}")
-        return manifest.digest
+        return resp.headers
 
     def delete_manifest(self, repo: str, digest: str) -> None:
         validate_repository(repo)

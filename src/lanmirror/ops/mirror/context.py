@@ -67,6 +67,9 @@ class Target:
         # Source manifests by digest; mirror_to_all shares one between its targets, so that the
         # source is asked for each once (on Docker Hub a manifest GET counts as a pull).
         self.manifest_cache: dict[str, Manifest] = {}
+        # Whether each side answers the OCI referrers API, once learned (None: not asked yet).
+        self.src_api: bool | None = None
+        self.dst_api: bool | None = None
 
     @property
     def name(self) -> str:

@@ -17,7 +17,7 @@ from lanmirror.ops.mirror.blobs import both, copy_blob, largest_first, retry_cop
 from lanmirror.ops.mirror.context import BytesFn, ProgressFn, Target
 from lanmirror.ops.mirror.manifests import publish
 from lanmirror.ops.mirror.options import MirrorOptions
-from lanmirror.ops.mirror.pipeline import settle
+from lanmirror.ops.mirror.pipeline import settle, with_referrers
 from lanmirror.ops.mirror.plan import Plan
 from lanmirror.ops.mirror.report import MirrorReport, TagResult
 from lanmirror.remote.blobtee import BlobTee
@@ -47,7 +47,10 @@ def mirror_to_all(opts: MirrorOptions, targets: list[str], clients: Clients, *,
     source_read = 0
     for tag in dict.fromkeys(opts.tags):
         fan = FanOut(each, tag, stall)
-        results += fan.run()
+        rows = fan.run()
+        for target, row in zip(each, rows, strict=True):
+            with_referrers(target, row)
+        results += rows
         source_read += fan.source_read
     return MirrorReport(results, source_read=source_read)
 

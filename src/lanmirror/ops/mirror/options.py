@@ -12,6 +12,7 @@ from lanmirror.transport import Timeouts
 
 ENGINES = ("registry", "docker")
 LAN_MODES = ("auto", "push", "proxy")
+REFERRERS = ("all", "none")
 
 
 @dataclass
@@ -33,6 +34,10 @@ class MirrorOptions:
     # push: a registry we write to; proxy: a pull-through cache (Distribution proxy mode, Harbor proxy
     # projects) that refuses pushes and is warmed by reading through it; auto: ask the target.
     lan_mode: str = "auto"
+    # all: what refers to each mirrored digest (cosign tags, OCI referrers) goes with it; none: the
+    # image alone. `artifact_types`, when given, keeps only referrers of those types.
+    referrers: str = "all"
+    artifact_types: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         validate_repository(self.repo)
@@ -44,6 +49,8 @@ class MirrorOptions:
             raise BadInput(f"source and LAN registry are the same ({self.lan_registry})")
         if self.lan_mode not in LAN_MODES:
             raise BadInput(f"invalid lan-mode {self.lan_mode!r}: choose one of {', '.join(LAN_MODES)}")
+        if self.referrers not in REFERRERS:
+            raise BadInput(f"invalid referrers {self.referrers!r}: choose all or none")
         if self.engine not in ENGINES:
             raise BadInput(f"invalid engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
         if not 1 <= self.parallel <= 64:

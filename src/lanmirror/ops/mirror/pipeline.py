@@ -14,6 +14,7 @@ from lanmirror.ops.mirror.daemon import copy_with_docker
 from lanmirror.ops.mirror.manifests import publish
 from lanmirror.ops.mirror.options import MirrorOptions
 from lanmirror.ops.mirror.plan import Plan, prepare
+from lanmirror.ops.mirror.referrers import copy_referrers
 from lanmirror.ops.mirror.report import MirrorReport, TagResult
 from lanmirror.retry import describe
 
@@ -33,6 +34,20 @@ def settle(t: Target, tag: str, result: TagResult) -> Plan | None:
     return todo
 
 
+def with_referrers(t: Target, result: TagResult) -> None:
+    """What refers to the tag's image follows it (a tag copied now or already there: signatures
+    are often added after the image). A failure here leaves the image published and is reported."""
+    if t.opts.referrers != "all" or t.opts.engine != "registry" or t.opts.dry_run or \
+            result.status not in ("copied", "replaced", "unchanged"):
+        return
+    try:
+        copy_referrers(t, result.digest, result)
+    except Exception as exc:
+        why = str(exc) if isinstance(exc, LanmirrorError) else describe(exc)
+        result.error = f"the image is mirrored, its signatures/referrers are not: {why}"
+        log.error("%s: %s", result.tag, result.error)
+
+
 def copy_tag(t: Target, tag: str) -> TagResult:
     started = time.monotonic()
     result = TagResult(tag, "failed", registry=t.name)
@@ -41,6 +56,7 @@ def copy_tag(t: Target, tag: str) -> TagResult:
         if todo is not None:
             copy_blobs(t, tag, todo.blobs, result)
             publish(t, tag, todo, result)
+        with_referrers(t, result)
     except LanmirrorError as exc:
         result.status, result.error = "failed", str(exc)
         log.error("%s: %s", tag, exc)

@@ -24,6 +24,7 @@ class TagResult:
     # bytes written to the target. A warmed pull-through cache is read through, never written.
     bytes_read: int = 0
     bytes_written: int = 0
+    referrers_copied: int = 0  # signatures, attestations, SBOMs written to the target for this tag
     upload_resumes: int = 0
     upload_restarts: int = 0
     seconds: float = 0.0
@@ -33,7 +34,7 @@ class TagResult:
 
     @property
     def ok(self) -> bool:
-        return self.status != "failed"
+        return self.status != "failed" and not self.error
 
     @property
     def mb_per_s(self) -> float:
@@ -58,6 +59,10 @@ class MirrorReport:
     def bytes(self) -> int:
         return sum(r.bytes for r in self.results)
 
+    @property
+    def referrers(self) -> int:
+        return sum(r.referrers_copied for r in self.results)
+
     def mirrored(self) -> list[dict[str, str]]:
         return [{"tag": r.tag, "digest": r.digest} for r in self.results if r.status in ("copied", "replaced",
                                                                                            "unchanged", "warmed")]
@@ -67,5 +72,5 @@ class MirrorReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "mirrored": self.mirrored(), "bytes": self.bytes, "skipped": self.skipped(),
-                "source_bytes_read": self.source_bytes_read,
+                "source_bytes_read": self.source_bytes_read, "referrers": self.referrers,
                 "results": [{**asdict(r), "mb_per_s": round(r.mb_per_s, 1)} for r in self.results]}

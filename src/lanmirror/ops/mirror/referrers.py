@@ -1,0 +1,130 @@
+"""After the tag: what refers to each mirrored digest (the tag's, and each platform's of an index)
+goes with it: cosign's `.sig`/`.att`/`.sbom` tags, and OCI referrers, read through the source's
+referrers API or its fallback tag, written so the target lists them (its API indexes them itself;
+without one, its fallback tag's index is merged: nothing another client listed there is dropped).
+
+Blobs first, verified present, then the manifest, as for the image. Nothing is written when the
+target already has it: a second mirror costs HEADs (two per cosign tag found, two per fallback tag),
+and a source GET only for what the target lacks."""
+
+from __future__ import annotations
+
+import logging
+
+from lanmirror.errors import RegistryError
+from lanmirror.ops.mirror.blobs import copy_blob
+from lanmirror.ops.mirror.context import Target
+from lanmirror.ops.mirror.report import TagResult
+from lanmirror.ops.mirror.verify import blobs_present
+from lanmirror.remote.referrers import (
+    COSIGN,
+    Referrer,
+    Referrers,
+    cosign_tag,
+    fallback_tag,
+    head_fallback,
+    list_referrers,
+    merged_index,
+)
+from lanmirror.remote.registry import INDEX_TYPES, Descriptor, manifest_tree
+
+log = logging.getLogger("lanmirror.ops.mirror")
+
+
+def copy_referrers(t: Target, digest: str, result: TagResult) -> None:
+    for subject in subjects(t, digest):
+        for kind, artifact_type in COSIGN.items():
+            if wanted(t, artifact_type):
+                cosign(t, subject, kind, result)
+        oci(t, subject, result)
+    if result.referrers_copied:
+        log.info("%s: %d signature(s), attestation(s) or SBOM(s) copied to %s", result.tag, result.referrers_copied,
+                 t.name)
+
+
+def subjects(t: Target, digest: str) -> list[str]:
+    """The tag's digest and, for an index, each of its manifests'. Read from the target: its copy is
+    the source's byte for byte, and a LAN read costs no Hub quota."""
+    head = t.dst.head_manifest(t.dst_repo, digest)
+    if head is None or head.media_type not in INDEX_TYPES:
+        return [digest]
+    return [digest, *(c.digest for c in t.dst.get_manifest(t.dst_repo, digest).children())]
+
+
+def wanted(t: Target, artifact_type: str) -> bool:
+    return not t.opts.artifact_types or artifact_type in t.opts.artifact_types
+
+
+def cosign(t: Target, subject: str, kind: str, result: TagResult) -> None:
+    tag = cosign_tag(subject, kind)
+    src = t.src.head_manifest(t.src_repo, tag)
+    if src is None:
+        return
+    dst = t.dst.head_manifest(t.dst_repo, tag)
+    if dst is not None and dst.digest == src.digest:
+        return
+    copy_manifest(t, src.digest, result, tag=tag)
+    result.referrers_copied += 1
+
+
+def oci(t: Target, subject: str, result: TagResult) -> None:
+    if t.src_api is False:  # a fallback tag the target holds the same already: two HEADs, nothing read
+        src_head = head_fallback(t.src, t.src_repo, subject)
+        if src_head is None:
+            return
+        dst_head = head_fallback(t.dst, t.dst_repo, subject)
+        if dst_head is not None and dst_head.digest == src_head.digest:
+            return
+    src = list_referrers(t.src, t.src_repo, subject, api=t.src_api)
+    t.src_api = src.api
+    items = [r for r in src.items if wanted(t, r.artifact_type)]
+    if not items:
+        return
+    dst = list_referrers(t.dst, t.dst_repo, subject, api=t.dst_api)
+    t.dst_api = dst.api
+    have = {r.digest for r in dst.items}
+    missing = [r for r in items if r.digest not in have]
+    if not missing:
+        return
+    indexed = True
+    for r in missing:
+        indexed = copy_manifest(t, r.digest, result) and indexed
+        result.referrers_copied += 1
+    if not indexed:
+        write_fallback(t, subject, src, dst, missing)
+
+
+def write_fallback(t: Target, subject: str, src: Referrers, dst: Referrers, missing: list[Referrer]) -> None:
+    """The target has no referrers API: list the new referrers under its fallback tag. With nothing
+    there yet and nothing filtered out, the source's index goes as it is (the same digest on both
+    sides: the next run sees that in two HEADs); otherwise the target's index gains what it lacks."""
+    if dst.index is None and not dst.items and src.index is not None and not t.opts.artifact_types:
+        index = src.index
+    else:
+        index = merged_index(dst.index, missing)
+    t.dst.put_manifest(t.dst_repo, fallback_tag(subject), index)
+
+
+def copy_manifest(t: Target, digest: str, result: TagResult, tag: str | None = None) -> bool:
+    """One referrer (or cosign tag) with everything under it, blobs first. True when the target
+    lists it by itself (its referrers API answered `OCI-Subject`)."""
+    top = t.source_manifest(digest)
+    tree = manifest_tree(top, t.source_manifest)
+    blobs: dict[str, Descriptor] = {}
+    for m in tree:
+        if not m.is_index:
+            blobs.update({d.digest: d for d in m.blobs() if d.distributable})
+    count, read = t.tally(result, "bytes_written"), t.tally(result, "bytes_read")
+    for d in blobs.values():
+        copy_blob(t, d, count, read)
+    blobs_present(t, blobs)
+    for m in tree[:-1]:
+        t.dst.put_manifest(t.dst_repo, m.digest, m)
+    if tag is not None:
+        t.dst.put_manifest(t.dst_repo, tag, top)
+        return True
+    if "subject" not in top.parsed():
+        raise RegistryError(f"{t.opts.source_registry}: referrer {digest[:19]}… names no subject")
+    if t.dst.head_manifest(t.dst_repo, digest) is not None and t.dst_api:
+        return True
+    return t.dst.put_referrer(t.dst_repo, top) or bool(t.dst_api)
