@@ -45,10 +45,15 @@ def test_multi_layer_image_copied_byte_for_byte_then_noop(stack, repo):
     stack.clear_faults()
     report = do_mirror(stack, repo, [tag])
     assert report.results[0].status == "unchanged"
-    # One HEAD per side: the Hub's auth challenge is remembered from the first run, so there is
-    # no 401 round trip (the token itself comes from the token server, not the registry).
-    assert [e.method for e in stack.hub_proxy.entries()] == ["HEAD"]
-    assert [e.method for e in stack.lan_proxy.entries()] == ["HEAD"]
+    # HEADs only, and no 401 round trip (the Hub's auth challenge is remembered from the first
+    # run): the tag on each side, then what could refer to it (cosign's three tags and the fallback
+    # tag on the Hub, the tag's media type on the LAN) and one probe of the Hub's referrers API.
+    fallback = f"sha256-{img.digest[7:]}"
+    hub = sorted((e.method, e.path.rsplit("/", 1)[-1]) for e in stack.hub_proxy.entries())
+    assert hub == sorted([("GET", img.digest), ("HEAD", tag), ("HEAD", fallback)]
+                         + [("HEAD", f"{fallback}.{kind}") for kind in ("sig", "att", "sbom")]), hub
+    assert stack.hub_proxy.counted_gets() == 0  # the GET is the referrers API's 404, not a manifest
+    assert [e.method for e in stack.lan_proxy.entries()] == ["HEAD", "HEAD"]
 
 
 def test_two_platform_index(stack, repo):

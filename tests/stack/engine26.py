@@ -8,6 +8,7 @@ registries on 127.0.0.1 like the 20.10 engine does."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -34,7 +35,10 @@ class ChrootDockerd:
         self._mounted: list[Path] = []
 
     def start(self) -> ChrootDockerd:
-        cached = debootstrap(SUITE, ["docker.io", "ca-certificates"], f"{SUITE}-docker")
+        # cosign, oras and buildx: the real signing and artifact clients the referrers tests use.
+        packages = ["docker.io", "docker-cli", "ca-certificates", "cosign", "oras", "docker-buildx"]
+        tag = hashlib.sha256(" ".join(packages).encode()).hexdigest()[:8]  # a new list builds a new cache
+        cached = debootstrap(SUITE, packages, f"{SUITE}-docker-{tag}")
         shutil.rmtree(self.root, ignore_errors=True)
         self.root.mkdir(parents=True)
         # Hard links: a second of work instead of copying 500 MB; nothing in it is written in place.
@@ -65,6 +69,14 @@ class ChrootDockerd:
             self.stop()
             raise StackError(f"the second engine is not on the containerd image store: {driver}")
         return self
+
+    def tool(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+             ) -> subprocess.CompletedProcess[str]:
+        """Run one of the chroot's programs (cosign, oras, docker buildx); it shares the host's
+        network, so it reaches the stack's registries on 127.0.0.1."""
+        full = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", **(env or {})}
+        return subprocess.run(["chroot", str(self.rootfs), *args], env=full, capture_output=True, text=True,
+                              timeout=timeout)
 
     def _mount(self, args: list[str], target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)

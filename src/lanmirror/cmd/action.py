@@ -82,7 +82,7 @@ INPUTS: dict[str, dict[str, Mapping]] = {
         "lan-select": Flag("--lan-select"), "runner-id": Flag("--runner-id"),
         "gpu-arch": Flag("--gpu-arch"), "arch-pattern": Flag("--arch-pattern"), "arch-map": Flag("--arch-map"),
         "base-tag-for": Flag("--base-tag-for", many=True), "image-env": Flag("--image-env"),
-        "fallback": Flag("--fallback", many=True),
+        "fallback": Flag("--fallback", many=True), "require-referrer": Flag("--require-referrer", many=True),
     },
     "mirror": {
         **_SHARED, "tags": Flag("--tag", many=True), "tag-file": Flag("--tag-file"),

@@ -94,7 +94,8 @@ def resolve_command(args: argparse.Namespace) -> Outcome:
         pull_timeout=args.pull_timeout, hub_timeout=args.hub_timeout, daemon_probe=args.daemon_probe,
         allow_degraded=args.allow_degraded, allow_unverified=args.allow_unverified, pull_via=args.pull_via,
         min_pull_rate=args.min_pull_rate, pull_rate_window=args.pull_rate_window,
-        lan_select=args.lan_select, runner_id=args.runner_id or "", fallback=split_list(args.fallback))
+        lan_select=args.lan_select, runner_id=args.runner_id or "", fallback=split_list(args.fallback),
+        require_referrers=split_list(args.require_referrer))
     prog = Progress("pull")
     with clients_for(args, hub, extra=logins) as clients:
         try:

@@ -220,6 +220,9 @@ def _resolve(sub: Any) -> None:
                         "endpoint, which reads each layer as parallel ranges from every replica holding it (the "
                         "Hub last); daemon = the daemon pulls directly, one stream per layer; auto (default) = "
                         "ranges, or daemon where the daemon cannot reach this process's loopback")
+    r.add_argument("--require-referrer", action="append", default=[], metavar="TYPE",
+                   help="refuse a LAN copy that lacks a referrer of this artifact type (or cosign's sig, att, "
+                        "sbom) when the Hub's copy has one: it is stale, and resolve falls through (repeatable)")
     r.add_argument("--no-daemon-probe", dest="daemon_probe", action="store_false",
                    help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
     _record(r)

@@ -8,15 +8,17 @@ that did not change from one day to the next) is left alone.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import logging
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lanmirror.errors import BadInput
+from lanmirror.errors import BadInput, NotFound
 from lanmirror.name import nightly_date, utc_today, validate_repository, validate_tag
-from lanmirror.remote.registry import Registry
+from lanmirror.remote.referrers import COSIGN, cosign_tag, list_referrers
+from lanmirror.remote.registry import INDEX_TYPES, Registry
 
 log = logging.getLogger("lanmirror.ops.prune")
 
@@ -29,6 +31,7 @@ class PruneReport:
     kept: list[str] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)  # old, but its digest is still used by a kept tag
     ignored: list[str] = field(default_factory=list)  # not a nightly tag
+    referrers_deleted: int = 0  # signatures, attestations, SBOMs of the deleted images (and the fallback indexes)
     dry_run: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -79,8 +82,37 @@ def prune(registry: Registry, repo: str, keep_days: int, *, base_tags: list[str]
         else:
             doomed.setdefault(head.digest, []).append(tag)
     for digest, tags in doomed.items():
+        report.referrers_deleted += delete_referrers(registry, repo, digest, dry_run)
         if not dry_run:
             registry.delete_manifest(repo, digest)
         report.deleted += tags
         log.info("%s %s (%s)", "would delete" if dry_run else "deleted", ", ".join(tags), digest[:19])
     return report
+
+
+def delete_referrers(registry: Registry, repo: str, digest: str, dry_run: bool) -> int:
+    """What refers to a deleted image, or to one of its platforms' manifests, goes with it: its
+    cosign tags, its OCI referrers and the fallback tag listing them. A kept image's stay: they
+    name another subject. Returns how many manifests were (or would be) deleted."""
+    subjects = [digest]
+    head = registry.head_manifest(repo, digest)
+    if head is not None and head.media_type in INDEX_TYPES:
+        subjects += [c.digest for c in registry.get_manifest(repo, digest).children()]
+    doomed: list[str] = []
+    for subject in subjects:
+        for kind in COSIGN:
+            found = registry.head_manifest(repo, cosign_tag(subject, kind))
+            if found is not None:
+                doomed.append(found.digest)
+        listed = list_referrers(registry, repo, subject)
+        doomed += [r.digest for r in listed.items]
+        if not listed.api and listed.index is not None:
+            doomed.append(listed.index.digest)
+    for gone in dict.fromkeys(doomed):
+        if not dry_run:
+            with contextlib.suppress(NotFound):  # listed, but gone already (another prune, a stale entry)
+                registry.delete_manifest(repo, gone)
+    if doomed:
+        log.info("%s %d signature(s)/referrer(s) of %s", "would delete" if dry_run else "deleted", len(doomed),
+                 digest[:19])
+    return len(dict.fromkeys(doomed))

@@ -21,10 +21,12 @@ from lanmirror.remote.referrers import (
     Referrer,
     Referrers,
     cosign_tag,
+    entries,
     fallback_tag,
     head_fallback,
     list_referrers,
     merged_index,
+    referrers_api,
 )
 from lanmirror.remote.registry import INDEX_TYPES, Descriptor, manifest_tree
 
@@ -68,15 +70,9 @@ def cosign(t: Target, subject: str, kind: str, result: TagResult) -> None:
 
 
 def oci(t: Target, subject: str, result: TagResult) -> None:
-    if t.src_api is False:  # a fallback tag the target holds the same already: two HEADs, nothing read
-        src_head = head_fallback(t.src, t.src_repo, subject)
-        if src_head is None:
-            return
-        dst_head = head_fallback(t.dst, t.dst_repo, subject)
-        if dst_head is not None and dst_head.digest == src_head.digest:
-            return
-    src = list_referrers(t.src, t.src_repo, subject, api=t.src_api)
-    t.src_api = src.api
+    src = source_referrers(t, subject)
+    if src is None:
+        return
     items = [r for r in src.items if wanted(t, r.artifact_type)]
     if not items:
         return
@@ -92,6 +88,28 @@ def oci(t: Target, subject: str, result: TagResult) -> None:
         result.referrers_copied += 1
     if not indexed:
         write_fallback(t, subject, src, dst, missing)
+
+
+def source_referrers(t: Target, subject: str) -> Referrers | None:
+    """What the source lists as referring to `subject`; None when there is nothing to do: nothing
+    refers to it, or the target's fallback tag already is the source's (two HEADs, nothing read).
+    Whether the source has the referrers API is asked once per run."""
+    head = None
+    if t.src_api is not True:
+        head = head_fallback(t.src, t.src_repo, subject)
+        if head is not None:
+            dst_head = head_fallback(t.dst, t.dst_repo, subject)
+            if dst_head is not None and dst_head.digest == head.digest:
+                return None
+    if t.src_api is not False:
+        listed = referrers_api(t.src, t.src_repo, subject)
+        t.src_api = listed is not None
+        if listed is not None:
+            return Referrers(listed, True)
+    if head is None:
+        return None
+    index = t.src.get_manifest(t.src_repo, fallback_tag(subject))
+    return Referrers(entries(index), False, index)
 
 
 def write_fallback(t: Target, subject: str, src: Referrers, dst: Referrers, missing: list[Referrer]) -> None:

@@ -91,6 +91,8 @@ class ResolveOptions:
     verify: bool = True
     image: str | None = None
     fallback: list[str] = field(default_factory=list)  # last resorts when nothing is in the window (fallback.py)
+    # Artifact types (or cosign's sig, att, sbom) a LAN copy must carry when the Hub's does.
+    require_referrers: list[str] = field(default_factory=list)
     probe_timeout: float = 2.0
     hub_timeout: float = 30.0
     stall_timeout: float = 120.0

@@ -8,10 +8,11 @@ used unless --allow-unverified says so."""
 
 from __future__ import annotations
 
-from lanmirror.ops.resolve.context import Run
+from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.model import Candidate, NothingFound, Option
 from lanmirror.ops.resolve.probe import hub_digest
 from lanmirror.ops.resolve.provenance import clear, unverified_source
+from lanmirror.ops.resolve.referrers import lacking
 from lanmirror.retry import describe, is_transient
 
 STALE = "stale"
@@ -57,6 +58,13 @@ def verify_lan(run: Run, option: Option, hub_hits: dict[str, str] | None) -> boo
     if upstream != digest:
         run.warn(f"stale mirror: {registry}/{repo}:{cand.tag} is {digest[:19]}… but {hub} has {upstream[:19]}…; "
                  "not using the LAN copy")
+        return STALE
+    started = clock()
+    missing = lacking(run, option) if run.opts.require_referrers else None
+    if missing:
+        run.record("lan", registry, f"lacks the {missing} the Hub's copy has: not used", started, cand.tag)
+        run.warn(f"stale mirror: {registry}/{repo}:{cand.tag} lacks the {missing} that {hub} has (mirror it again: "
+                 "mirror copies signatures and referrers); not using the LAN copy")
         return STALE
     return True
 
