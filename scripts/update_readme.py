@@ -69,10 +69,18 @@ def render_report(text: str, marker: str, body: str) -> str:
                   lambda m: m.group(1) + body + m.group(2), text, count=1, flags=re.S)
 
 
+def excerpt(table: str) -> str:
+    """The README's picture: the title, the table by source and registry, the Hub line and the
+    verdicts (docs/records.md has the whole report)."""
+    blocks = table.split("\n\n")
+    facts = [line for line in table.splitlines() if line.startswith(("Hub:", "verdict:"))]
+    return "\n\n".join(blocks[:2]) + "\n\n" + "\n".join(facts) + "\n"
+
+
 def render_samples(readme: str, records: str) -> tuple[str, str]:
     if not SAMPLE.exists():
         return readme, records
-    table = "```text\n" + sample_report("table") + "```\n"
+    table = "```text\n" + excerpt(sample_report("table")) + "```\n"
     return render_report(readme, "table", table), render_report(records, "markdown", sample_report("markdown"))
 
 

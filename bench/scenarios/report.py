@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 from harness import LANMIRROR, ROOT, Bench, timed_cpu
+from tests.stack.github import FakeGitHub
 
 from lanmirror.ops.runrecord import envelope
 from lanmirror.records import to_line
-from tests.stack.github import FakeGitHub
 
 KEY = "bench-record-key-0123456789"
 JOBS_PER_DAY, DAYS, JOBS_PER_RUN = 90, 7, 5
@@ -51,7 +51,7 @@ def fleet(now: dt.datetime, log_kb: int) -> tuple[dict[int, str], dict[int, list
     run_id = 10_000
     for day in range(DAYS):
         when = now - dt.timedelta(days=day)
-        for r in range(JOBS_PER_DAY // JOBS_PER_RUN):
+        for _ in range(JOBS_PER_DAY // JOBS_PER_RUN):
             run_id += 1
             created[run_id] = f"{when:%Y-%m-%dT%H:%M:%SZ}"
             jobs[run_id] = []
