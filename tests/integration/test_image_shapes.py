@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import docker
 import pytest
 
+from lanmirror.records import PREFIX
 from lanmirror.remote.registry import Manifest
 from tests.helpers import run_cli, tag_for
 from tests.stack import images
@@ -145,7 +146,7 @@ def test_resolve_pulls_each_shape_from_the_lan(stack, repo, foreign_host, shape,
         # Engine 20.10 cannot pull this shape from anywhere: the LAN copy is not the cause, since the
         # Hub's original fails the same way, and resolve says so in one line per source.
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
-        failed = [line for line in proc.stderr.splitlines() if "pull failed" in line]
+        failed = [line for line in proc.stderr.splitlines() if "pull failed" in line and not line.startswith(PREFIX)]
         assert [line.split()[0] for line in failed] == ["lan", "hub"] and all(limit in line for line in failed)
         return
     assert proc.returncode == 0, proc.stderr

@@ -136,6 +136,20 @@ def test_cosign_and_oras_referrers_are_copied_and_verify_on_the_lan(stack, repo,
     assert [e.path for e in src if e.method == "GET"] == []
 
 
+def test_two_targets_each_get_the_signatures(stack, repo, tools):
+    """mirror to several LAN registries at once (one read of each image blob for all): each target
+    still gets every referrer, and `cosign verify` works on each."""
+    img, _ = signed_image(stack, repo, tools)
+    proc = run_cli(stack, "mirror", "--repo", repo, "--tag", tag_for(BASE, 1), "--source-registry", stack.lan2,
+                   "--lan-registry", stack.lan, "--lan-registry", stack.lan3, "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["referrers"] == 6 and [r["referrers_copied"] for r in data["results"]] == [3, 3]
+    for target in (stack.lan, stack.lan3):
+        tools.verify(f"{target}/{repo}@{img.digest}")
+        assert SPDX in tools.discover(f"{target}/{repo}@{img.digest}")
+
+
 def test_referrers_none_copies_the_image_alone_and_artifact_type_filters(stack, repo, tools):
     img, _ = signed_image(stack, repo, tools)
     tag = tag_for(BASE, 1)

@@ -33,10 +33,11 @@ def resolve_record(source="lan", registry="10.0.0.5:5000", seconds=10.0, nbytes=
 
 def test_a_record_is_one_inert_line_whatever_it_quotes():
     rec = resolve_record()
-    rec["resolve"]["error"] = "line one\n::error::forged\r\n\u2028é"
-    line = to_line(rec)
+    rec["resolve"]["error"] = "line one\n::error::forged\r\n\u2028é ##[set-output name=image;]evil"
+    line = to_line(rec, "k")
     assert line.startswith(PREFIX) and "\n" not in line and "\r" not in line and line.isascii()
-    assert from_line(line)["resolve"]["error"] == rec["resolve"]["error"]
+    assert "##[" not in line
+    assert from_line(line, "k")["resolve"]["error"] == rec["resolve"]["error"]
 
 
 def test_signature_round_trip_and_refusals():
@@ -146,3 +147,12 @@ def test_formats_escape_names_from_records():
         assert line.startswith("# ") or sample.match(line), line
     assert "lanmirror_pull_seconds_count{" in prom and 'quantile="0.95"' in prom
     assert "2026-11-26 to 2026-12-02" in table(rep)
+
+
+def test_names_from_forged_records_cannot_become_workflow_commands():
+    """An unsigned record may say anything; the table the report prints into a job log stays inert."""
+    rec = resolve_record(registry="##[set-output name=x;]evil")
+    rec["runner"] = "::add-mask::secret"
+    text = table(aggregate([rec], 7, today=NOW.date()))
+    assert "##[" not in text
+    assert not any(line.lstrip().startswith("::") for line in text.splitlines())

@@ -56,13 +56,13 @@ def mirror_summary(report: MirrorReport, source: str, targets: list[str]) -> str
     """One row per tag and target."""
     rows: list[list[object]] = [[r.tag, r.status, code(r.digest[:19]) if r.digest else "", r.blobs_copied,
                                  r.blobs_skipped, r.blobs_mounted, f"{r.bytes_read / 1e6:.1f} MB",
-                                 f"{r.bytes_written / 1e6:.1f} MB", f"{r.seconds:.1f}", f"{r.mb_per_s:.0f}", r.error,
-                                 r.registry] for r in report.results]
+                                 f"{r.bytes_written / 1e6:.1f} MB", r.referrers_copied, f"{r.seconds:.1f}",
+                                 f"{r.mb_per_s:.0f}", r.error, r.registry] for r in report.results]
     shared = (f"\nRead from the source in all: {report.source_bytes_read / 1e6:.1f} MB (a blob read once for several "
               "targets counts once)\n" if len(targets) > 1 else "")
     return (f"### mirror-to-lan: {source} → {', '.join(targets)}\n\n"
-            + _table(["tag", "status", "digest", "copied", "skipped", "mounted", "read", "written", "seconds", "MB/s",
-                      "error", "target"], rows) + shared)
+            + _table(["tag", "status", "digest", "copied", "skipped", "mounted", "read", "written", "referrers",
+                      "seconds", "MB/s", "error", "target"], rows) + shared)
 
 
 def write(markdown: str) -> None:

@@ -45,12 +45,15 @@ def mac(record: dict[str, Any], key: str) -> str:
 
 
 def to_line(record: dict[str, Any], key: str = "") -> str:
-    """One line, whatever the record quotes: JSON escapes every control character, and ASCII only
-    leaves nothing a terminal or the runner could read as more than text."""
+    """One line, whatever the record quotes: JSON escapes every control character, ASCII only
+    leaves nothing a terminal could read as more than text, and the legacy `##[` command prefix
+    (which older runners honour anywhere in a line) is written `#\u0023[`, which JSON reads back
+    as the same text."""
     body = {k: v for k, v in record.items() if k != "mac"}
     if key:
         body["mac"] = mac(body, key)
-    return PREFIX + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return PREFIX + text.replace("##[", "#\\u0023[")
 
 
 def from_line(line: str, key: str = "") -> dict[str, Any]:

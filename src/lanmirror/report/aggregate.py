@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -120,8 +121,17 @@ def _num(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:/@+=-]")
+
+
 def _text(value: object, default: str = "?") -> str:
-    return value if isinstance(value, str) and value else default
+    """A registry, runner or target name from a record: anyone may have written the record, and the
+    name ends up in a log (the table) and in labels, so it keeps to a plain charset and never starts
+    a line with `::`."""
+    if not isinstance(value, str) or not value:
+        return default
+    clean = _UNSAFE.sub("_", value)[:100]
+    return "_" + clean if clean.startswith(":") else clean
 
 
 def _day(record: dict[str, Any]) -> dt.date:
