@@ -365,9 +365,18 @@ def test_the_pull_request_job_of_the_ci_example_holds_no_hub_token():
     spec = yaml.safe_load((ROOT / "examples" / "workflows" / "ci-amd-test.yml").read_text())
     triggers = spec.get(True, spec.get("on"))
     assert "pull_request" in triggers
+    gated = []
     for job in spec["jobs"].values():
         assert "DOCKER_CONFIG" in job.get("env", {}), "every job gets a DOCKER_CONFIG of its own"
         for step in job["steps"]:
             for key, value in {**step.get("with", {}), **step.get("env", {})}.items():
-                if "secrets." in str(value):
-                    assert "github.event_name != 'pull_request' &&" in str(value), (key, value)
+                if "secrets." not in str(value):
+                    continue
+                if key == "record-key":
+                    # The one secret a pull request job holds, on purpose (docs/records.md): it signs
+                    # metrics only, and without it the fleet report would miss most pulls.
+                    assert str(value) == "${{ secrets.LANMIRROR_RECORD_KEY }}", value
+                    continue
+                assert "github.event_name != 'pull_request' &&" in str(value), (key, value)
+                gated.append(key)
+    assert "dockerhub-token" in gated, "the example hands the Hub token to the nightly's jobs only"

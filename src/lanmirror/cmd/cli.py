@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    if outcome.error:  # last, below the record line: the first thing a reader of the log sees
+        log.error("error: %s", outcome.error)
     _print(outcome, args.json)
     return outcome.code
 

@@ -101,8 +101,7 @@ def resolve_command(args: argparse.Namespace) -> Outcome:
         try:
             res = resolve(opts, clients, on_progress=lambda done, total, _s: prog.set(done, total),
                           on_event=lambda msg: log.info("%s", msg))
-        except NothingFound as exc:
-            log.error("error: %s", exc)
+        except NothingFound as exc:  # the caller prints it, after the run's record
             return Outcome(EXIT_FAILED, {"error": str(exc), "attempts": [a.__dict__ for a in exc.attempts],
                                          **({"gpu_arch": arch} if arch else {})},
                            error=str(exc), attempts=exc.attempts, registries=opts.lan_registries,
