@@ -19,12 +19,12 @@ from urllib.parse import urljoin
 from lanmirror.errors import RegistryError
 from lanmirror.name import validate_digest, validate_repository
 from lanmirror.remote.registry import (
-    MAX_MANIFEST,
     OCI_INDEX,
     Manifest,
     ManifestHead,
     Registry,
     pull_scope,
+    read_capped,
     sha256_digest,
 )
 
@@ -98,13 +98,7 @@ def referrers_api(reg: Registry, repo: str, digest: str) -> list[Referrer] | Non
             return None
         if resp.status_code != 200:
             raise reg._fail(resp, f"GET referrers of {repo}@{digest[:19]}…")
-        try:
-            body = resp.raw.read(MAX_MANIFEST + 1, decode_content=True)
-        finally:
-            resp.close()
-        if len(body) > MAX_MANIFEST:
-            raise RegistryError(f"{reg.name}: the referrers list of {repo}@{digest[:19]}… is too large",
-                                registry=reg.name)
+        body = read_capped(resp, reg.name, f"the referrers list of {repo}@{digest[:19]}…")
         try:
             data = json.loads(body)
         except ValueError:

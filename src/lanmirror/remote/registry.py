@@ -40,6 +40,18 @@ MAX_TAG_PAGES = 1000  # of up to 1000 tags each: a million tags, far past any re
 MAX_MANIFEST = 4 << 20
 
 
+def read_capped(resp: requests.Response, registry: str, what: str) -> bytes:
+    """Read a manifest-sized answer and close it; a registry that sends more than MAX_MANIFEST is
+    refused rather than buffered, since it is untrusted and we hold the body in memory."""
+    try:
+        body: bytes = resp.raw.read(MAX_MANIFEST + 1, decode_content=True)
+    finally:
+        resp.close()
+    if len(body) > MAX_MANIFEST:
+        raise RegistryError(f"{registry}: {what} is larger than {MAX_MANIFEST >> 20} MiB: refused", registry=registry)
+    return body
+
+
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -289,13 +301,7 @@ class Registry:
         if resp.status_code != 200:
             raise self._fail(resp, f"GET manifest {repo}:{ref}")
         self.transport.count_manifest_get()
-        try:
-            body = resp.raw.read(MAX_MANIFEST + 1, decode_content=True)
-        finally:
-            resp.close()
-        if len(body) > MAX_MANIFEST:
-            raise RegistryError(f"{self.name}: manifest {repo}:{ref} is larger than {MAX_MANIFEST >> 20} MiB: refused",
-                                registry=self.name)
+        body = read_capped(resp, self.name, f"manifest {repo}:{ref}")
         digest = sha256_digest(body)
         expected = ref if ref.startswith("sha256:") else resp.headers.get("Docker-Content-Digest", digest)
         if digest != expected:
