@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -15,13 +14,10 @@ from lanmirror import __version__
 from lanmirror.authn.secretenv import secret_values
 from lanmirror.ops.mirror import MirrorReport
 from lanmirror.ops.resolve import Attempt, Resolution
-from lanmirror.records.line import SCHEMA
+from lanmirror.records.line import SCHEMA, safe_name
 
 MAX_TEXT = 300
 PULL_EVENTS = ("pull", "handoff", "pull-failed")
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._:/@+=-]")
-
-
 def clip(text: object, environ: Mapping[str, str] | None = None) -> str:
     """A message from outside, shortened, with every secret value lanmirror knows of cut out."""
     out = str(text)
@@ -30,21 +26,16 @@ def clip(text: object, environ: Mapping[str, str] | None = None) -> str:
     return out[:MAX_TEXT]
 
 
-def name(text: object) -> str:
-    """A runner, job or workflow name: from the environment, so anyone's; kept to a plain charset."""
-    return _SAFE_NAME.sub("_", str(text))[:100]
-
-
 def github(environ: Mapping[str, str]) -> dict[str, Any] | None:
     """Where in GitHub Actions this ran: the report ties a record to the run whose log holds it."""
     if environ.get("GITHUB_ACTIONS") != "true":
         return None
     run_id = environ.get("GITHUB_RUN_ID", "")
     attempt = environ.get("GITHUB_RUN_ATTEMPT", "1")
-    return {"repository": name(environ.get("GITHUB_REPOSITORY", "")),
+    return {"repository": safe_name(environ.get("GITHUB_REPOSITORY", "")),
             "run_id": int(run_id) if run_id.isdigit() else None,
             "run_attempt": int(attempt) if attempt.isdigit() else None,
-            "workflow": name(environ.get("GITHUB_WORKFLOW", "")), "job": name(environ.get("GITHUB_JOB", ""))}
+            "workflow": safe_name(environ.get("GITHUB_WORKFLOW", "")), "job": safe_name(environ.get("GITHUB_JOB", ""))}
 
 
 def envelope(kind: str, body: dict[str, Any], *, ok: bool, exit_code: int, seconds: float,
@@ -54,7 +45,7 @@ def envelope(kind: str, body: dict[str, Any], *, ok: bool, exit_code: int, secon
     runner = env.get("RUNNER_NAME") or os.uname().nodename
     return {"schema": SCHEMA, "kind": kind, "nonce": secrets.token_hex(16),
             "time": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "seconds": round(seconds, 3), "ok": ok,
-            "exit": exit_code, "runner": name(runner), "version": __version__, "github": github(env), kind: body}
+            "exit": exit_code, "runner": safe_name(runner), "version": __version__, "github": github(env), kind: body}
 
 
 def attempt(a: Attempt) -> dict[str, Any]:

@@ -23,6 +23,7 @@ KINDS = ("resolve", "mirror")
 MAX_LINE = 64 * 1024
 _NONCE = re.compile(r"[0-9a-f]{32}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._:/@+=-]")
 
 
 class Rejected(ValueError):
@@ -42,6 +43,12 @@ def canonical(record: dict[str, Any]) -> bytes:
 
 def mac(record: dict[str, Any], key: str) -> str:
     return "hmac-sha256:" + hmac.new(key.encode(), canonical(record), hashlib.sha256).hexdigest()
+
+
+def safe_name(text: object) -> str:
+    """A runner, registry, job or workflow name, kept to a plain charset: it comes from the
+    environment or from a record anyone may have written, and ends up in logs and labels."""
+    return _UNSAFE_NAME.sub("_", str(text))[:100]
 
 
 def to_line(record: dict[str, Any], key: str = "") -> str:

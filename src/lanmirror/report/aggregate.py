@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from lanmirror.records import safe_name
 
 SOURCES = ("local", "lan", "hub")
 
@@ -121,16 +122,13 @@ def _num(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._:/@+=-]")
-
-
 def _text(value: object, default: str = "?") -> str:
     """A registry, runner or target name from a record: anyone may have written the record, and the
     name ends up in a log (the table) and in labels, so it keeps to a plain charset and never starts
     a line with `::`."""
     if not isinstance(value, str) or not value:
         return default
-    clean = _UNSAFE.sub("_", value)[:100]
+    clean = safe_name(value)
     return "_" + clean if clean.startswith(":") else clean
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from lanmirror.errors import BadInput
-from lanmirror.ops.runrecord import name
+from lanmirror.records import safe_name
 from lanmirror.records.scan import Scan, scan
 from lanmirror.records.store import lines
 from lanmirror.report.aggregate import FleetReport, aggregate
@@ -30,7 +30,7 @@ def from_runs(read: RunsRead, key: str, found: Scan) -> None:
         first = len(found.records)
         scan(job.lines, key, job.run_id, found)
         for record in found.records[first:]:
-            record["runner"] = name(job.runner)
+            record["runner"] = safe_name(job.runner)
 
 
 def report(found: Scan, days: int, until: dt.date, read: RunsRead | None = None) -> FleetReport:
