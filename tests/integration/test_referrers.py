@@ -283,6 +283,11 @@ def test_resolve_refuses_a_lan_copy_without_the_hubs_signature(stack, repo, tool
     assert proc.returncode == 0, proc.stderr
     strict = json.loads(proc.stdout)
     assert strict["source"] == "hub" and any("lacks" in a["result"] for a in strict["attempts"]), strict["attempts"]
+    # A LAN that puts any manifest under the signature's tag name has not got the Hub's signature.
+    lan = stack.client(stack.lan)
+    lan.put_manifest(repo, sig_tag, lan.get_manifest(repo, img.digest))
+    forged = json.loads(run_cli(stack, *args, "--require-referrer", "sig").stdout)
+    assert forged["source"] == "hub" and any("lacks" in a["result"] for a in forged["attempts"]), forged["attempts"]
     # Once the LAN has it too, the LAN copy is good again.
     do_mirror(stack, repo, [tag_for(BASE, 1)], source=stack.hub_registry.address)
     assert json.loads(run_cli(stack, *args, "--require-referrer", "sig").stdout)["source"] == "lan"

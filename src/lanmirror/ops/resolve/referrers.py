@@ -18,23 +18,27 @@ from lanmirror.retry import describe
 COSIGN_KINDS = {**{k: k for k in COSIGN}, **{v: k for k, v in COSIGN.items()}}
 
 
-def carries(reg: Registry, repo: str, digest: str, kind: str) -> bool:
+def held(reg: Registry, repo: str, digest: str, kind: str) -> set[str]:
+    """The digests of what `reg` lists of `kind` for `digest`: a LAN's answer is compared with the
+    Hub's digests, not taken at its word, since any manifest can sit under a cosign tag's name."""
     if kind in COSIGN_KINDS:
-        return reg.head_manifest(repo, cosign_tag(digest, COSIGN_KINDS[kind])) is not None
-    return any(r.artifact_type == kind for r in list_referrers(reg, repo, digest).items)
+        head = reg.head_manifest(repo, cosign_tag(digest, COSIGN_KINDS[kind]))
+        return {head.digest} if head is not None else set()
+    return {r.digest for r in list_referrers(reg, repo, digest).items if r.artifact_type == kind}
 
 
 def lacking(run: Run, option: Option) -> str | None:
-    """The first required type the Hub's copy carries and the LAN's does not."""
+    """The first required type of which the Hub's copy carries something the LAN's does not."""
     for kind in run.opts.require_referrers:
         try:
-            if not carries(run.hub(), run.upstream.repository, option.digest, kind):
-                continue  # nothing to require: the Hub's copy has none either
+            hub = held(run.hub(), run.upstream.repository, option.digest, kind)
         except LanmirrorError as exc:
             run.warn(f"could not tell whether {run.opts.hub_registry} has a {kind} for {option.cand.tag} "
                      f"({describe(exc)}); not requiring it")
             continue
+        if not hub:
+            continue  # nothing to require: the Hub's copy has none either
         lan = run.clients.registry(option.registry)
-        if not carries(lan, run.repository(option.registry), option.digest, kind):
+        if not hub <= held(lan, run.repository(option.registry), option.digest, kind):
             return kind
     return None
