@@ -9,10 +9,12 @@ or corrupt after N bytes). Every request is logged so tests can assert what cros
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import re
 import socket
 import struct
+import termios
 import threading
 import time
 import uuid
@@ -460,6 +462,7 @@ class FaultProxy:
                     h.wfile.flush()
                     if body_rule.kind == "stall":
                         self._release.wait(600)
+                    _drain(h.connection)
                     _reset(h.connection)
                     h.close_connection = True
                     h.upstream.close()
@@ -530,6 +533,23 @@ class FaultProxy:
                     return
                 yield from exactly(size)
                 h.rfile.readline()
+
+
+def _drain(sock: socket.socket, timeout: float = 5.0) -> None:
+    """Wait until the peer has acknowledged everything written, so that "break after N bytes" means
+    N bytes reached it: a close with RST drops whatever still sits in our send queue (a client that
+    was busy elsewhere, its window full), and the break would land at a byte that varies from run
+    to run."""
+    deadline = time.monotonic() + timeout
+    buf = bytearray(4)
+    while time.monotonic() < deadline:
+        try:
+            fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, buf)
+        except OSError:
+            return
+        if int.from_bytes(buf, "little") == 0:
+            return
+        time.sleep(0.005)
 
 
 def _reset(sock: socket.socket) -> None:
