@@ -147,6 +147,7 @@ def test_the_ranges_of_one_blob_come_from_every_replica(stack, repo, fault):
     from lanmirror.remote.blobread import RangeSettings
     from lanmirror.retry import RetryPolicy
     from lanmirror.serve import BlobSources, Source
+    from lanmirror.serve.sources import Provenance
 
     img = publish(stack, repo, BASE, 1, hub=False, lan=True, lan2=True, size=4_000_000, layers=1)
     layer = img.layer_digests[0]
@@ -155,8 +156,9 @@ def test_the_ranges_of_one_blob_come_from_every_replica(stack, repo, fault):
     sources = [Source("lan", stack.client(stack.lan), repo), Source("lan", stack.client(stack.lan2), repo)]
     settings = RangeSettings(threshold=1 << 20, chunk_size=256 << 10, window=8, switch_below=None, start_flows=4)
     feed = BlobSources(sources, RetryPolicy(attempts=2, base=0.05, cap=0.1), settings)
-    contributors: set[str] = set()
-    data = b"".join(feed.read(layer, len(img.blobs[layer]), 0, contributors))
+    provenance = Provenance()
+    data = b"".join(feed.read(layer, len(img.blobs[layer]), 0, provenance))
+    contributors = provenance.contributors()
     assert "sha256:" + hashlib.sha256(data).hexdigest() == layer
     assert sources[0].bytes + sources[1].bytes == len(data)
     served = {p.name: p.bytes_out() for p in (stack.lan_proxy, stack.lan2_proxy)}
@@ -226,3 +228,21 @@ def test_auto_leaves_a_fast_single_stream_to_the_daemon(stack, repo):
     assert (res["source"], res["digest"]) == ("lan", big.digest)
     why = [a["result"] for a in res["attempts"] if a["source"] == "endpoint"]
     assert len(why) == 1 and why[0].startswith("not needed (one stream from it runs at "), res["attempts"]
+
+
+def test_a_lan_corrupting_then_breaking_is_blamed_not_the_hub(stack, repo, engine):
+    """The LAN sends a wrong byte, then breaks every connection: the Hub finishes the blob from the
+    byte reached, and the whole hashes wrong. Only the LAN is to blame (the Hub's own re-read of the
+    first bytes plus its part hash right), so the daemon's retry is served by the Hub, and resolve
+    delivers the Hub's image naming the LAN, never the Hub."""
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=300_000, layers=1)
+    layer = img.layer_digests[0]
+    stack.lan_proxy.break_body("corrupt-reset", after=1000, count=1000, path=layer)  # wrong, then a break
+    stack.lan_proxy.break_body("reset", after=1001, count=1000, path=layer)  # every resume breaks too
+    res, _ = resolve(stack, repo, "--pull-via", "ranges", engine=engine, lans=(stack.lan,))
+    assert res["digest"] == img.digest
+    rows = served(res)
+    assert "served wrong bytes" in rows[stack.lan]["result"], res["attempts"]
+    assert "wrong bytes" not in rows[stack.hub]["result"] and rows[stack.hub]["bytes"] >= 300_000, rows
+    local = Engine(engine).local_image(f"{stack.hub}/{repo}:{tag_for(BASE, 1)}")
+    assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)

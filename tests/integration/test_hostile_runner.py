@@ -93,6 +93,30 @@ def test_poisoned_local_tag_is_not_used_and_the_right_one_is_pulled(stack, repo)
     assert stack.hub_proxy.counted_gets() == 1  # the one pull; verifying the cache is a free HEAD
 
 
+def test_a_lan_only_newer_tag_loses_to_the_hubs_verified_nightly(stack, repo, engine):
+    """Anyone on the LAN may push: a "newer" nightly that only the LAN has is not verified by
+    anything, so the Hub's newest verified tag wins (here from the LAN, whose copy of it matches).
+    Only --allow-unverified takes the LAN-only tag (here over the cached image: newest first),
+    marked unverified."""
+    real = publish(stack, repo, BASE, 1, hub=True, lan=True)
+    planted = publish(stack, repo, BASE, 0, hub=False, lan=True, variant="-planted")
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--hub-registry", stack.hub,
+                   "--lan-registry", stack.lan, "--json", env={"DOCKER_HOST": engine})
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    out = json.loads(proc.stdout)
+    assert (out["tag"], out["digest"], out["verified"], out["source"]) == (tag_for(BASE, 1), real.digest, True, "lan")
+    assert any(f"{tag_for(BASE, 0)} is not on {stack.hub}" in w for w in out["warnings"]), out["warnings"]
+    assert Engine(engine).local_image(f"{stack.hub}/{repo}:{tag_for(BASE, 0)}") is None  # never pulled
+    assert not [e for e in stack.lan_proxy.entries("GET", "/manifests/") if planted.digest in e.path]
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--hub-registry", stack.hub,
+                   "--lan-registry", stack.lan, "--json", "--no-pull", "--allow-unverified", "--policy", "newest",
+                   env={"DOCKER_HOST": engine})
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    out = json.loads(proc.stdout)
+    assert (out["tag"], out["digest"], out["verified"]) == (tag_for(BASE, 0), planted.digest, False)
+    assert any(w.startswith("UNVERIFIED:") for w in out["warnings"]), out["warnings"]
+
+
 def lines_starting_commands(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.lstrip().startswith(COMMANDS)]
 
@@ -209,20 +233,24 @@ def test_a_missing_or_old_python_is_one_error_line(tmp_path, script, message):
 
 def test_a_planted_local_tag_of_a_newer_version_is_never_taken_as_verified_by_the_local_fallback(stack, repo):
     """Another job tags anything under the canonical name, here a "newer version" of the line that
-    the Hub has never had. The local fallback may take it (that is what it is for), but only
-    marked: FALLBACK and unverified, never verified. A tag the Hub has with another digest is
-    replaced by the Hub's image instead."""
+    the Hub has never had. The Hub answers 404 for it, so nothing vouches for it: the local fallback
+    skips it, and only --allow-unverified takes it, marked FALLBACK and UNVERIFIED, never verified.
+    A tag the Hub has with another digest is replaced by the Hub's image instead."""
     planted_tag = tag_for("v9.9.9-rocm700-mi30x", 50)
     donor = publish(stack, repo, "donor", 0, hub=False, lan=True)
     engine = Engine(stack.docker_host)
     engine.pull(f"{stack.lan}/{repo}:{tag_for('donor', 0)}", source=stack.lan)
     engine.tag(f"{stack.lan}/{repo}:{tag_for('donor', 0)}", f"{stack.hub}/{repo}", planted_tag)
-    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--hub-registry", stack.hub,
-                   "--no-pull", "--json", "--fallback", "local")
+    args = ("resolve", "--repo", repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--hub-registry", stack.hub,
+            "--no-pull", "--json", "--fallback", "local")
+    proc = run_cli(stack, *args)
+    assert proc.returncode == 1, proc.stderr[-1500:]
+    assert f"{planted_tag} is not on {stack.hub}, so nothing can verify it; not using it" in proc.stderr
+    proc = run_cli(stack, *args, "--allow-unverified")
     assert proc.returncode == 0, proc.stderr[-1500:]
     out = json.loads(proc.stdout)
     assert (out["tag"], out["digest"], out["fallback"], out["verified"]) == (planted_tag, donor.digest, "local", False)
-    assert out["warnings"][0].startswith("FALLBACK:") and any("unverified" in w for w in out["warnings"])
+    assert out["warnings"][0].startswith("FALLBACK:") and any(w.startswith("UNVERIFIED:") for w in out["warnings"])
     # The same planted name over a tag the Hub does have: the Hub's image wins.
     real = publish(stack, repo, "v9.9.9-rocm700-mi30x", 50, hub=True)
     proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--hub-registry", stack.hub,

@@ -287,12 +287,13 @@ def test_the_tags_fallback_takes_the_newest_version_of_the_line_when_the_window_
 
 def test_the_local_fallback_takes_an_image_of_the_line_this_runner_holds(stack, repo):
     old = tag_for("v0.5.4-rocm700-mi30x", 90)
-    img = publish(stack, repo, "v0.5.4-rocm700-mi30x", 90, hub=False, lan=True)
+    img = publish(stack, repo, "v0.5.4-rocm700-mi30x", 90, hub=True, lan=True)
     engine = Engine(stack.docker_host)
     engine.pull(f"{stack.lan}/{repo}:{old}", source=stack.lan)
     engine.tag(f"{stack.lan}/{repo}:{old}", f"{stack.hub}/{repo}", old)
     out, _log = resolve_cli(stack, repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--fallback", "local")
     assert (out["source"], out["tag"], out["digest"], out["fallback"]) == ("local", old, img.digest, "local")
+    assert out["verified"] is True  # the Hub still has that tag, with this digest
     assert out["warnings"][0].startswith("FALLBACK:") and "local images" in out["warnings"][0]
 
 

@@ -122,3 +122,22 @@ def test_second_replica_serves_before_the_hub_and_the_note_reorders_the_next_run
     again = resolve_with(stack, repo, [stack.lan, stack.lan2], pull_rate_window=3)
     assert next(a.registry for a in again.attempts if a.source == "lan") == stack.lan2
     assert again.registry == stack.lan2 and stack.lan_proxy.entries() == []
+
+
+def test_a_dripping_lan_costs_the_probe_timeout_and_the_hub_delivers(stack, repo):
+    """A LAN that holds the digest and drips every body after its first 64 KiB (200 B/s): the one
+    stream measured within the probe timeout shows that even every parallel range together stays
+    under the floor, so the LAN is left at once, and the Hub's pull reads nothing from it."""
+    img = publish(stack, repo, [80 * MB])
+    stack.lan_proxy.break_body("drip", after=64 << 10, count=10_000, path=img.layer_digests[0])
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
+                   "--hub-registry", stack.hub, "--json", "--probe-timeout", "2", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout)
+    assert (res["source"], res["digest"]) == ("hub", img.digest)
+    slow = next(a for a in res["attempts"] if a["event"] == "handoff")
+    assert slow["registry"] == stack.lan and "stay below the floor of 5 MB/s" in slow["result"], slow
+    assert slow["seconds"] <= 2 + 1.5, slow  # the probe timeout, not the floor's 30 s window nor a read timeout
+    lan_blob_gets = stack.lan_proxy.entries("GET", img.layer_digests[0])
+    assert len(lan_blob_gets) == 1, lan_blob_gets  # the probe range only: no range of the Hub's pull went there
+    assert hub_blob_bytes(stack) >= 80 * MB

@@ -29,6 +29,7 @@ BLOB_RE = re.compile(r"^/v2/.+/blobs/sha256:[a-f0-9]{64}$")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
               "expect"}
 CHUNK = 1 << 20
+DRIP_RATE = 200  # bytes/s of a 'drip' body rule
 
 
 @dataclass
@@ -62,7 +63,10 @@ class StatusRule:
 
 @dataclass
 class BodyRule:
-    """Break the body of matching responses after `after` bytes: 'reset', 'stall' or 'corrupt'."""
+    """Break the body of matching responses after `after` bytes: 'reset', 'stall', 'corrupt' (one
+    byte flipped, the rest as it was), 'corrupt-reset' (that byte flipped, then a reset: wrong bytes
+    and a break, so another source finishes the blob) or 'drip' (every matching body, after its own
+    first `after` bytes, at `DRIP_RATE` B/s)."""
 
     kind: str
     after: int
@@ -217,7 +221,7 @@ class FaultProxy:
                                                 headers or {}, body))
 
     def break_body(self, kind: str, after: int, count: int = 1, path: str | None = None) -> None:
-        assert kind in ("reset", "stall", "corrupt")
+        assert kind in ("reset", "stall", "corrupt", "corrupt-reset", "drip")
         with self._lock:
             self.body_rules.append(BodyRule(kind, after, count, re.compile(path) if path else BLOB_RE))
 
@@ -268,6 +272,11 @@ class FaultProxy:
         the cut point (a config blob, another range) leaves the rule for the next one."""
         with self._lock:
             for rule in self.body_rules:
+                if rule.kind == "drip":  # every matching body drips after its own first `after` bytes
+                    if rule.count > 0 and rule.path.search(path) and (length is None or rule.after < length):
+                        rule.count -= 1
+                        return rule, rule.after
+                    continue
                 inside = start <= rule.after and (length is None or rule.after < start + length)
                 if rule.count > 0 and rule.path.search(path) and inside:
                     rule.count -= 1
@@ -455,7 +464,17 @@ class FaultProxy:
                 if body_rule.kind == "corrupt":
                     data = data[:cut] + bytes([data[cut] ^ 0xFF]) + data[cut + 1:]
                     body_rule = None
+                elif body_rule.kind == "drip":
+                    self._write(h, data[:cut], use_chunked)
+                    entry.bytes_out += cut
+                    entry.fault = f"drip after {body_rule.after} bytes"
+                    self._drip(h, data[cut:], resp, use_chunked, entry)
+                    h.close_connection = True
+                    return
                 else:
+                    if body_rule.kind == "corrupt-reset":
+                        data = data[:cut] + bytes([data[cut] ^ 0xFF])
+                        cut += 1
                     self._write(h, data[:cut], use_chunked)
                     entry.bytes_out += cut
                     entry.fault = f"{body_rule.kind} after {body_rule.after} bytes"
@@ -474,6 +493,24 @@ class FaultProxy:
         resp.close()  # read1 never marks the response done; without this the connection can't be reused
         if use_chunked:
             h.wfile.write(b"0\r\n\r\n")
+
+    def _drip(self, h: BaseHTTPRequestHandler, data: bytes, resp: object, chunked: bool, entry: Entry) -> None:
+        """The rest of a body at DRIP_RATE bytes/s (a live but useless source), for at most 10
+        minutes or until the client goes away or the proxy's faults are cleared."""
+        ends, release = time.monotonic() + 600, self._release
+        while time.monotonic() < ends and not release.is_set():
+            if not data:
+                data = resp.read1(CHUNK)  # type: ignore[attr-defined]
+                if not data:
+                    return
+            piece, data = data[:DRIP_RATE // 10], data[DRIP_RATE // 10:]
+            try:
+                self._send(h, piece, chunked)
+                h.wfile.flush()
+            except OSError:
+                return
+            entry.bytes_out += len(piece)
+            time.sleep(0.1)
 
     def _write(self, h: BaseHTTPRequestHandler, data: bytes, chunked: bool) -> None:
         if not data:

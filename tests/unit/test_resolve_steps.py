@@ -9,7 +9,7 @@ from lanmirror.ops.resolve.candidates import candidates
 from lanmirror.ops.resolve.choose import better_unknowns, hub_options, rank
 from lanmirror.ops.resolve.context import Run
 from lanmirror.ops.resolve.model import Candidate, Option, ResolveOptions
-from lanmirror.ops.resolve.verify import STALE, verify_lan
+from lanmirror.ops.resolve.verify import STALE, UNPUBLISHED, verify_lan
 
 TODAY = dt.date(2026, 11, 28)
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
@@ -55,13 +55,15 @@ def test_hub_options_are_only_what_the_hub_holds():
     assert hub_options(cands, "docker.io", None) == []
 
 
-@pytest.mark.parametrize(("hub_hits", "verdict", "warning"), [
-    ({"a-20261128": D1}, True, None),
-    ({"a-20261128": D2}, STALE, "stale mirror"),
-    ({}, False, "but not on docker.io"),
+@pytest.mark.parametrize(("hub_hits", "allow", "verdict", "warning"), [
+    ({"a-20261128": D1}, False, True, None),
+    ({"a-20261128": D2}, False, STALE, "stale mirror"),
+    # A tag the Hub answers 404 for is anyone's push: skipped, unless --allow-unverified.
+    ({}, False, UNPUBLISHED, "is not on docker.io, so nothing can verify it; not using it"),
+    ({}, True, False, "UNVERIFIED: the LAN copy lan:5000/rocm/sgl-dev:a-20261128 is not on docker.io"),
 ])
-def test_verify_lan_compares_with_the_hubs_digest(hub_hits, verdict, warning):
-    run = Run(opts(), Clients(daemon=False))
+def test_verify_lan_compares_with_the_hubs_digest(hub_hits, allow, verdict, warning):
+    run = Run(opts(allow_unverified=allow), Clients(daemon=False))
     run.hub_absent |= {"a-20261128"} - set(hub_hits)  # as probe_hub records a tag the Hub answered 404 for
     option = Option(Candidate("a-20261128", TODAY, 0, 0), "lan", "lan:5000", D1)
     assert verify_lan(run, option, hub_hits) == verdict

@@ -74,7 +74,7 @@ INPUTS: dict[str, dict[str, Mapping]] = {
         "pull": Switch("--no-pull", when=False), "verify": Switch("--no-verify", when=False),
         "image": Flag("--image"), "probe-timeout": Flag("--probe-timeout"), "hub-timeout": Flag("--hub-timeout"),
         "stall-timeout": Flag("--stall-timeout"), "pull-timeout": Flag("--pull-timeout"),
-        "daemon-probe": Switch("--no-daemon-probe", when=False),
+        "budget": Flag("--budget"), "daemon-probe": Switch("--no-daemon-probe", when=False),
         "allow-degraded": Switch("--allow-degraded", when=True),
         "allow-unverified": Switch("--allow-unverified", when=True),
         "pull-via": Flag("--pull-via"),

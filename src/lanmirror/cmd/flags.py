@@ -96,6 +96,10 @@ def _pull_guards(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stall-timeout", type=_positive_float, default=120.0,
                    help="abort a pull that makes no progress for this many seconds and try the next source "
                         "(default 120)")
+    p.add_argument("--budget", type=_positive_float, default=3900.0, metavar="SECONDS",
+                   help="wall-clock budget of the whole resolve: every probe, check and pull gets at most what "
+                        "is left of it, and no further source is tried once it is spent (default 3900: the "
+                        "pull timeout plus room for probes and a hand-off)")
     p.add_argument("--pull-timeout", type=_positive_float, default=3600.0,
                    help="abort any pull that takes longer than this, or as soon as the bytes left cannot "
                         "arrive in time at the current rate (default 3600)")

@@ -27,6 +27,8 @@ import secrets
 import socket
 import struct
 import threading
+from collections import deque
+from contextlib import closing, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
@@ -34,16 +36,60 @@ from lanmirror.errors import LanmirrorError
 from lanmirror.remote.registry import Chunk
 from lanmirror.retry import describe
 from lanmirror.serve.image import ServedImage
-from lanmirror.serve.sources import BlobSources
+from lanmirror.serve.sources import BlobSources, Provenance
 
 log = logging.getLogger("lanmirror.serve")
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 
 
+# The endpoint serves one daemon for one pull: it needs a few connections (the daemon fetches three
+# layers at once, and retries), and anything else on loopback that finds the port gets little.
+MAX_CONNECTIONS = 32
+IDLE_TIMEOUT = 60.0  # seconds a connection may sit without sending or taking a byte
+MAX_PATH = 1024  # a digest path under the prefix is under 300 characters
+LOG_KEEP = 256  # the last requests kept for reports and tests; the rest are only counted
+
+
 class _Server(ThreadingHTTPServer):
+    """A threading server with a cap on connections, each one known, so `close()` can end them."""
+
     daemon_threads = True
     allow_reuse_address = False
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], cap: int) -> None:
+        super().__init__(address, handler)
+        self.cap = cap
+        self.open: set[socket.socket] = set()
+        self.turned_away = 0
+        self.closed = False
+        self._guard = threading.Lock()
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        with self._guard:
+            full = self.closed or len(self.open) >= self.cap
+            if not full:
+                self.open.add(request)
+            else:
+                self.turned_away += 1
+        if full:
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        with self._guard:
+            self.open.discard(request)
+        super().shutdown_request(request)
+
+    def close_all(self) -> None:
+        """Stop taking connections and end every open one, kept-alive ones included."""
+        with self._guard:
+            self.closed = True
+            conns = list(self.open)
+        for conn in conns:
+            with suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: object, client_address: object) -> None:
         # A connection we reset on purpose, or one the daemon dropped: never a traceback on stderr.
@@ -52,9 +98,15 @@ class _Server(ThreadingHTTPServer):
 
 class Endpoint:
     """Serve `image` (its manifests by digest and the blobs they name) under `name`
-    (`127.0.0.1:PORT/<prefix>/<repo>`), until closed."""
+    (`127.0.0.1:PORT/<prefix>/<repo>`), until closed.
 
-    def __init__(self, repo: str, image: ServedImage, sources: BlobSources, *, host: str = "127.0.0.1") -> None:
+    A small, hard server: any local process can find the port, so what it keeps is bounded (the
+    last LOG_KEEP requests of this run's image; requests for anything else are answered with a
+    short 404 and only counted), connections are capped and time out when idle, paths are
+    limited, and `close()` ends every connection, so nothing is served after it."""
+
+    def __init__(self, repo: str, image: ServedImage, sources: BlobSources, *, host: str = "127.0.0.1",
+                 max_connections: int = MAX_CONNECTIONS, idle_timeout: float = IDLE_TIMEOUT) -> None:
         if not host.startswith("127."):
             raise ValueError("the endpoint listens on loopback only")
         self.repo = repo
@@ -63,7 +115,9 @@ class Endpoint:
         self.prefix = secrets.token_hex(12)
         self.corrupt: set[str] = set()  # blobs a source served wrong once: resumes restart them whole
         self.served = 0  # bytes sent to the daemon
-        self.requests: list[tuple[str, str, int]] = []  # (method, path, status), for tests and reports
+        # (method, path, status) of the last requests for this run's image, for tests and reports.
+        self.requests: deque[tuple[str, str, int]] = deque(maxlen=LOG_KEEP)
+        self.refused = 0  # requests for anything else (another path, a bad one): counted, never stored
         self._lock = threading.Lock()
         endpoint = self
 
@@ -71,11 +125,15 @@ class Endpoint:
             protocol_version = "HTTP/1.1"
             server_version = "lanmirror-endpoint"
             sys_version = ""
+            timeout = idle_timeout
 
             def log_message(self, *args: object) -> None:
                 pass
 
             def handle_one_request(self) -> None:
+                if endpoint._server.closed:
+                    self.close_connection = True
+                    return
                 if not answer_tls_hello(self):
                     super().handle_one_request()
 
@@ -85,7 +143,7 @@ class Endpoint:
             def do_HEAD(self) -> None:
                 endpoint._handle(self, "HEAD")
 
-        self._server = _Server((host, 0), Handler)
+        self._server = _Server((host, 0), Handler, max_connections)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="endpoint", daemon=True)
@@ -104,8 +162,15 @@ class Endpoint:
         return self
 
     def close(self) -> None:
-        self._server.shutdown()
+        self._server.close_all()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
+
+    @property
+    def turned_away(self) -> int:
+        """Connections closed at once because the cap was reached (or the endpoint was closed)."""
+        return self._server.turned_away
 
     def __enter__(self) -> Endpoint:
         return self.start()
@@ -118,15 +183,17 @@ class Endpoint:
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         path = h.path.split("?", 1)[0]
+        if path == "/v2/" or path == "/v2":
+            self._send(h, method, 200, b"{}", {"Content-Type": "application/json"})
+            return
+        own = f"/v2/{self.prefix}/{self.repo}/"
+        if len(h.path) > MAX_PATH or not path.startswith(own):
+            with self._lock:
+                self.refused += 1
+            self._send(h, method, 414 if len(h.path) > MAX_PATH else 404, b"", {})
+            return
         status = 404
         try:
-            if path == "/v2/" or path == "/v2":
-                status = self._send(h, method, 200, b"{}", {"Content-Type": "application/json"})
-                return
-            own = f"/v2/{self.prefix}/{self.repo}/"
-            if not path.startswith(own):
-                status = self._not_found(h, method, "NAME_UNKNOWN", "not this run's image")
-                return
             kind, _, ref = path[len(own):].partition("/")
             manifest = self.image.manifest(ref) if kind == "manifests" else None
             size = self.image.blob_size(ref) if kind == "blobs" else None
@@ -197,27 +264,27 @@ class Endpoint:
     def _stream(self, h: BaseHTTPRequestHandler, digest: str, size: int, start: int, end: int,
                 verify: bool) -> None:
         hasher = hashlib.sha256() if verify else None
-        contributors: set[str] = set()
+        provenance = Provenance() if verify else None
         held: Chunk | None = None
         remaining = end - start + 1
-        for chunk in self.sources.read(digest, size, start, contributors):
-            if len(chunk) > remaining:
-                chunk = chunk[:remaining]
-            remaining -= len(chunk)
-            if hasher is not None:
-                hasher.update(chunk)
-            if held is not None:
-                h.wfile.write(held)
-                self._count(len(held))
-            held = chunk
-            if remaining <= 0:
-                break
-        if hasher is not None and f"sha256:{hasher.hexdigest()}" != digest:
+        with closing(self.sources.read(digest, size, start, provenance)) as chunks:
+            for chunk in chunks:
+                if len(chunk) > remaining:
+                    chunk = chunk[:remaining]
+                remaining -= len(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
+                if held is not None:
+                    h.wfile.write(held)
+                    self._count(len(held))
+                held = chunk
+                if remaining <= 0:
+                    break
+        if hasher is not None and provenance is not None and f"sha256:{hasher.hexdigest()}" != digest:
             # The last bytes never leave: the daemon cannot complete a wrong blob.
             with self._lock:
                 self.corrupt.add(digest)
-            self.sources.mark_bad_names(contributors, f"blob {digest[:19]}… hashed to "
-                                                      f"sha256:{hasher.hexdigest()[:12]}…")
+            self.sources.blame(digest, provenance, f"blob {digest[:19]}… hashed to sha256:{hasher.hexdigest()[:12]}…")
             _reset(h)
             return
         if held is not None:

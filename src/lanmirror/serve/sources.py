@@ -4,15 +4,26 @@ reader (`BlobReader`: adaptive parallel ranges, resumable).
 
 Every blob the daemon asks for at once shares one budget of ranges in flight, so the memory bound
 of a pull is the same as a mirror's. A source that fails is left for the next one, from the byte
-reached; a source whose bytes do not hash to the digest is marked bad for the rest of the run."""
+reached.
+
+Blame goes only where it is proven. Bytes assembled from several sources hash right or wrong as a
+whole, which says nothing about any one of them: a hostile LAN that sends wrong bytes and then
+breaks the connection must not get the honest Hub, which finished the blob, marked bad. So each
+source run of a verified whole-blob read is accounted for apart (`Provenance`): a source that takes
+over at byte N first reads bytes 0..N-1 itself into a hash of its own (cheap for the small N of a
+break early in a blob; always after an unexplained mismatch), so at the end its whole blob is known
+right or wrong. A source is marked bad only when the wrong bytes are its alone; when that cannot be
+told (replicas shared the ranges of one run), nobody is blamed and the blob's next read goes one
+source at a time, which tells."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Generator
+from dataclasses import dataclass, field
 
 import requests
 
@@ -44,6 +55,41 @@ class Source:
         return self.bytes / self.seconds if self.seconds > 0 else 0.0
 
 
+# A source taking over a verified read at byte N re-reads 0..N-1 for its own hash when N is at most
+# this (about 1 s at 25 MB/s per flow), and always in a read that follows an unexplained mismatch.
+SIDE_HASH_MAX = 32 << 20
+
+
+@dataclass
+class SourceRun:
+    """The bytes one stretch of a read came from: `names` delivered them (the source, plus the
+    replicas that shared its ranges); `whole` says whether the source's own whole blob (its
+    re-read prefix, then its part) hashed right (True), wrong (False) or was not checked (None)."""
+
+    names: set[str]
+    whole: bool | None = None
+
+
+@dataclass
+class Provenance:
+    """Who delivered which part of one whole-blob read, to decide who is to blame for a mismatch."""
+
+    runs: list[SourceRun] = field(default_factory=list)
+
+    def contributors(self) -> set[str]:
+        return {name for run in self.runs for name in run.names}
+
+    def guilty(self) -> set[str]:
+        """The sources proven to have served wrong bytes, given that the whole did not hash right:
+        one whose own whole blob hashed wrong; else, when every other part is proven right and
+        one source alone served the rest, that source. Empty when it cannot be told."""
+        wrong = {name for run in self.runs if run.whole is False for name in run.names}
+        if wrong:
+            return wrong
+        unproven = {name for run in self.runs if run.whole is not True for name in run.names}
+        return unproven if len(unproven) == 1 else set()
+
+
 class BlobSources:
     """Blob bytes from the first source that can give them."""
 
@@ -57,6 +103,8 @@ class BlobSources:
         # fetches up to three layers at once, and they share it.
         self.budget = threading.Semaphore(self.settings.window)
         self._lock = threading.Lock()
+        # Blobs whose last read mismatched with the blame undecided: read one source at a time.
+        self.solo: set[str] = set()
 
     def usable(self) -> list[Source]:
         return [s for s in self.sources if not s.bad]
@@ -68,18 +116,26 @@ class BlobSources:
                     source.kind, source.name, why)
 
     def read(self, digest: str, size: int, start: int = 0,
-             contributors: set[str] | None = None) -> Iterator[Chunk]:
+             provenance: Provenance | None = None) -> Generator[Chunk, None, None]:
         """The bytes of `digest` from `start`. The first usable source reads it with the other LAN
         replicas sharing its parallel ranges; if that fails, the next source goes on from the byte
-        reached, alone. Every source that delivered bytes is added to `contributors` (the endpoint
-        marks them bad if the whole does not hash right). When none is left, the read fails."""
+        reached, alone. With `provenance` (a whole-blob read the caller hashes), each source run is
+        recorded there, and a source taking over re-reads the prefix for a hash of its own (see
+        SIDE_HASH_MAX); after an undecided mismatch every run is alone. When none is left, the read
+        fails."""
         offset = start
         last: BaseException | None = None
         usable = self.usable()
+        solo = provenance is not None and digest in self.solo
         for n, source in enumerate(usable):
             if offset >= size:
                 return
-            spread = [s for s in usable[n + 1:] if s.kind == "lan" and source.kind == "lan"]
+            alone = solo or (provenance is not None and n > 0)
+            spread = [] if alone else [s for s in usable[n + 1:] if s.kind == "lan" and source.kind == "lan"]
+            side = self._side_hash(source, digest, offset, solo) if provenance is not None and offset else None
+            run = SourceRun(set())
+            if provenance is not None:
+                provenance.runs.append(run)
             reader = BlobReader(source.registry, source.repo, digest, size, self.policy, self.settings,
                                 self.budget, start=offset, replicas=[(s.registry, s.repo) for s in spread])
             began = time.monotonic()
@@ -88,6 +144,10 @@ class BlobSources:
                 for chunk in reader:
                     got += len(chunk)
                     offset += len(chunk)
+                    if side is not None:
+                        side.update(chunk)
+                        if offset >= size:  # known before the last chunk leaves: a caller stops there
+                            run.whole = f"sha256:{side.hexdigest()}" == digest
                     yield chunk
                 return
             except (LanmirrorError, requests.RequestException, OSError) as exc:
@@ -97,30 +157,65 @@ class BlobSources:
                 log.warning("%s %s failed at byte %d of %s (%s); next source", source.kind, source.name, offset,
                             digest[:19], describe(exc))
             finally:
-                self._account(source, spread, reader.replicas.names(), got, time.monotonic() - began, contributors)
+                run.names |= self._account(source, spread, reader.replicas.names(), got, time.monotonic() - began)
         if offset < size:
             why = f" (last: {describe(last)})" if last is not None else ""
             raise LanmirrorError(f"no source left for {digest[:19]}… at byte {offset} of {size}{why}")
 
-    def _account(self, primary: Source, spread: list[Source], delivered: dict[str, int], got: int, seconds: float,
-                 contributors: set[str] | None) -> None:
+    def _side_hash(self, source: Source, digest: str, offset: int, solo: bool) -> hashlib._Hash | None:
+        """A hash of `source`'s own bytes 0..offset-1, to which the bytes it goes on with are added:
+        then its whole blob is known right or wrong. None (unchecked) when the prefix is too long
+        to re-read here, or the re-read fails."""
+        if offset > SIDE_HASH_MAX and not solo:
+            return None
+        hasher = hashlib.sha256()
+        try:
+            resp = source.registry.open_blob(source.repo, digest, start=0, end=offset - 1)
+            with resp:
+                left = offset
+                for chunk in resp.iter_content(1 << 20):
+                    chunk = chunk[:left]
+                    hasher.update(chunk)
+                    left -= len(chunk)
+                    if not left:
+                        break
+        except (LanmirrorError, requests.RequestException, OSError) as exc:
+            log.info("%s %s: could not re-read the first %d bytes of %s for its own hash (%s)", source.kind,
+                     source.name, offset, digest[:19], describe(exc))
+            return None
+        return hasher if not left else None
+
+    def _account(self, primary: Source, spread: list[Source], delivered: dict[str, int], got: int,
+                 seconds: float) -> set[str]:
         """Bytes per source: what each replica's ranges delivered, the rest (the first stream and
-        range) to the primary."""
+        range) to the primary. Returns the names that delivered any."""
         others = {s.name: s for s in spread}
+        names: set[str] = set()
         with self._lock:
             for name, nbytes in delivered.items():
                 if name in others:
                     others[name].bytes += nbytes
                     others[name].seconds += seconds
+                    if nbytes:
+                        names.add(name)
             mine = max(0, got - sum(n for name, n in delivered.items() if name in others))
             primary.bytes += mine
             primary.seconds += seconds
-            if contributors is not None:
-                contributors.update(name for name, n in delivered.items() if n)
-                if mine:
-                    contributors.add(primary.name)
+            if mine:
+                names.add(primary.name)
+        return names
 
-    def mark_bad_names(self, names: set[str], why: str) -> None:
+    def blame(self, digest: str, provenance: Provenance, why: str) -> set[str]:
+        """After a whole read of `digest` hashed wrong: mark bad the sources proven guilty, or, when
+        that cannot be told, read that blob one source at a time from now on. Returns the guilty."""
+        guilty = provenance.guilty()
         for source in self.sources:
-            if source.name in names and not source.bad:
+            if source.name in guilty and not source.bad:
                 self.mark_bad(source, why)
+        if not guilty:
+            with self._lock:
+                self.solo.add(digest)
+            log.warning("blob %s (%s) came from %s together; which one served wrong bytes is not known yet, so "
+                        "its next read takes one source at a time", digest[:19], why,
+                        ", ".join(sorted(provenance.contributors())) or "no source")
+        return guilty

@@ -49,6 +49,8 @@ class Run:
     hub_digests: dict[str, str] = field(default_factory=dict)
     # Sources that served bytes not matching their digest: never read from again in this run.
     bad_sources: set[str] = field(default_factory=set)
+    # Sources abandoned for slowness in this run: no later option reads a byte from them.
+    slow_sources: set[str] = field(default_factory=set)
     _hub: Registry | None = None
     started: float = field(default_factory=lambda: clock())
 
@@ -72,6 +74,15 @@ class Run:
         if self._hub is None:
             self._hub = self.clients.registry(self.opts.hub_registry, timeouts=Timeouts(connect=3.0, read=10.0))
         return self._hub
+
+    def remaining(self) -> float:
+        """Seconds left of the run's wall-clock budget (--budget)."""
+        return self.started + self.opts.budget - clock()
+
+    def within(self, seconds: float) -> float:
+        """`seconds`, or what is left of the budget if that is less (never below a tenth of a second:
+        a step asked to run at all gets a moment to say it ran out)."""
+        return max(0.1, min(seconds, self.remaining()))
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)

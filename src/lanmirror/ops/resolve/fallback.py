@@ -20,7 +20,7 @@ from lanmirror.errors import LanmirrorError
 from lanmirror.name import Reference, repository_on
 from lanmirror.ops.clients import Clients
 from lanmirror.ops.resolve.model import FALLBACKS, Attempt, NothingFound, Resolution, ResolveOptions
-from lanmirror.retry import describe
+from lanmirror.retry import describe, is_transient
 
 _VERSION = re.compile(r"^(?P<prefix>[A-Za-z]*)(?P<version>\d+(?:\.\d+)*)(?P<rest>-.+)?$")
 
@@ -88,22 +88,24 @@ def canonical(opts: ResolveOptions, tag: str) -> Reference:
 def listed(opts: ResolveOptions, clients: Clients, attempts: list[Attempt]) -> tuple[str | None, str]:
     """The newest tag of the line in the tag lists. The Hub's list decides when it answers: a LAN's
     list is the LAN's word, and a tag only a LAN lists (a tampered LAN's "v9.9.9") is not chosen.
-    Only when the Hub cannot be asked do the LAN lists stand in, and the copy is then checked as
-    any LAN copy is."""
-    def tags_of(kind: str, registry: str) -> list[str] | None:
+    Only when the Hub cannot be reached (a network failure) do the LAN lists stand in, and the copy
+    is then checked as any LAN copy is. A Hub that refuses the list has failed a check: no LAN list
+    stands in for it."""
+    def tags_of(kind: str, registry: str) -> list[str] | BaseException:
         try:
             return clients.registry(registry).list_tags(repository_on(registry, opts.repo))
         except (LanmirrorError, OSError) as exc:
             attempts.append(Attempt(kind, registry, f"fallback: tag list failed: {describe(exc)}", 0.0))
-            return None
+            return exc
 
     hub = tags_of("hub", opts.hub_registry)
-    if hub is not None:
-        best = newest(hub, opts.base_tags)
-        return best, f"in the tag list of {opts.hub_registry}"
+    if not isinstance(hub, BaseException):
+        return newest(hub, opts.base_tags), f"in the tag list of {opts.hub_registry}"
+    if not is_transient(hub):
+        return None, ""
     for lan in opts.lan_registries:
         tags = tags_of("lan", lan)
-        best = newest(tags or [], opts.base_tags)
+        best = newest([] if isinstance(tags, BaseException) else tags, opts.base_tags)
         if best:
             return best, f"in the tag list of {lan} ({opts.hub_registry}'s could not be read)"
     return None, ""

@@ -18,7 +18,7 @@ from functools import partial
 import requests
 
 from lanmirror.daemon import LocalImage
-from lanmirror.errors import LanmirrorError
+from lanmirror.errors import LanmirrorError, SlowPullError
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.model import Option
 from lanmirror.ops.resolve.probe import run_bounded
@@ -59,7 +59,7 @@ def sources_for(run: Run, option: Option, first: Source) -> list[Source]:
     known = {lan for lan, hits in run.lan_holders if hits.get(cand.tag) == digest} - {registry}
     asked = {lan for lan, _ in run.lan_holders} | {registry}
     # A replica noted slow on this runner lately is left out: it would only hold ranges back.
-    skip = run.bad_sources | slow_now()
+    skip = run.bad_sources | run.slow_sources | slow_now()
     for lan in [r for r in run.opts.lan_registries if (r in known or r not in asked) and r not in skip]:
         out.append(Source("lan", run.clients.registry(lan), run.repository(lan)))
     if len(out) > 1:
@@ -81,18 +81,21 @@ def holders(run: Run, replicas: list[Source], digest: str, known: set[str]) -> l
     return [s for s in replicas if s.name in known or s.name in have]
 
 
-def load_manifest(sources: list[Source], digest: str) -> Manifest:
-    """A manifest by digest from the first source that gives it (get_manifest checks the digest)."""
-    last: LanmirrorError | None = None
+def load_manifest(sources: list[Source], digest: str, deadline: float) -> Manifest:
+    """A manifest by digest from the first source that gives it within `deadline` seconds each
+    (get_manifest checks the digest): a source that drips a manifest costs that bound, not the
+    read timeout, and the next one is asked."""
+    last: BaseException | None = None
     for source in sources:
         if source.bad:
             continue
-        try:
-            return source.registry.get_manifest(source.repo, digest)
-        except LanmirrorError as exc:
-            last = exc
-            log.info("%s %s: manifest %s failed (%s)", source.kind, source.name, digest[:19], describe(exc))
-    raise last or LanmirrorError(f"no source left for manifest {digest[:19]}")
+        [(done, value)] = run_bounded([partial(source.registry.get_manifest, source.repo, digest)], deadline)
+        if done and isinstance(value, Manifest):
+            return value
+        last = value if done else TimeoutError(f"no manifest within {deadline:g}s")
+        log.info("%s %s: manifest %s failed (%s)", source.kind, source.name, digest[:19], describe(last))
+    raise LanmirrorError(f"no source gave the manifest {digest[:19]}…"
+                         + (f" (last: {describe(last)})" if last is not None else ""))
 
 
 def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, floor: float,
@@ -103,7 +106,8 @@ def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, fl
     _, kind, registry, digest = option
     engine = run.engine
     assert engine is not None
-    image = ServedImage(lambda d: load_manifest(sources, d))
+    bound = manifest_deadline(run)
+    image = ServedImage(lambda d: load_manifest(sources, d, bound))
     feed = BlobSources(sources, run.policy, run.opts.range_settings)
     with Endpoint(run.upstream.repository, image, feed) as endpoint:
         probe = run.clients.engine(max(run.opts.probe_timeout, 5.0))
@@ -113,54 +117,111 @@ def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, fl
         except LanmirrorError as exc:
             raise EndpointUnreachable(f"the Docker daemon cannot reach lanmirror's endpoint on {endpoint.registry} "
                                       f"({describe(exc)})") from None
-        image.add_top(top or load_manifest(sources, digest))
+        image.add_top(top or load_manifest(sources, digest, bound))
         ref = f"{endpoint.name}@{digest}"
         local = engine.pull(ref, source=f"{kind} {registry} (ranges)", stall_timeout=run.opts.stall_timeout,
-                            timeout=run.opts.pull_timeout, on_progress=run.on_progress, min_rate=floor,
+                            timeout=run.within(run.opts.pull_timeout), on_progress=run.on_progress, min_rate=floor,
                             rate_window=run.opts.pull_rate_window)
         return FastPull(local, ref, sources, endpoint.served)
 
 
-def one_stream_is_enough(run: Run, source: Source, digest: str) -> tuple[str, Manifest | None]:
-    """For `auto` from a LAN: why the daemon's own pull (one stream per layer) is as fast as the
-    endpoint would be, or "" when it is not known to be, and the manifest read on the way (the
-    endpoint serves it, rather than reading it again). It is when the image has no layer big
-    enough for ranges, or when one stream from this LAN already runs at the rate where the reader
-    itself would not switch to ranges (measured over the reader's own probe length). Relaying a fast
-    stream through this process only adds a copy; a slow one is what ranges beat. The manifest GET
-    is free on a LAN; any failure here leaves the choice to the endpoint, which handles it."""
-    s = run.opts.range_settings
+def manifest_deadline(run: Run) -> float:
+    """How long one source may take to give one manifest: a probe's bound, with room for a WAN."""
+    return run.within(max(run.opts.probe_timeout, 5.0))
+
+
+@dataclass
+class StreamCheck:
+    """What `one_stream_is_enough` found: why the daemon's own pull is enough ("" when it is not
+    known to be), the manifest read on the way, and the one stream's measured rate (bytes/s; None
+    when it was not measured)."""
+
+    why: str = ""
     top: Manifest | None = None
+    rate: float | None = None
+    # Set when the caller stopped waiting: the measuring thread stops at its next chunk. (Closing the
+    # response from the caller would wait for the lock the blocked read holds.)
+    abandoned: bool = field(default=False, repr=False)
+
+
+def one_stream_is_enough(run: Run, source: Source, digest: str) -> StreamCheck:
+    """For `auto` from a LAN: why the daemon's own pull (one stream per layer) is as fast as the
+    endpoint would be, and the manifest read on the way (the endpoint serves it, rather than
+    reading it again). It is when the image has no layer big enough for ranges, or when one stream
+    from this LAN already runs at the rate where the reader itself would not switch to ranges
+    (measured over the reader's own probe length). Relaying a fast stream through this process only
+    adds a copy; a slow one is what ranges beat. The manifest GET is free on a LAN; a failure here
+    leaves the choice to the endpoint, which handles it.
+
+    The whole check is bounded by the probe timeout, however slowly the LAN answers: a LAN that
+    drips its probe range is measured at what arrived by then."""
+    check = StreamCheck()
+    progress = [0, 0.0]  # bytes after the first chunk, and when the first chunk came
+    deadline = run.within(run.opts.probe_timeout)
+    [(done, value)] = run_bounded([partial(_measure, run, source, digest, check, progress)], deadline)
+    if done and isinstance(value, BaseException):
+        log.info("could not measure one stream from %s (%s); using the endpoint", source.name, describe(value))
+        return StreamCheck(top=check.top)
+    if not done:
+        check.abandoned = True
+        if check.top is None:
+            log.info("%s gave no manifest within %gs; using the endpoint", source.name, deadline)
+            return StreamCheck()
+        got, first = progress
+        elapsed = time.monotonic() - first if first else deadline
+        check.rate = got / max(elapsed, 1e-6) if first else 0.0
+        log.info("one stream from %s delivered %d bytes in %.1fs", source.name, got, deadline)
+        return StreamCheck(top=check.top, rate=check.rate)
+    return check
+
+
+def _measure(run: Run, source: Source, digest: str, check: StreamCheck, progress: list[float]) -> None:
+    """The body of `one_stream_is_enough`, run on a thread it may give up on."""
+    s = run.opts.range_settings
+    manifest = check.top = source.registry.get_manifest(source.repo, digest)
+    if manifest.is_index:
+        children = manifest.children()
+        if not children:
+            return
+        manifest = source.registry.get_manifest(source.repo, children[0].digest)
+    layers = [b for b in manifest.blobs()[1:] if b.distributable]
+    if not layers:
+        return
+    big = max(layers, key=lambda b: b.size)
+    if big.size <= s.threshold:
+        check.why = f"no layer over {s.threshold >> 20} MiB"
+        return
+    if s.switch_below is None:
+        return
+    n = min(big.size, s.probe)
+    resp = source.registry.open_blob(source.repo, big.digest, start=0, end=n - 1)
     try:
-        manifest = top = source.registry.get_manifest(source.repo, digest)
-        if manifest.is_index:
-            children = manifest.children()
-            if not children:
-                return "", top
-            manifest = source.registry.get_manifest(source.repo, children[0].digest)
-        layers = [b for b in manifest.blobs()[1:] if b.distributable]
-        if not layers:
-            return "", top
-        big = max(layers, key=lambda b: b.size)
-        if big.size <= s.threshold:
-            return f"no layer over {s.threshold >> 20} MiB", top
-        if s.switch_below is None:
-            return "", top
-        n = min(big.size, s.probe)
-        resp = source.registry.open_blob(source.repo, big.digest, start=0, end=n - 1)
-        try:
-            started: float | None = None
-            got = 0
-            for chunk in resp.iter_content(1 << 20):
-                started = started or time.monotonic()  # time to first byte is latency, not bandwidth
-                got += len(chunk)
-            rate = got / max(time.monotonic() - (started or time.monotonic()), 1e-6)
-        finally:
-            resp.close()
-    except (LanmirrorError, requests.RequestException, OSError) as exc:
-        log.info("could not measure one stream from %s (%s); using the endpoint", source.name, describe(exc))
-        return "", top
-    return f"one stream from it runs at {rate / 1e6:.0f} MB/s" if rate >= s.switch_below else "", top
+        for chunk in resp.iter_content(64 << 10):
+            if check.abandoned:
+                return
+            if not progress[1]:
+                progress[1] = time.monotonic()  # time to first byte is latency, not bandwidth
+            else:
+                progress[0] += len(chunk)
+        rate = progress[0] / max(time.monotonic() - progress[1], 1e-6) if progress[1] else 0.0
+    except (requests.RequestException, OSError) as exc:
+        raise LanmirrorError(f"the probe range broke ({describe(exc)})") from None
+    finally:
+        resp.close()
+    check.rate = rate
+    if rate >= s.switch_below:
+        check.why = f"one stream from it runs at {rate / 1e6:.0f} MB/s"
+
+
+def too_slow_for_ranges(run: Run, option: Option, rate: float, floor: float) -> SlowPullError | None:
+    """A LAN whose one stream is so slow that even every parallel range together stays under the
+    throughput floor is left at once, as the floor would leave it after a whole window."""
+    flows = run.opts.range_settings.window
+    if not floor or rate * flows >= floor:
+        return None
+    return SlowPullError(f"one stream from {option.registry} ran at {rate / 1e3:.1f} kB/s over the probe: even "
+                         f"{flows} parallel ranges stay below the floor of {floor / 1e6:g} MB/s",
+                         rate=rate * flows, floor=floor, completed=0, kept=None)
 
 
 def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
@@ -172,11 +233,15 @@ def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
     first = chosen_source(run, option)
     top: Manifest | None = None
     if run.opts.pull_via == "auto" and option.kind == "lan":
-        why, top = one_stream_is_enough(run, first, option.digest)
-        if why:
-            run.record("endpoint", "127.0.0.1", f"not needed ({why}): the daemon pulls directly", started,
+        check = one_stream_is_enough(run, first, option.digest)
+        top = check.top
+        if check.why:
+            run.record("endpoint", "127.0.0.1", f"not needed ({check.why}): the daemon pulls directly", started,
                        option.cand.tag, path="daemon")
             return None
+        slow = too_slow_for_ranges(run, option, check.rate, floor) if check.rate is not None else None
+        if slow is not None:
+            raise slow
     sources = sources_for(run, option, first)
     try:
         return pull_through_endpoint(run, option, sources, floor=floor, top=top)

@@ -7,7 +7,7 @@ import logging
 
 from lanmirror.authn import Credentials
 from lanmirror.daemon import LocalImage
-from lanmirror.errors import EngineError, LanmirrorError, SlowPullError, TransientError
+from lanmirror.errors import LanmirrorError, SlowPullError
 from lanmirror.name import DOCKER_HUB, Reference, nightly_date, utc_today
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.fastpull import pull_fast
@@ -75,14 +75,16 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
 
     def pull() -> LocalImage:
         return engine.pull(pinned, source=f"{kind} {registry}", stall_timeout=run.opts.stall_timeout,
-                           timeout=run.opts.pull_timeout, creds=creds, on_progress=run.on_progress,
+                           timeout=run.within(run.opts.pull_timeout), creds=creds, on_progress=run.on_progress,
                            min_rate=floor, rate_window=run.opts.pull_rate_window)
 
     try:
         fast = pull_fast(run, option, floor) if run.opts.pull_via != "daemon" else None
-    except (TransientError, EngineError) as exc:
+    except Exception as exc:  # whatever broke in the endpoint, the next step is the same
+        failed = exc if isinstance(exc, LanmirrorError) else LanmirrorError(
+            f"the pull through the endpoint failed ({describe(exc)})")
         if kind != "hub" or run.opts.pull_via == "ranges":
-            raise  # a LAN's failed pull goes to the next source, as a direct one does
+            raise failed from None  # a LAN's failed pull goes to the next source, as a direct one does
         # The Hub is the last source: its pull gets the daemon's own retried path rather than nothing.
         run.warn(f"the pull through the endpoint failed ({describe(exc)}); pulling directly from {registry}")
         fast = None
@@ -124,7 +126,7 @@ def rename_fast_pull(run: Run, loopback: str, pinned: str, kind: str, creds: Cre
     if kind == "lan":
         try:
             engine.pull(pinned, source=f"{kind} (name only)", stall_timeout=min(run.opts.stall_timeout, 30.0),
-                        timeout=min(run.opts.pull_timeout, 60.0), creds=creds)
+                        timeout=run.within(min(run.opts.pull_timeout, 60.0)), creds=creds)
         except LanmirrorError as exc:
             log.info("could not record %s on the image (%s); keeping the loopback name", pinned, exc)
             return

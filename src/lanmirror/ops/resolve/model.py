@@ -97,6 +97,9 @@ class ResolveOptions:
     hub_timeout: float = 30.0
     stall_timeout: float = 120.0
     pull_timeout: float = 3600.0
+    # The whole resolve's wall-clock budget: every step (probes, checks, pulls, fallbacks) gets at
+    # most what is left of it, and no new source is tried once it is spent.
+    budget: float = 3900.0
     today: dt.date | None = None
     daemon_probe: bool = True
     allow_degraded: bool = False
@@ -129,7 +132,7 @@ class ResolveOptions:
             raise BadInput(f"invalid min-pull-rate {self.min_pull_rate!r}: give MB/s, or 0 to turn the floor off")
         for name, value in (("probe-timeout", self.probe_timeout), ("stall-timeout", self.stall_timeout),
                             ("pull-timeout", self.pull_timeout), ("hub-timeout", self.hub_timeout),
-                            ("pull-rate-window", self.pull_rate_window)):
+                            ("pull-rate-window", self.pull_rate_window), ("budget", self.budget)):
             if not value > 0:
                 raise BadInput(f"invalid {name} {value!r}: must be a positive number of seconds")
         self.hub_registry = normalize_registry(self.hub_registry)

@@ -21,7 +21,7 @@ from lanmirror.ops.resolve.model import Candidate, NothingFound, Option, Resolut
 from lanmirror.ops.resolve.probe import local_digest, probe_hub, probe_lan, probe_local, run_bounded
 from lanmirror.ops.resolve.slownote import note_slow, reorder
 from lanmirror.ops.resolve.spread import rendezvous, runner_identity
-from lanmirror.ops.resolve.verify import STALE, verify_lan, verify_local
+from lanmirror.ops.resolve.verify import STALE, UNPUBLISHED, verify_lan, verify_local
 from lanmirror.retry import describe
 from lanmirror.transport import Timeouts
 
@@ -66,7 +66,7 @@ def search_window(opts: ResolveOptions, clients: Clients, *, on_progress: Progre
     local = probe_local(run, cands)
     for cand in [c for c in cands if c.tag in local]:
         verdict = verify_local(run, cand)
-        if verdict == STALE:
+        if verdict in (STALE, UNPUBLISHED):
             del local[cand.tag]  # someone else's image under the canonical name: fetch the real one
         elif opts.policy == "cache-first":
             return use_local(run, cand, local[cand.tag], verdict if verdict is None else bool(verdict))
@@ -154,6 +154,10 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
     while queue:
         option = queue.pop(0)
         cand, kind, registry, _ = option
+        if run.remaining() <= 0:
+            failures.append(f"the budget of {run.opts.budget:g}s (--budget) ran out before {kind} {registry} "
+                            f"could be tried")
+            break
         unknown = [u for u in run.unknown if u.cand.tag not in run.hub_absent]
         degraded = better_unknowns(run.opts.policy, cands, run.opts.lan_registries, option, unknown)
         if degraded:
@@ -165,8 +169,9 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
         verified: bool | None = None
         if kind == "lan" and run.opts.verify:
             verdict = verify_lan(run, option, hub_hits)
-            if verdict == STALE:
-                failures.append(f"lan {registry}: stale digest for {cand.tag}")
+            if verdict in (STALE, UNPUBLISHED):
+                failures.append(f"lan {registry}: {'stale digest' if verdict == STALE else 'not on the Hub'} "
+                                f"for {cand.tag}")
                 with_hub_fallback()
                 continue
             verified = bool(verdict)
@@ -188,6 +193,7 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
                          f"{exc.floor / 1e6:g} MB/s); {exc.completed / 1e6:.1f} MB of layers had completed ({kept}); "
                          "trying it last on this runner for 15 minutes")
                 note_slow(registry)
+                run.slow_sources.add(registry)
             else:
                 run.record(kind, registry, f"pull failed ({describe(exc)})", tried, cand.tag,
                            event="pull-failed")
@@ -240,7 +246,7 @@ def resolve_override(run: Run, ref: Reference) -> Resolution:
     kind = "lan" if ref.registry in opts.lan_registries else "hub"
     reg = run.hub() if kind == "hub" and ref.registry == opts.hub_registry else run.clients.registry(
         ref.registry, timeouts=Timeouts(opts.probe_timeout, max(opts.probe_timeout, 10.0)))
-    head = reg.head_manifest(ref.repository, ref.identifier, deadline=opts.hub_timeout)
+    head = reg.head_manifest(ref.repository, ref.identifier, deadline=run.within(opts.hub_timeout))
     if head is None:
         run.record(kind, ref.registry, f"override {ref} not found", started, cand.tag)
         raise NothingFound(f"the image {ref} does not exist on {ref.registry}", run.attempts)
@@ -254,7 +260,7 @@ def resolve_override(run: Run, ref: Reference) -> Resolution:
         raise LanmirrorError("pulling needs the Docker daemon; pass --no-pull to only resolve")
     pulling = clock()
     image = run.policy.call(lambda: engine.pull(pinned, source=f"{kind} {ref.registry}",
-                                                stall_timeout=opts.stall_timeout, timeout=opts.pull_timeout,
+                                                stall_timeout=opts.stall_timeout, timeout=run.within(opts.pull_timeout),
                                                 on_progress=run.on_progress), f"pull {pinned}")
     run.record(kind, ref.registry, f"pulled {ref}", pulling, cand.tag, path="daemon", nbytes=image.bytes,
                download_seconds=image.download_seconds, event="pull")

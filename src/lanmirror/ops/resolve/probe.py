@@ -168,8 +168,8 @@ def probe_lan_via_daemon(run: Run, lan: str, repo: str, cands: list[Candidate]) 
 
 def probe_hub(run: Run, cands: list[Candidate]) -> dict[str, str] | None:
     started = clock()
-    hits, errors, unknown = parallel_heads(run, run.hub(), run.upstream.repository, cands, run.opts.hub_timeout,
-                                           retry=True)
+    hits, errors, unknown = parallel_heads(run, run.hub(), run.upstream.repository, cands,
+                                           run.within(run.opts.hub_timeout), retry=True)
     if errors:
         remember_unknown(run, "hub", run.opts.hub_registry, cands, unknown, errors[0])
     run.hub_absent |= {c.tag for c in cands} - set(hits) - unknown

@@ -4,7 +4,12 @@ A Hub that cannot be reached (the network failed) leaves the copy usable, marked
 before. A Hub that *answers* and refuses (401/403, or any other error that is not a network
 failure) has failed the check: on a shared runner a refusal is exactly what another job can
 arrange from disk (bogus credentials in a docker config, a planted ~/.netrc), so the copy is not
-used unless --allow-unverified says so."""
+used unless --allow-unverified says so.
+
+A tag the Hub answers 404 for is not verified either: anyone on the LAN may push, so a LAN-only
+"newer" tag (or a local image under a name the Hub never published) would otherwise beat the Hub's
+verified nightly. Such a copy is skipped, and the Hub's newest verified tag wins; only
+--allow-unverified takes it, marked UNVERIFIED."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from lanmirror.ops.resolve.referrers import lacking
 from lanmirror.retry import describe, is_transient
 
 STALE = "stale"
+UNPUBLISHED = "unpublished"  # the Hub answered that the tag is not there: nothing vouches for the copy
 
 
 def upstream_digest(run: Run, tag: str, hub_hits: dict[str, str] | None = None) -> str | BaseException | None:
@@ -44,17 +50,29 @@ def unverifiable(run: Run, what: str, error: BaseException) -> bool:
     return False
 
 
+def unpublished(run: Run, what: str) -> bool | str:
+    """The Hub answered that the tag of `what` does not exist: UNPUBLISHED (skip it), or False (use
+    it, unverified) with --allow-unverified."""
+    hub = run.opts.hub_registry
+    if not run.opts.allow_unverified:
+        run.warn(f"{what} is not on {hub}, so nothing can verify it; not using it (a tag only the LAN or this "
+                 "runner has may be anyone's push; --allow-unverified takes it anyway)")
+        return UNPUBLISHED
+    run.warn(f"UNVERIFIED: {what} is not on {hub}; using it because of --allow-unverified")
+    return False
+
+
 def verify_lan(run: Run, option: Option, hub_hits: dict[str, str] | None) -> bool | str:
-    """True when the Hub has the same digest; False when the Hub could not tell (unreachable, or
-    the tag is not there: the copy is used, marked unverified); STALE when the Hub has another."""
+    """True when the Hub has the same digest; False when the Hub could not be reached (the copy is
+    used, marked unverified); STALE when the Hub has another; UNPUBLISHED when the Hub has no such
+    tag (see `unpublished`)."""
     cand, _, registry, digest = option
     upstream = upstream_digest(run, cand.tag, hub_hits)
     hub, repo = run.opts.hub_registry, run.opts.repo
     if isinstance(upstream, BaseException):
         return unverifiable(run, f"the LAN copy {registry}/{repo}:{cand.tag}", upstream)
     if upstream is None:
-        run.warn(f"{cand.tag} is on the LAN registry {registry} but not on {hub}; using the LAN copy unverified")
-        return False
+        return unpublished(run, f"the LAN copy {registry}/{repo}:{cand.tag}")
     if upstream != digest:
         run.warn(f"stale mirror: {registry}/{repo}:{cand.tag} is {digest[:19]}… but {hub} has {upstream[:19]}…; "
                  "not using the LAN copy")
@@ -72,8 +90,8 @@ def verify_lan(run: Run, option: Option, hub_hits: dict[str, str] | None) -> boo
 def verify_local(run: Run, cand: Candidate) -> bool | str | None:
     """A cached image under the canonical name is whatever the last job tagged there: trust it only
     if one of its RepoDigests is the Hub's digest (one free HEAD). STALE when the Hub has another
-    digest; False when the Hub could not be reached, or this runner once pulled it unverified from
-    a LAN; None without --verify. A Hub that refused raises (see `unverifiable`)."""
+    digest; False when the Hub could not be reached; UNPUBLISHED when the Hub has no such tag (see
+    `unpublished`); None without --verify. A Hub that refused raises (see `unverifiable`)."""
     if not run.opts.verify:
         return None
     image = run.local_images[cand.tag]
@@ -90,8 +108,4 @@ def verify_local(run: Run, cand: Candidate) -> bool | str | None:
     if isinstance(upstream, BaseException):
         return unverifiable(run, f"the cached {ref}" + (f" (pulled unverified from {origin})" if origin else ""),
                             upstream)
-    if origin:
-        run.warn(f"the cached {ref} came unverified from {origin} and still is not on {run.opts.hub_registry}")
-    else:
-        run.warn(f"the cached {ref} is not on {run.opts.hub_registry}; using it unverified")
-    return False
+    return unpublished(run, f"the cached {ref}" + (f" (pulled unverified from {origin})" if origin else ""))
