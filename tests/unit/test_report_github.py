@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 
 import pytest
 
@@ -171,3 +172,108 @@ def test_a_token_github_refuses_is_a_clear_failure(gh, capsys, monkeypatch, capl
     code, _ = report(gh, capsys)
     assert code == 1
     assert "HTTP 401" in caplog.text and "actions:read" in caplog.text
+
+
+def crafted_lines(run_id: int) -> dict[str, str]:
+    """One line each of what the report once crashed on, each a record line at the start of a line:
+    anyone's job can print them. With a key, every one is rejected; without, some parse as records."""
+    good = json.loads(record(run_id, key="")[len("lanmirror-record/1 "):])
+
+    def line(**change: object) -> str:
+        return "lanmirror-record/1 " + json.dumps({**good, "nonce": secrets.token_hex(16), **change},
+                                                  ensure_ascii=False)
+
+    return {
+        "non-ASCII mac": line(mac="hmac-sha256:\u00e9\u00e9"),
+        "deep nesting": "lanmirror-record/1 " + "[" * 30_000 + "]" * 30_000,
+        "impossible date": line(time="2026-02-31T00:00:00Z"),
+        "1e999": "lanmirror-record/1 " + json.dumps(good).replace('"seconds": 10.0', '"seconds": 1e999', 1),
+        "non-object github": line(github=["run_id", run_id]),
+        "huge count": line(resolve={**good["resolve"], "hub_pulls": 10 ** 400}),
+    }
+
+
+@pytest.mark.parametrize("with_key", [True, False])
+def test_crafted_lines_in_a_job_log_are_rejected_with_a_reason_never_a_crash(gh, capsys, monkeypatch, with_key):
+    if not with_key:
+        monkeypatch.delenv("LANMIRROR_RECORD_KEY")
+    crafted = crafted_lines(7)
+    add_runs(gh, {7: [(70, job_log(record(7, seconds=5.0, key=KEY if with_key else ""), *crafted.values()))]})
+    # Without a key, a strange signature or a count too big to be true is no reason to refuse a record.
+    counted = 1 if with_key else 3
+    for _ in range(2):  # the second report reads the job from the cache
+        code, data = report(gh, capsys)
+        assert code == 0, data
+        assert data["resolves"] == counted and data["sources"][0]["max"] == (5.0 if with_key else 10.0)
+        assert sum(data["records"]["rejected"].values()) == len(crafted) + 1 - counted, data["records"]
+    import os
+    from pathlib import Path
+
+    cached = json.loads((Path(os.environ["LANMIRROR_CACHE"]) / "job-logs" / "70.json").read_text())
+    assert len(cached["lines"]) == counted and sum(cached["rejected"].values()) == len(crafted) + 1 - counted
+
+
+def test_crafted_lines_in_a_record_file_are_rejected_never_a_crash(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LANMIRROR_RECORD_KEY", raising=False)
+    crafted = crafted_lines(7)
+    path = tmp_path / "records.jsonl"
+    lines = [record(7, seconds=5.0, key=""), *crafted.values(), "lanmirror-record/1 {" + "x" * (1 << 20) + "}"]
+    path.write_text("\n".join(line.removeprefix("lanmirror-record/1 ") for line in lines) + "\n")
+    code = main(["report", "--records", str(path), "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["resolves"] == 3  # unsigned: the odd signature and the huge count still parse
+    assert sum(data["records"]["rejected"].values()) == len(crafted) - 2 + 1, data["records"]  # and the long one
+    for fmt in ("table", "markdown", "prometheus"):
+        assert main(["report", "--records", str(path), "--format", fmt]) == 0
+        capsys.readouterr()
+
+
+def test_a_cached_line_is_checked_again_on_read(gh, capsys):
+    add_runs(gh, {7: [(70, job_log(record(7, seconds=5.0)))]})
+    assert report(gh, capsys)[1]["resolves"] == 1
+    import os
+    from pathlib import Path
+
+    cache = Path(os.environ["LANMIRROR_CACHE"]) / "job-logs" / "70.json"
+    planted = json.loads(cache.read_text())
+    planted["lines"] += [record(7, seconds=999.0, key="not-the-key"), *crafted_lines(7).values()]
+    cache.write_text(json.dumps(planted))
+    code, data = report(gh, capsys)
+    assert code == 0 and data["resolves"] == 1 and data["sources"][0]["max"] == 5.0
+    assert data["records"]["rejected"].get("forged", 0) >= 1
+    assert sum(data["records"]["rejected"].values()) == 1 + len(crafted_lines(7))
+
+
+def test_pull_request_runs_are_left_out_by_default_with_a_key_and_event_picks(gh, capsys, monkeypatch):
+    add_runs(gh, {1: [(11, job_log(record(1)))], 2: [(21, job_log(record(2)))], 3: [(31, job_log(record(3)))]})
+    gh.run_origin[2] = ("feature", "pull_request", "someone/fork")
+    gh.run_origin[3] = ("main", "push", "acme/sglang")
+    code, data = report(gh, capsys)
+    assert code == 0 and data["resolves"] == 2 and data["github"]["runs_skipped"] == 1
+    code, data = report(gh, capsys, "--event", "push")
+    assert code == 0 and data["resolves"] == 1 and data["github"]["runs_skipped"] == 2
+    monkeypatch.delenv("LANMIRROR_RECORD_KEY")  # unsigned: every event is read, as before
+    code, data = report(gh, capsys)
+    assert code == 0 and data["resolves"] == 3 and data["github"]["runs_skipped"] == 0
+
+
+def test_one_long_line_is_cut_in_linear_time_and_the_byte_cap_holds_inside_it():
+    class Body:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+            self.read = 0
+
+        def iter_content(self, chunk_size: int):
+            for i in range(0, len(self.data), chunk_size):
+                self.read += chunk_size
+                yield self.data[i:i + chunk_size]
+
+    from lanmirror.records.line import MAX_LINE
+
+    long_record = b"lanmirror-record/1 {" + b"x" * (8 << 20) + b"}"
+    body = Body(b"a\n" + long_record + b"\nlanmirror-record/1 {}\nend")
+    out = list(runs._bounded_lines(body))
+    assert [len(x) for x in out] == [MAX_LINE + 64, len("lanmirror-record/1 {}")]  # the head only, then the next
+    capped = Body(b"x" * (8 << 20))
+    assert list(runs._bounded_lines(capped, limit=1 << 20)) == []
+    assert capped.read <= (1 << 20) + (1 << 16)  # stopped inside the one line, at the cap

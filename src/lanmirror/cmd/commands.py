@@ -253,7 +253,7 @@ def report_command(args: argparse.Namespace) -> Outcome:
         reader = RunsReader(args.repository or os.environ.get("GITHUB_REPOSITORY", ""),
                             os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN") or "",
                             args.api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com",
-                            reserve=args.rate_reserve, max_jobs=args.max_jobs)
+                            reserve=args.rate_reserve, max_jobs=args.max_jobs, key=key, events=args.event or None)
         read = reader.read(args.workflow, until - dt.timedelta(days=args.days - 1), until)
         if read.stopped:
             log.warning("GitHub: %s", read.stopped)

@@ -350,6 +350,10 @@ def _report(sub: Any) -> None:
     rp.add_argument("--workflow", action="append", default=[], metavar="FILE",
                     help="read the job logs of this workflow's runs, e.g. ci.yml (repeatable; needs $GITHUB_TOKEN "
                          "with actions:read)")
+    rp.add_argument("--event", action="append", default=[], metavar="EVENT",
+                    help="with --workflow: read only runs started by this event, e.g. schedule, push (repeatable; "
+                         "default: every event, except pull_request and pull_request_target when "
+                         "$LANMIRROR_RECORD_KEY is set, since any job of a pull request can print lines)")
     rp.add_argument("--repository", metavar="OWNER/REPO", help="with --workflow (default $GITHUB_REPOSITORY)")
     rp.add_argument("--api-url", metavar="URL", help="GitHub API (default $GITHUB_API_URL or https://api.github.com)")
     rp.add_argument("--days", type=_days, default=7, help="the window: records and runs of the last N days (default 7)")

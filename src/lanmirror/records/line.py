@@ -11,9 +11,11 @@ Without a key, records are read but counted as unsigned, and the report says so.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import re
 from typing import Any
 
@@ -71,17 +73,29 @@ def from_line(line: str, key: str = "") -> dict[str, Any]:
     if len(line) > MAX_LINE:
         raise Rejected("malformed", f"longer than {MAX_LINE} characters")
     try:
-        record = json.loads(line[len(PREFIX):])
-    except ValueError:
+        record = json.loads(line[len(PREFIX):], parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError):  # not JSON, NaN/Infinity, or nested deeper than the parser goes
         raise Rejected("malformed", "not JSON") from None
     check_shape(record)
     if key:
         given = record.get("mac")
         if not isinstance(given, str):
             raise Rejected("unsigned", "a key was given and the record carries no signature")
-        if not hmac.compare_digest(given, mac(record, key)):
+        # compare_digest raises on non-ASCII text: such a signature is simply not ours.
+        if not given.isascii() or not hmac.compare_digest(given, mac(record, key)):
             raise Rejected("forged", "the signature does not match")
     return dict(record)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number a record holds")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999
+        raise ValueError(f"{text[:20]} is not a number a record holds")
+    return number
 
 
 def check_shape(record: object) -> None:
@@ -94,5 +108,20 @@ def check_shape(record: object) -> None:
         raise Rejected("malformed", "bad nonce")
     if not isinstance(record.get("time"), str) or not _TIME.fullmatch(record["time"]):
         raise Rejected("malformed", "bad time")
+    try:
+        dt.date.fromisoformat(record["time"][:10])
+    except ValueError:
+        raise Rejected("malformed", "impossible date") from None
     if not isinstance(record.get(record["kind"]), dict):
         raise Rejected("malformed", f"no {record['kind']} section")
+    if not isinstance(record.get("github") or {}, dict):
+        raise Rejected("malformed", "github is not an object")
+
+
+def finite(value: object) -> float | None:
+    """A count, size or duration from a record: a finite number at least 0, else None (a record's
+    numbers may be anything: 1e999 reads as infinity, which no int() takes)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value) if not isinstance(value, int) or abs(value) < 1 << 63 else math.inf
+    return number if math.isfinite(number) and number >= 0 else None

@@ -27,9 +27,7 @@ class Scan:
 
     def take(self, line: str, key: str, run_id: int | None = None) -> None:
         try:
-            record = from_line(line, key)
-            if run_id is not None and (record.get("github") or {}).get("run_id") != run_id:
-                raise Rejected("foreign", "written in another run")
+            record = accept(line, key, run_id)
             if record["nonce"] in self.seen:
                 raise Rejected("duplicate", "this nonce was counted already")
         except Rejected as exc:
@@ -39,6 +37,22 @@ class Scan:
         if not key:
             self.unsigned += 1
         self.records.append(record)
+
+
+def accept(line: object, key: str, run_id: int | None = None) -> dict[str, Any]:
+    """The record on `line` if it counts on its own (shape, signature with a key, written in run
+    `run_id` when given); raises Rejected with the reason, for whatever the line holds."""
+    if not isinstance(line, str):
+        raise Rejected("malformed", "not text")
+    try:
+        record = from_line(line, key)
+    except Rejected:
+        raise
+    except Exception as exc:  # a reader's bug must not let one crafted line stop the whole report
+        raise Rejected("malformed", f"unreadable ({type(exc).__name__})") from None
+    if run_id is not None and (record.get("github") or {}).get("run_id") != run_id:
+        raise Rejected("foreign", "written in another run")
+    return record
 
 
 def record_lines(log_text: str) -> list[str]:

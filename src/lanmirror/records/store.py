@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from lanmirror.records.line import PREFIX
+from lanmirror.records.line import MAX_LINE, PREFIX
 
 log = logging.getLogger("lanmirror.records")
 
@@ -44,7 +44,10 @@ def append(path: str | Path, line: str) -> bool:
 def lines(path: str | Path) -> Iterator[str]:
     """Each line of a JSON Lines file as a record line (prefix added back), for `line.from_line`."""
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for raw in fh:
+        while raw := fh.readline(MAX_LINE + 1):  # a longer line is cut (and rejected as too long)
+            if not raw.endswith("\n") and len(raw) > MAX_LINE:
+                while (rest := fh.readline(MAX_LINE + 1)) and not rest.endswith("\n"):
+                    pass  # the rest of the overlong line, never held whole
             text = raw.rstrip("\n")
             if text.strip():
                 yield PREFIX + text

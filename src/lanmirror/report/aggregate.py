@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lanmirror.records import safe_name
+from lanmirror.records.line import finite
 
 SOURCES = ("local", "lan", "hub")
 
@@ -94,12 +95,7 @@ class FleetReport:
         total = Stats()
         for (k, _), s in self.by_source.items():
             if k == kind:
-                total.pulls += s.pulls
-                total.failures += s.failures
-                total.handoffs += s.handoffs
-                total.seconds += s.seconds
-                total.bytes += s.bytes
-                total.byte_seconds += s.byte_seconds
+                add_stats(total, s)
         return total
 
     def to_json(self) -> dict[str, Any]:
@@ -118,8 +114,7 @@ class FleetReport:
         }
 
 
-def _num(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
+_num = finite
 
 
 def _text(value: object, default: str = "?") -> str:
@@ -143,14 +138,56 @@ def aggregate(records: Iterable[dict[str, Any]], days: int, today: dt.date | Non
     since = until - dt.timedelta(days=days - 1)
     rep = FleetReport(days, since, until)
     for record in records:
-        day = _day(record)
-        if not since <= day <= until:
+        try:
+            day = _day(record)
+            if not since <= day <= until:
+                continue
+            # Into a scratch report first: a record that cannot be read leaves no half of itself behind.
+            scratch = FleetReport(days, since, until)
+            if record["kind"] == "resolve":
+                add_resolve(scratch, record, day.isoformat())
+            else:
+                add_mirror(scratch, record)
+        except Exception as exc:  # records are anyone's text: one that trips a reader is rejected, not fatal
+            reason = f"unreadable ({type(exc).__name__})"
+            rep.rejected[reason] = rep.rejected.get(reason, 0) + 1
             continue
-        if record["kind"] == "resolve":
-            add_resolve(rep, record, day.isoformat())
-        else:
-            add_mirror(rep, record)
+        merge(rep, scratch)
     return rep
+
+
+def merge(into: FleetReport, part: FleetReport) -> None:
+    """Add the counts of `part` (one record's) to `into`."""
+    into.resolves += part.resolves
+    into.failed_resolves += part.failed_resolves
+    into.hub_pulls += part.hub_pulls
+    into.source_bytes_read += part.source_bytes_read
+    for day, n in part.hub_pulls_by_day.items():
+        into.hub_pulls_by_day[day] += n
+    if part.lowest_ratelimit is not None and (into.lowest_ratelimit is None
+                                               or part.lowest_ratelimit < into.lowest_ratelimit):
+        into.lowest_ratelimit = part.lowest_ratelimit
+    for table, other in ((into.by_source, part.by_source), (into.by_runner, part.by_runner),
+                         (into.by_all, part.by_all)):
+        for k, stats in other.items():
+            add_stats(table[k], stats)  # type: ignore[index]
+    for day, per in part.by_day.items():
+        for k, stats in per.items():
+            add_stats(into.by_day[day][k], stats)
+    for target, m in part.mirror.items():
+        t = into.mirror[target]
+        t.tags, t.failed = t.tags + m.tags, t.failed + m.failed
+        t.bytes_read, t.bytes_written, t.seconds = t.bytes_read + m.bytes_read, t.bytes_written + m.bytes_written, \
+            t.seconds + m.seconds
+
+
+def add_stats(into: Stats, part: Stats) -> None:
+    into.pulls += part.pulls
+    into.failures += part.failures
+    into.handoffs += part.handoffs
+    into.seconds += part.seconds
+    into.bytes += part.bytes
+    into.byte_seconds += part.byte_seconds
 
 
 def add_resolve(rep: FleetReport, record: dict[str, Any], day: str) -> None:

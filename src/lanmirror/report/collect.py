@@ -28,6 +28,7 @@ def from_runs(read: RunsRead, key: str, found: Scan) -> None:
     job ran, not the record's."""
     for job in read.jobs:
         first = len(found.records)
+        found.rejected.update(job.rejected)
         scan(job.lines, key, job.run_id, found)
         for record in found.records[first:]:
             record["runner"] = safe_name(job.runner)
@@ -35,7 +36,8 @@ def from_runs(read: RunsRead, key: str, found: Scan) -> None:
 
 def report(found: Scan, days: int, until: dt.date, read: RunsRead | None = None) -> FleetReport:
     rep = aggregate(found.records, days, today=until)
-    rep.rejected, rep.unsigned = dict(found.rejected), found.unsigned
+    rep.rejected = {**dict(found.rejected), **rep.rejected}  # the scan's reasons, and records aggregate refused
+    rep.unsigned = found.unsigned
     rep.github = read.summary() if read is not None else {}
     rep.verdicts = verdicts(rep)
     return rep

@@ -17,19 +17,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from lanmirror.cache import read_json, write_json
 from lanmirror.errors import BadInput, LanmirrorError
-from lanmirror.records.line import PREFIX
-from lanmirror.records.scan import record_lines
+from lanmirror.records.line import MAX_LINE, PREFIX, Rejected
+from lanmirror.records.scan import accept, record_lines
 from lanmirror.retry import describe
 from lanmirror.transport.session import RegistrySession
 
 log = logging.getLogger("lanmirror.sources.runs")
 MAX_LOG_BYTES = 512 * 1024 * 1024  # a job log is read as a stream; past this it is cut off
+PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 
 
 @dataclass
@@ -37,7 +39,8 @@ class JobLines:
     run_id: int
     job_id: int
     runner: str
-    lines: list[str]
+    lines: list[str]  # the lines that counted when the log was read (checked again on every report)
+    rejected: dict[str, int] = field(default_factory=dict)  # the others, by reason
 
 
 @dataclass
@@ -50,11 +53,12 @@ class RunsRead:
     rate_remaining: int | None = None
     rate_limit: int | None = None
     stopped: str = ""
+    runs_skipped: int = 0  # runs of an event not read (--event; pull requests by default with a key)
 
     def summary(self) -> dict[str, Any]:
         return {"jobs_read": self.jobs_read, "jobs_cached": self.jobs_cached, "logs_gone": self.logs_gone,
                 "jobs_left": self.jobs_left, "rate_remaining": self.rate_remaining, "rate_limit": self.rate_limit,
-                "stopped": self.stopped}
+                "stopped": self.stopped, "runs_skipped": self.runs_skipped}
 
 
 class RateLimited(Exception):
@@ -78,7 +82,8 @@ def _github(token: str, api_url: str, per_page: int, interval: float) -> Any:
 
 class RunsReader:
     def __init__(self, repository: str, token: str, api_url: str, *, reserve: int = 50, max_jobs: int = 2000,
-                 per_page: int = 100, interval: float | None = None) -> None:
+                 per_page: int = 100, interval: float | None = None, key: str = "",
+                 events: list[str] | None = None) -> None:
         if not token:
             raise BadInput("reading workflow runs needs a token: set GITHUB_TOKEN (actions:read)")
         if "/" not in repository:
@@ -90,6 +95,11 @@ class RunsReader:
         self.max_jobs = max_jobs
         self.storage = RegistrySession()  # no token, no ~/.netrc: the storage host gets nothing
         self.out = RunsRead()
+        self.key = key  # lines are checked with it before they are cached
+        # Which runs' logs are read, by the event that started them. By default, with a key, no
+        # pull request's: any job of one may print lines, and signing keys are not theirs.
+        self.events = events
+        self.exclude = set() if events or not key else set(PULL_REQUEST_EVENTS)
 
     def _check_rate(self) -> None:
         remaining, limit = self.gh.rate_limiting
@@ -109,6 +119,10 @@ class RunsReader:
             for wf in workflows:
                 created = f">={since.isoformat()}" if until is None else f"{since.isoformat()}..{until.isoformat()}"
                 for run in repo.get_workflow(wf).get_runs(created=created):
+                    event = str(run.event or "")
+                    if (self.events and event not in self.events) or event in self.exclude:
+                        self.out.runs_skipped += 1
+                        continue
                     self._run(run)
         except RateLimited as exc:
             self.out.stopped = str(exc)
@@ -163,8 +177,11 @@ class RunsReader:
     def _take_cached(self, run_id: int, job_id: int, runner: str, cached: dict[str, Any]) -> None:
         self.out.jobs_cached += 1
         self.out.logs_gone += bool(cached.get("gone"))
-        lines = [str(x) for x in cached["lines"] if isinstance(x, str)]
-        self.out.jobs.append(JobLines(run_id, job_id, runner, lines))
+        lines = [x for x in cached["lines"] if isinstance(x, str)]
+        counts = cached.get("rejected")
+        rejected = {str(k): int(v) for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)
+                    and 0 <= v < 1 << 31} if isinstance(counts, dict) else {}
+        self.out.jobs.append(JobLines(run_id, job_id, runner, lines, rejected))  # lines checked again by the scan
 
     def _job(self, run_id: int, job: Any) -> bool:
         """Read one job's record lines (from the cache when it was read before); False when it
@@ -189,8 +206,9 @@ class RunsReader:
             self.out.logs_gone += 1
             write_json(f"job-logs/{int(job.id)}.json", {"gone": True, "lines": []})
             return True
-        write_json(f"job-logs/{int(job.id)}.json", {"lines": fetched})
-        self.out.jobs.append(JobLines(run_id, int(job.id), runner, fetched))
+        kept, rejected = sift(fetched, self.key, run_id)
+        write_json(f"job-logs/{int(job.id)}.json", {"lines": kept, "rejected": rejected})
+        self.out.jobs.append(JobLines(run_id, int(job.id), runner, kept, rejected))
         return True
 
     def _fetch(self, job: Any) -> list[str] | None:
@@ -216,13 +234,49 @@ class RunsReader:
             return record_lines("\n".join(_bounded_lines(resp)))
 
 
-def _bounded_lines(resp: Any) -> Iterator[str]:
+def _bounded_lines(resp: Any, limit: int = MAX_LOG_BYTES) -> Iterator[str]:
+    """The lines of a streamed log that may hold a record, in linear time whatever their length:
+    bytes are counted as they arrive (the cap holds inside one long line too), and a line that
+    grows past a record's length is cut there (its head is kept, to be rejected as too long)
+    instead of being joined up whole."""
     seen = 0
-    for raw in resp.iter_lines(chunk_size=1 << 16):
-        seen += len(raw) + 1
-        if seen > MAX_LOG_BYTES:
-            log.warning("a job log is longer than %d MB: the rest is not read", MAX_LOG_BYTES >> 20)
+    part = bytearray()
+    cut = False  # the current line was too long: its head is out, the rest is dropped
+    for chunk in resp.iter_content(chunk_size=1 << 16):
+        seen += len(chunk)
+        if seen > limit:
+            log.warning("a job log is longer than %d MB: the rest is not read", limit >> 20)
             return
-        text = raw.decode("utf-8", "replace")
-        if PREFIX in text:
-            yield text
+        pieces = chunk.split(b"\n")
+        for i, piece in enumerate(pieces):
+            if not cut:
+                part += piece
+                if len(part) > MAX_LINE + 64:  # room for the runner's timestamp before the record
+                    yield from _candidate(part[:MAX_LINE + 64])
+                    cut, part = True, bytearray()
+            if i == len(pieces) - 1:
+                break  # the line goes on in the next chunk
+            yield from _candidate(part)
+            cut, part = False, bytearray()
+    yield from _candidate(part)
+
+
+def _candidate(raw: bytes | bytearray) -> Iterator[str]:
+    text = raw.decode("utf-8", "replace").rstrip("\r")
+    if PREFIX in text:
+        yield text
+
+
+def sift(lines: list[str], key: str, run_id: int) -> tuple[list[str], dict[str, int]]:
+    """The lines that count on their own, and how many were rejected for which reason. Only the
+    first are cached: a crafted line must not live on in the cache."""
+    kept: list[str] = []
+    rejected: Counter[str] = Counter()
+    for line in lines:
+        try:
+            accept(line, key, run_id)
+        except Rejected as exc:
+            rejected[exc.reason] += 1
+            continue
+        kept.append(line)
+    return kept, dict(rejected)
