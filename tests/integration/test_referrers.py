@@ -292,3 +292,61 @@ def test_resolve_refuses_a_lan_copy_without_the_hubs_signature(stack, repo, tool
     do_mirror(stack, repo, [tag_for(BASE, 1)], source=stack.hub_registry.address)
     assert json.loads(run_cli(stack, *args, "--require-referrer", "sig").stdout)["source"] == "lan"
     assert TODAY
+
+
+def planted_referrers(stack, repo, subject, count: int, *, layer: bytes = b"scan", other_subject: str = ""):
+    """`count` referrers of `subject` on the source (lan2), listed under its fallback tag, as any
+    client (or a tampered registry) can write them; `other_subject` makes the last one name another."""
+    from lanmirror.remote.registry import sha256_digest as digest_of
+
+    src = stack.client(stack.lan2)
+    cfg = b"{}"
+    src.upload_bytes(repo, cfg)
+    src.upload_bytes(repo, layer)
+    listed = []
+    for n in range(count):
+        names = other_subject if other_subject and n == count - 1 else subject.digest
+        body = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.example.scan+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest_of(cfg), "size": len(cfg)},
+            "layers": [{"mediaType": "application/octet-stream", "digest": digest_of(layer), "size": len(layer)}],
+            "subject": {"mediaType": subject.manifest.media_type, "digest": names, "size": len(subject.manifest.body)},
+            "annotations": {"n": str(n)}}).encode()
+        d = put_raw(src, repo, body, "application/vnd.oci.image.manifest.v1+json")
+        listed.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": len(body),
+                       "artifactType": "application/vnd.example.scan+json"})
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": listed}).encode()
+    put_raw(src, repo, index, "application/vnd.oci.image.index.v1+json", fallback_tag(subject.digest))
+    stack.clear_faults()
+    return [d["digest"] for d in listed]
+
+
+def test_referrers_are_capped_per_image_by_count_and_bytes_with_one_warning(stack, repo, monkeypatch, caplog):
+    from lanmirror.ops.mirror import referrers as mod
+
+    img = publish(stack, repo, BASE, 1, hub=False, lan2=True)
+    planted_referrers(stack, repo, img, 5)
+    monkeypatch.setattr(mod, "MAX_REFERRERS", 3)
+    row = do_mirror(stack, repo, [tag_for(BASE, 1)]).results[0]
+    assert row.referrers_copied == 3, row.error
+    assert len(list_referrers(stack.client(stack.lan), repo, img.digest).items) == 3
+    warned = [r.getMessage() for r in caplog.records if "referrers of" in r.getMessage()]
+    assert len(warned) == 1 and "2 of the 5 referrers" in warned[0], warned
+    other = publish(stack, f"{repo}-big", BASE, 1, hub=False, lan2=True)
+    planted_referrers(stack, f"{repo}-big", other, 2, layer=b"x" * 5000)
+    monkeypatch.setattr(mod, "MAX_REFERRER_BYTES", 8000)  # room for one of the two
+    row = do_mirror(stack, f"{repo}-big", [tag_for(BASE, 1)]).results[0]
+    assert row.referrers_copied == 1, row.error
+
+
+def test_a_referrer_naming_another_subject_is_not_copied(stack, repo):
+    img = publish(stack, repo, BASE, 1, hub=False, lan2=True)
+    other = publish(stack, f"{repo}-other", BASE, 2, hub=False, lan2=True)
+    forged = planted_referrers(stack, repo, img, 2, other_subject=other.digest)[-1]
+    row = do_mirror(stack, repo, [tag_for(BASE, 1)]).results[0]
+    assert row.error and "does not name" in row.error, row
+    lan = stack.client(stack.lan)
+    assert lan.head_manifest(repo, forged) is None
+    assert forged not in {r.digest for r in list_referrers(lan, repo, img.digest).items}

@@ -32,6 +32,15 @@ from lanmirror.remote.registry import INDEX_TYPES, Descriptor, manifest_tree
 
 log = logging.getLogger("lanmirror.ops.mirror")
 
+# What one subject may bring along: a source (or a tampered LAN acting as one) can list millions of
+# referrers in 100 pages, each a copy. Past these, the rest is skipped with one warning.
+MAX_REFERRERS = 64
+MAX_REFERRER_BYTES = 256 << 20
+
+
+class OverBudget(Exception):
+    """A referrer whose blobs would take the subject past MAX_REFERRER_BYTES."""
+
 
 def copy_referrers(t: Target, digest: str, result: TagResult) -> None:
     for subject in subjects(t, digest):
@@ -83,11 +92,23 @@ def oci(t: Target, subject: str, result: TagResult) -> None:
     if not missing:
         return
     indexed = True
-    for r in missing:
-        indexed = copy_manifest(t, r.digest, result) and indexed
+    copied: list[Referrer] = []
+    room = MAX_REFERRER_BYTES
+    for r in missing[:MAX_REFERRERS]:
+        try:
+            ok, spent = copy_manifest(t, r.digest, result, subject=subject, room=room)
+        except OverBudget:
+            break
+        indexed, room = ok and indexed, room - spent
+        copied.append(r)
         result.referrers_copied += 1
-    if not indexed:
-        write_fallback(t, subject, src, dst, missing)
+    skipped = len(missing) - len(copied)
+    if skipped:
+        log.warning("%s: %d of the %d referrers of %s not copied to %s: at most %d referrers and %d MB of "
+                    "their blobs are copied per image", result.tag, skipped, len(missing), subject[:19], t.name,
+                    MAX_REFERRERS, MAX_REFERRER_BYTES >> 20)
+    if copied and not indexed:
+        write_fallback(t, subject, src, dst, copied, whole=not skipped)
 
 
 def source_referrers(t: Target, subject: str) -> Referrers | None:
@@ -112,26 +133,39 @@ def source_referrers(t: Target, subject: str) -> Referrers | None:
     return Referrers(entries(index), False, index)
 
 
-def write_fallback(t: Target, subject: str, src: Referrers, dst: Referrers, missing: list[Referrer]) -> None:
+def write_fallback(t: Target, subject: str, src: Referrers, dst: Referrers, missing: list[Referrer], *,
+                   whole: bool = True) -> None:
     """The target has no referrers API: list the new referrers under its fallback tag. With nothing
-    there yet and nothing filtered out, the source's index goes as it is (the same digest on both
-    sides: the next run sees that in two HEADs); otherwise the target's index gains what it lacks."""
-    if dst.index is None and not dst.items and src.index is not None and not t.opts.artifact_types:
+    there yet and nothing filtered out or skipped, the source's index goes as it is (the same digest
+    on both sides: the next run sees that in two HEADs); otherwise the target's index gains what it
+    lacks."""
+    if dst.index is None and not dst.items and src.index is not None and not t.opts.artifact_types and whole:
         index = src.index
     else:
         index = merged_index(dst.index, missing)
     t.dst.put_manifest(t.dst_repo, fallback_tag(subject), index)
 
 
-def copy_manifest(t: Target, digest: str, result: TagResult, tag: str | None = None) -> bool:
-    """One referrer (or cosign tag) with everything under it, blobs first. True when the target
-    lists it by itself (its referrers API answered `OCI-Subject`)."""
+def copy_manifest(t: Target, digest: str, result: TagResult, tag: str | None = None, *, subject: str = "",
+                  room: int | None = None) -> tuple[bool, int]:
+    """One referrer (or, with `tag`, a cosign tag) with everything under it, blobs first. Returns
+    whether the target lists it by itself (its referrers API answered `OCI-Subject`), and the bytes
+    of its blobs. A referrer must name `subject` as its subject; with `room`, one whose blobs are
+    larger raises OverBudget before anything is written."""
     top = t.source_manifest(digest)
+    if tag is None:
+        named = top.parsed().get("subject")
+        if not isinstance(named, dict) or named.get("digest") != subject:
+            raise RegistryError(f"{t.opts.source_registry}: referrer {digest[:19]}… does not name "
+                                f"{subject[:19]}… as its subject")
     tree = manifest_tree(top, t.source_manifest)
     blobs: dict[str, Descriptor] = {}
     for m in tree:
         if not m.is_index:
             blobs.update({d.digest: d for d in m.blobs() if d.distributable})
+    size = sum(d.size for d in blobs.values())
+    if room is not None and size > room:
+        raise OverBudget(digest)
     count, read = t.tally(result, "bytes_written"), t.tally(result, "bytes_read")
     for d in blobs.values():
         copy_blob(t, d, count, read)
@@ -140,9 +174,7 @@ def copy_manifest(t: Target, digest: str, result: TagResult, tag: str | None = N
         t.dst.put_manifest(t.dst_repo, m.digest, m)
     if tag is not None:
         t.dst.put_manifest(t.dst_repo, tag, top)
-        return True
-    if "subject" not in top.parsed():
-        raise RegistryError(f"{t.opts.source_registry}: referrer {digest[:19]}… names no subject")
+        return True, size
     if t.dst.head_manifest(t.dst_repo, digest) is not None and t.dst_api:
-        return True
-    return t.dst.put_referrer(t.dst_repo, top) or bool(t.dst_api)
+        return True, size
+    return t.dst.put_referrer(t.dst_repo, top) or bool(t.dst_api), size
