@@ -73,22 +73,23 @@ def test_cache_files_others_could_write_are_ignored(stack, repo, tmp_path, captu
     assert capture.log == [] and f"ignoring {path}" in proc.stderr
 
 
-def test_poisoned_local_tag_is_not_used_and_the_right_one_is_pulled(stack, repo):
+def test_poisoned_local_tag_is_not_used_and_the_right_one_is_pulled(stack, repo, engine):
+    host = engine
     good = publish(stack, repo, BASE, 1, hub=True)
     evil = publish(stack, f"{repo}-evil", BASE, 1, hub=True, variant="-evil")
-    engine = Engine(stack.docker_host)
+    engine = Engine(host)
     tag = tag_for(BASE, 1)
     engine.pull(f"{stack.hub}/{repo}-evil@{evil.digest}", source="hub")
     engine.tag(f"{stack.hub}/{repo}-evil@{evil.digest}", f"{stack.hub}/{repo}", tag)
     stack.clear_faults()
     res = resolve(ResolveOptions(repo=repo, base_tags=[BASE], hub_registry=stack.hub, today=TODAY),
-                  Clients(policy=FAST, docker_host=stack.docker_host))
+                  Clients(policy=FAST, docker_host=host))
     assert (res.source, res.digest, res.verified) == ("hub", good.digest, None)
     assert any("is not the image" in w for w in res.warnings)
     local = engine.local_image(f"{stack.hub}/{repo}:{tag}")
     assert local is not None and any(d.endswith(good.digest) for d in local.repo_digests)
     again = resolve(ResolveOptions(repo=repo, base_tags=[BASE], hub_registry=stack.hub, today=TODAY),
-                    Clients(policy=FAST, docker_host=stack.docker_host))
+                    Clients(policy=FAST, docker_host=host))
     assert (again.source, again.digest, again.verified) == ("local", good.digest, True)
     assert stack.hub_proxy.counted_gets() == 1  # the one pull; verifying the cache is a free HEAD
 
@@ -231,22 +232,23 @@ def test_a_missing_or_old_python_is_one_error_line(tmp_path, script, message):
     assert message in out
 
 
-def test_a_planted_local_tag_of_a_newer_version_is_never_taken_as_verified_by_the_local_fallback(stack, repo):
+def test_a_planted_newer_local_tag_is_never_verified_by_the_local_fallback(stack, repo, engine):
     """Another job tags anything under the canonical name, here a "newer version" of the line that
     the Hub has never had. The Hub answers 404 for it, so nothing vouches for it: the local fallback
     skips it, and only --allow-unverified takes it, marked FALLBACK and UNVERIFIED, never verified.
     A tag the Hub has with another digest is replaced by the Hub's image instead."""
     planted_tag = tag_for("v9.9.9-rocm700-mi30x", 50)
     donor = publish(stack, repo, "donor", 0, hub=False, lan=True)
-    engine = Engine(stack.docker_host)
-    engine.pull(f"{stack.lan}/{repo}:{tag_for('donor', 0)}", source=stack.lan)
-    engine.tag(f"{stack.lan}/{repo}:{tag_for('donor', 0)}", f"{stack.hub}/{repo}", planted_tag)
+    daemon = Engine(engine)
+    daemon.pull(f"{stack.lan}/{repo}:{tag_for('donor', 0)}", source=stack.lan)
+    daemon.tag(f"{stack.lan}/{repo}:{tag_for('donor', 0)}", f"{stack.hub}/{repo}", planted_tag)
+    host = {"DOCKER_HOST": engine}
     args = ("resolve", "--repo", repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--hub-registry", stack.hub,
             "--no-pull", "--json", "--fallback", "local")
-    proc = run_cli(stack, *args)
+    proc = run_cli(stack, *args, env=host)
     assert proc.returncode == 1, proc.stderr[-1500:]
     assert f"{planted_tag} is not on {stack.hub}, so nothing can verify it; not using it" in proc.stderr
-    proc = run_cli(stack, *args, "--allow-unverified")
+    proc = run_cli(stack, *args, "--allow-unverified", env=host)
     assert proc.returncode == 0, proc.stderr[-1500:]
     out = json.loads(proc.stdout)
     assert (out["tag"], out["digest"], out["fallback"], out["verified"]) == (planted_tag, donor.digest, "local", False)
@@ -254,6 +256,6 @@ def test_a_planted_local_tag_of_a_newer_version_is_never_taken_as_verified_by_th
     # The same planted name over a tag the Hub does have: the Hub's image wins.
     real = publish(stack, repo, "v9.9.9-rocm700-mi30x", 50, hub=True)
     proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", "v0.5.5-rocm700-mi30x", "--hub-registry", stack.hub,
-                   "--json", "--fallback", "local")
+                   "--json", "--fallback", "local", env=host)
     out = json.loads(proc.stdout)
     assert proc.returncode == 0 and (out["digest"], out["source"]) == (real.digest, "hub"), proc.stderr[-1500:]

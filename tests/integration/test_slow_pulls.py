@@ -141,3 +141,20 @@ def test_a_dripping_lan_costs_the_probe_timeout_and_the_hub_delivers(stack, repo
     lan_blob_gets = stack.lan_proxy.entries("GET", img.layer_digests[0])
     assert len(lan_blob_gets) == 1, lan_blob_gets  # the probe range only: no range of the Hub's pull went there
     assert hub_blob_bytes(stack) >= 80 * MB
+
+
+def test_the_budget_bounds_the_whole_resolve(stack, repo):
+    """A LAN that stalls mid-layer would hold the pull for the floor's 30 s window; with --budget 6
+    the pull gets only what is left of 6 s, and no further source is tried once it is spent: resolve
+    fails naming the budget, instead of going on to the Hub."""
+    img = publish(stack, repo, [3 * MB])
+    stack.lan_proxy.break_body("stall", after=MB, path=img.layer_digests[0])
+    proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
+                   "--hub-registry", stack.hub, "--json", "--pull-via", "daemon", "--budget", "6", timeout=150)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "the budget of 6s (--budget) ran out" in proc.stderr, proc.stderr[-2000:]
+    record = json.loads(next(line for line in proc.stderr.splitlines()
+                             if line.startswith("lanmirror-record/1 "))[len("lanmirror-record/1 "):])
+    lan_pull = [a for a in record["resolve"]["attempts"] if a["source"] == "lan" and a["event"]]
+    assert lan_pull and lan_pull[0]["seconds"] <= 6.5, lan_pull
+    assert hub_blob_bytes(stack) == 0  # the Hub was never tried
