@@ -1,4 +1,5 @@
-"""Scenario 4 resolve: cache hit, LAN hit, LAN refused or black-holed, Hub 429, slow LAN."""
+"""Scenario 4 resolve: cache hit, LAN hit, LAN refused or black-holed (with and without the daemon's
+probe and the pull), Hub 429, slow LAN."""
 
 from __future__ import annotations
 
@@ -72,6 +73,18 @@ def run(b: Bench) -> None:
         proxied(b.row(label, "lanmirror"), [*lm, "--no-pull", "--no-daemon-probe"], b.env, broken)
         proxied(b.row(label, "original bash"), ["bash", BASH_BASELINE, BASE], {**bash_env, "FIND_ONLY": "1"},
                 broken, repeat=1 if fault == "blackhole" else a.repeat, timeout=a.bash_cap)
+    # h. The same black-holed LAN as a job sees it: the daemon is asked too, and the Hub's image is
+    # pulled. Every source is asked once: the job's and the daemon's probes overlap and end by one
+    # probe timeout (2 s), and nothing asks the LAN again.
+    def black_holed() -> None:
+        clean()
+        s.lan_proxy.mode = "blackhole"
+
+    label = "4h resolve: LAN black-holed → Hub, daemon probe + pull"
+    b.say(f"resolve: {label}")
+    proxied(b.row(label, "lanmirror"), lm, b.env, black_holed)
+    proxied(b.row(label, "original bash"), ["bash", BASH_BASELINE, BASE], bash_env, black_holed, repeat=1,
+            timeout=a.bash_cap)
     # f/g. A LAN that is alive but slow, and one that stalls after 1 MiB: the throughput floor hands
     # the pull to the Hub after its window (defaults: 5 MB/s over 30 s); the original has no bound.
     def paced() -> None:

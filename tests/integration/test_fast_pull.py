@@ -89,8 +89,25 @@ def test_where_the_daemon_cannot_reach_the_endpoint_it_pulls_directly_and_says_s
     res = json.loads(proc.stdout)
     assert (res["source"], res["digest"]) == ("lan", img.digest)
     lines = [line for line in proc.stderr.splitlines() if line.startswith("endpoint")]
-    assert lines == ["endpoint 127.0.0.1: unreachable from the daemon: pulling directly"], proc.stderr
+    assert lines == [f"endpoint 127.0.0.1: not used (the Docker daemon reaches {stack.lan}, this job does not "
+                     "(docker outside of docker): the endpoint here could not read it): the daemon pulls directly"], \
+        proc.stderr
     assert [a["path"] for a in res["attempts"] if a["result"].startswith("pulled")] == ["daemon"]
+    # The LAN this job cannot reach is asked once (the probes), never again by the pull.
+    assert [a["source"] for a in res["attempts"] if a["registry"] == stack.lan] == ["lan", "lan-daemon", "lan"]
+
+
+def test_a_black_holed_lan_is_asked_once_in_a_run_and_the_hub_delivers(stack, repo, engine):
+    """A LAN that accepts and never answers: the job-side probes and the daemon's run at once and
+    end by one probe timeout; no later step (the fast pull's holder check, a fallback) asks it again."""
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True)
+    stack.lan_proxy.mode = "blackhole"
+    res, _ = resolve(stack, repo, "--probe-timeout", "2", engine=engine, lans=(stack.lan,))
+    assert (res["source"], res["digest"]) == ("hub", img.digest)
+    assert [a["source"] for a in res["attempts"] if a["registry"] == stack.lan] == ["lan", "lan-daemon"]
+    # Seven candidates (7 days): one connection each from the job and from the daemon, and the one
+    # that learns the scheme; no more (the fast pull's holder check made it 16).
+    assert 0 < stack.lan_proxy.connections <= 15, stack.lan_proxy.connections
 
 
 def test_the_endpoint_serves_only_this_runs_image_on_loopback_with_ranges(stack, repo):

@@ -107,6 +107,7 @@ class FaultProxy:
         self.remaining = limit
         self.log: list[Entry] = []
         self.mode: str | None = None  # None | "refuse" | "blackhole"
+        self.connections = 0  # connections accepted since the last clear(), whatever became of them
         self.latency = 0.0
         self.status_rules: list[StatusRule] = []
         self.body_rules: list[BodyRule] = []
@@ -141,6 +142,8 @@ class FaultProxy:
             def setup(self) -> None:
                 super().setup()
                 self.upstream: http.client.HTTPConnection | None = None
+                with proxy._lock:
+                    proxy.connections += 1
 
             def handle_one_request(self) -> None:
                 if proxy.mode == "refuse":
@@ -210,6 +213,7 @@ class FaultProxy:
             self.cdn_uses.clear()
             self.rewrite_links_to = None
             self.log.clear()
+            self.connections = 0
             self.remaining = self.limit
             self._release.set()
             self._release = threading.Event()

@@ -39,6 +39,11 @@ class Run:
     # has one of them changes nothing.
     hub_absent: set[str] = field(default_factory=set)
     probed_lans: set[str] = field(default_factory=set)
+    # LAN registries neither this process nor the daemon reached (refused, or no answer within the
+    # probe timeout): no step of the run asks them again. And those only the daemon reached: this
+    # process cannot read from them (the job runs where the LAN is out of reach).
+    unreachable: set[str] = field(default_factory=set)
+    daemon_only: set[str] = field(default_factory=set)
     local_images: dict[str, LocalImage] = field(default_factory=dict)
     local_verdicts: dict[str, bool | None] = field(default_factory=dict)
     # Why the Hub gave no answer at all on its last probe (a network failure, or a refusal).

@@ -59,7 +59,8 @@ def sources_for(run: Run, option: Option, first: Source) -> list[Source]:
     known = {lan for lan, hits in run.lan_holders if hits.get(cand.tag) == digest} - {registry}
     asked = {lan for lan, _ in run.lan_holders} | {registry}
     # A replica noted slow on this runner lately is left out: it would only hold ranges back.
-    skip = run.bad_sources | run.slow_sources | slow_now()
+    # Nor one that this process cannot reach: not probed again, and no range would get through.
+    skip = run.bad_sources | run.slow_sources | slow_now() | run.unreachable | run.daemon_only
     for lan in [r for r in run.opts.lan_registries if (r in known or r not in asked) and r not in skip]:
         out.append(Source("lan", run.clients.registry(lan), run.repository(lan)))
     if len(out) > 1:
@@ -232,6 +233,14 @@ def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
     started = clock()
     first = chosen_source(run, option)
     top: Manifest | None = None
+    if option.registry in run.daemon_only:
+        why = (f"the Docker daemon reaches {option.registry}, this job does not (docker outside of docker): the "
+               "endpoint here could not read it")
+        if run.opts.pull_via == "ranges":
+            raise LanmirrorError(f"{why}; --pull-via ranges needs it (use auto to let the daemon pull directly)")
+        run.record("endpoint", "127.0.0.1", f"not used ({why}): the daemon pulls directly", started,
+                   option.cand.tag, path="daemon")
+        return None
     if run.opts.pull_via == "auto" and option.kind == "lan":
         check = one_stream_is_enough(run, first, option.digest)
         top = check.top

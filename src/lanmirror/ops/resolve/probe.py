@@ -76,11 +76,23 @@ def probe_local(run: Run, cands: list[Candidate]) -> dict[str, str]:
 
 
 def parallel_heads(run: Run, reg: Registry, repo: str, cands: list[Candidate], deadline: float,
-                   retry: bool) -> tuple[dict[str, str], list[BaseException], set[str]]:
+                   retry: bool, on_result: Callable[[object], None] | None = None,
+                   ) -> tuple[dict[str, str], list[BaseException], set[str]]:
     """HEAD every candidate at once; what is not answered within `deadline` counts as failed.
-    Returns the hits (tag → digest), the errors, and the tags whose answer is unknown."""
-    results = run_bounded([partial(reg.head_manifest, repo, c.tag, retry=retry,
-                                   deadline=deadline if retry else None) for c in cands], deadline)
+    Returns the hits (tag → digest), the errors, and the tags whose answer is unknown.
+    `on_result` hears each answer or error as it comes."""
+    def head(cand: Candidate) -> Any:
+        try:
+            value = reg.head_manifest(repo, cand.tag, retry=retry, deadline=deadline if retry else None)
+        except BaseException as exc:
+            if on_result is not None:
+                on_result(exc)
+            raise
+        if on_result is not None:
+            on_result(value)
+        return value
+
+    results = run_bounded([partial(head, c) for c in cands], deadline)
     hits: dict[str, str] = {}
     errors: list[BaseException] = []
     unknown: set[str] = set()
@@ -104,23 +116,40 @@ def remember_unknown(run: Run, kind: str, registry: str, cands: list[Candidate],
     run.unknown += [Option(c, kind, registry, describe(error)) for c in cands if c.tag in tags]
 
 
+# How long the job-side probes of a LAN get before the daemon is asked too, unless one fails to
+# connect first: long enough that a LAN this process reaches answers (then the daemon is never
+# asked), short enough that a LAN that only the daemon reaches, or a dead one, costs one bound.
+DAEMON_GRACE = 0.3
+
+
 def probe_lan(run: Run, lan: str, cands: list[Candidate]) -> dict[str, str] | None:
-    """Digests of candidates on one LAN registry; None when it cannot be reached at all."""
+    """Digests of candidates on one LAN registry; None when it cannot be reached at all. The
+    daemon is asked at the same time where this process fails to connect, so a LAN that only the
+    daemon reaches, or a dead one, costs one probe timeout in all. A LAN found unreachable is not
+    asked again by any step of the run."""
+    if lan in run.unreachable:
+        return None
     run.probed_lans.add(lan)
     started = clock()
-    t = run.opts.probe_timeout
+    t = run.within(run.opts.probe_timeout)
     reg = run.clients.registry(lan, timeouts=Timeouts(connect=t, read=t))
     repo = run.repository(lan)
-    hits, errors, unknown = parallel_heads(run, reg, repo, cands, t, retry=False)
-    unreachable = [e for e in errors if isinstance(e, (requests.ConnectionError, requests.Timeout,
-                                                       TimeoutError, OSError))]
+    side = DaemonSide(run, lan, repo, cands, started + t) if run.opts.daemon_probe and run.engine else None
+    hits, errors, unknown = parallel_heads(run, reg, repo, cands, t, retry=False,
+                                           on_result=side.job_said if side else None)
+    unreachable = [e for e in errors if isinstance(e, _UNREACHABLE)]
     if errors and len(errors) == len(cands) and len(unreachable) == len(errors):
         reason = describe(errors[0])
-        if run.opts.daemon_probe and run.engine is not None:
+        if side is not None:
             run.record("lan", lan, f"unreachable from here ({reason}); asking the Docker daemon", started)
-            return probe_lan_via_daemon(run, lan, repo, cands)
+            found = side.result()
+            (run.unreachable if found is None else run.daemon_only).add(lan)
+            return found
         run.record("lan", lan, f"unreachable ({reason})", started)
+        run.unreachable.add(lan)
         return None
+    if side is not None:
+        side.cancel()
     for _ in range(2):
         best = next((i for i, c in enumerate(cands) if c.tag in hits), len(cands))
         newer_unknown = [c for c in cands[:best] if c.tag in unknown]
@@ -139,11 +168,63 @@ def probe_lan(run: Run, lan: str, cands: list[Candidate]) -> dict[str, str] | No
     return hits
 
 
-def probe_lan_via_daemon(run: Run, lan: str, repo: str, cands: list[Candidate]) -> dict[str, str] | None:
+_UNREACHABLE = (requests.ConnectionError, requests.Timeout, TimeoutError, OSError)
+
+
+class DaemonSide:
+    """The daemon-side probe of one LAN, run beside the job-side one: it starts when a job-side
+    probe fails to connect, or after DAEMON_GRACE with no job-side answer, and ends by `ends` (the
+    job side's own deadline); a job-side answer within the grace cancels it."""
+
+    def __init__(self, run: Run, lan: str, repo: str, cands: list[Candidate], ends: float) -> None:
+        self.run, self.lan, self.repo, self.cands, self.ends = run, lan, repo, cands, ends
+        self.go = threading.Event()
+        self.answered = threading.Event()
+        self.done = threading.Event()
+        self.found: dict[str, str] | None = None
+        self.said = f"no answer within {max(0.0, ends - clock()):.3g}s"
+        self.began = clock()
+        threading.Thread(target=self._work, name="daemon-probe", daemon=True).start()
+
+    def job_said(self, value: object) -> None:
+        """A job-side probe's result: an answer (even "absent") cancels; a failure to connect starts."""
+        if not isinstance(value, _UNREACHABLE):
+            if isinstance(value, BaseException):
+                return
+            self.answered.set()
+        self.go.set()
+
+    def cancel(self) -> None:
+        self.answered.set()
+        self.go.set()
+
+    def _work(self) -> None:
+        try:
+            self.go.wait(DAEMON_GRACE)
+            left = self.ends - clock()
+            if not self.answered.is_set() and left > 0:
+                self.began = clock()
+                self.found, self.said = probe_lan_via_daemon(self.run, self.lan, self.repo, self.cands, left)
+        finally:
+            self.done.set()
+
+    def result(self) -> dict[str, str] | None:
+        """What the daemon found, waiting at most until the deadline (None: nothing, or no answer)."""
+        self.go.set()
+        finished = self.done.wait(max(0.0, self.ends - clock()) + 0.5)
+        found = self.found if finished else None
+        self.run.record("lan-daemon", self.lan, self.said if finished else "unreachable from the daemon too "
+                        "(no answer by the probe deadline)", self.began)
+        return found
+
+
+def probe_lan_via_daemon(run: Run, lan: str, repo: str, cands: list[Candidate],
+                         deadline: float) -> tuple[dict[str, str] | None, str]:
     """The job may run where only the host's daemon can reach the LAN (a container, another
-    network namespace). The daemon's distribution inspect does a GET, so LAN registries only."""
-    started = clock()
-    t = run.opts.probe_timeout
+    network namespace). The daemon's distribution inspect does a GET, so LAN registries only.
+    Returns the hits (None: unreachable from the daemon too) and the line for the attempts table
+    (recorded by the caller, once it takes the answer)."""
+    t = deadline
     probe_engine = run.clients.engine(t)
     assert probe_engine is not None
     creds = run.clients.credentials(lan)
@@ -159,11 +240,9 @@ def probe_lan_via_daemon(run: Run, lan: str, repo: str, cands: list[Candidate]) 
             hits[cand.tag] = str(value)
     not_found = [e for e in errors if "not found" in str(e).lower() or "unknown" in str(e).lower()]
     if not hits and (pending or len(not_found) < len(errors)):
-        run.record("lan-daemon", lan, f"unreachable from the daemon too "
-                   f"({describe(errors[0]) if errors else f'no answer within {t:g}s'})", started)
-        return None
-    run.record("lan-daemon", lan, f"{len(hits)} of {len(cands)} candidates present" if hits else "miss", started)
-    return hits
+        return None, (f"unreachable from the daemon too "
+                      f"({describe(errors[0]) if errors else f'no answer within {t:g}s'})")
+    return hits, f"{len(hits)} of {len(cands)} candidates present" if hits else "miss"
 
 
 def probe_hub(run: Run, cands: list[Candidate]) -> dict[str, str] | None:
