@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.helpers import publish, run_cli
+from tests.helpers import publish, run_cli, run_cli_isolated
 from tests.stack import HUB_PASSWORD, HUB_USER
 
 pytestmark = pytest.mark.integration
@@ -54,6 +54,9 @@ def test_no_daemon(stack):
     assert proc.returncode == 1
     assert by_name(report)["docker daemon"]["status"] == "fail"
     assert "DOCKER_HOST" in by_name(report)["docker daemon"]["fix"]
+    # What could not be checked says so, instead of vanishing from the report.
+    assert by_name(report)["free disk in the daemon's data root"]["detail"].startswith("not checked")
+    assert by_name(report)["runner shape"]["detail"].startswith("not checked")
 
 
 def test_a_lan_that_accepts_and_never_answers_names_the_hop_that_failed(stack):
@@ -67,3 +70,22 @@ def test_a_lan_that_accepts_and_never_answers_names_the_hop_that_failed(stack):
     hop = checks[f"LAN {stack.lan} from the daemon"]
     assert hop["status"] == "fail" and "not reachable" not in hop["detail"]
     assert "the daemon answered" in hop["detail"] and f"daemon → {stack.lan}" in hop["detail"], hop
+
+
+def test_doctor_names_the_runner_shape_and_the_pull_path(stack, repo, engine):
+    """Where the daemon runs relative to the job, asked the way resolve asks it: in one namespace
+    the fast pull reads the LAN from here; in docker outside of docker (the job in its own network
+    namespace, the host's daemon through its socket) the daemon pulls directly, and doctor says so."""
+    publish(stack, repo, "b", 0, hub=True)
+    _, report = doctor(stack, "--lan-registry", stack.lan, env={"DOCKER_HOST": engine})
+    checks = by_name(report)
+    assert checks["runner shape"]["status"] == "ok" and "shares this job's network" in checks["runner shape"]["detail"]
+    assert checks[f"fast pull from {stack.lan}"]["detail"].startswith("endpoint: parallel ranges")
+    assert checks["image store"]["status"] in ("ok", "warn")
+    proc = run_cli_isolated(stack, "doctor", "--hub-registry", stack.hub, "--timeout", "1.5", "--json",
+                            "--lan-registry", stack.lan, env={"DOCKER_HOST": engine})
+    checks = by_name(json.loads(proc.stdout))
+    shape = checks["runner shape"]
+    assert shape["status"] == "warn" and "docker outside of docker" in shape["detail"] and shape["fix"], shape
+    assert checks[f"LAN {stack.lan} from this process"]["status"] == "fail"
+    assert checks[f"fast pull from {stack.lan}"]["detail"].startswith("daemon: the daemon pulls directly")

@@ -153,6 +153,10 @@ class Engine:
                     out.append((tag, str(image["Id"]), int(image.get("Size") or 0)))
         return out
 
+    def image_count(self) -> int:
+        """How many images the daemon holds (0 at a job's start: a throwaway store)."""
+        return len(self._call("list images", lambda: self.api.images(quiet=True)))
+
     def images_in_use(self) -> set[str]:
         """IDs of the images that a container, running or stopped, was created from."""
         containers = self._call("list containers", lambda: self.api.containers(all=True))

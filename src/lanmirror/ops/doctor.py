@@ -173,6 +173,14 @@ def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str
     except requests.RequestException:
         pass
 
+    if daemon_ok and engine is not None:
+        checks += shape_checks(clients, engine, info, lan_registries, checks, timeout)
+    else:  # said, not left out: a report without these lines reads as if they had passed
+        checks.append(Check("runner shape", WARN, "not checked: the Docker daemon did not answer"))
+        checks.append(Check("free disk in the daemon's data root", WARN, "not checked: the Docker daemon did not "
+                            "answer"))
+    if not any(c.name.startswith("clock vs ") for c in checks):
+        checks.append(Check("clock", WARN, "not checked: no registry answered with a Date header"))
     root = info.get("DockerRootDir")
     if root and os.path.isdir(root):
         free = shutil.disk_usage(root).free / 1e9
@@ -183,6 +191,72 @@ def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str
         checks.append(Check("free disk in the daemon's data root", WARN, f"{root} is not visible from here",
                             "run doctor on the runner host itself to see the daemon's disk"))
     return checks
+
+
+def daemon_reaches_loopback(clients: Clients, timeout: float) -> tuple[bool, str]:
+    """Whether the daemon reaches this process's 127.0.0.1: the question resolve's fast pull asks
+    first, asked the same way (the daemon inspects a tiny image served on an endpoint here)."""
+    from lanmirror.serve import BlobSources, Endpoint
+    from lanmirror.serve.image import ServedImage
+
+    def nothing(digest: str) -> Any:
+        raise LanmirrorError(f"doctor serves no image but its probe ({digest[:19]}…)")
+
+    image = ServedImage(nothing)
+    with Endpoint("lanmirror-doctor/probe", image, BlobSources([], clients.policy)) as endpoint:
+        probe = clients.engine(max(timeout, 5.0))
+        assert probe is not None
+        try:
+            probe.inspect_distribution(f"{endpoint.name}@{image.probe.digest}")
+        except LanmirrorError as exc:
+            return False, describe(exc)
+    return True, ""
+
+
+def shape_checks(clients: Clients, engine: Any, info: dict[str, Any], lans: list[str], earlier: list[Check],
+                 timeout: float) -> list[Check]:
+    """Where the daemon runs relative to this job, and what resolve's pull does there: the fast
+    pull (parallel ranges) needs the daemon to reach this process's loopback and this process to
+    reach the LAN; a throwaway image store makes every job pay the whole pull."""
+    rootless = any("rootless" in str(o) for o in info.get("SecurityOptions") or [])
+    reaches, why = daemon_reaches_loopback(clients, timeout)
+    job_lans = {c.name.split()[1] for c in earlier if c.name.endswith("from this process") and c.status == OK}
+    daemon_lans = {c.name.split()[1] for c in earlier if c.name.endswith("from the daemon") and c.status == OK}
+    lans = [normalize_registry(lan) for lan in lans]
+    if reaches:
+        shape = ("the daemon shares this job's network namespace (a host runner, or docker-in-docker in the "
+                 "job's pod): it reaches this process's 127.0.0.1")
+    elif rootless:
+        shape = "the daemon is rootless with host loopback off: it does not reach this process's 127.0.0.1"
+    else:
+        shape = ("the daemon runs in another network namespace (docker outside of docker: this job drives the "
+                 f"host's daemon through its socket); it does not reach this process's 127.0.0.1 ({why})")
+    out = [Check("runner shape", OK if reaches else WARN, shape,
+                 "" if reaches else "run the job on the daemon's network (host network for the runner pod, or "
+                 "docker-in-docker in the pod) for parallel-range pulls")]
+    for lan in lans:
+        here, there = lan in job_lans, lan in daemon_lans
+        if reaches and here:
+            path, status = "endpoint: parallel ranges from every replica, read by this process", OK
+        elif there:
+            path, status = ("daemon: the daemon pulls directly, one stream per layer ("
+                            + ("it cannot reach this job's endpoint" if not reaches else
+                               "this job cannot read the LAN") + ")"), WARN
+        else:
+            path, status = "none: neither this job nor the daemon reaches it; resolve uses the Hub", FAIL
+        out.append(Check(f"fast pull from {lan}", status, path))
+    try:
+        count = engine.image_count()
+    except LanmirrorError as exc:
+        out.append(Check("image store", WARN, f"could not list images: {describe(exc)}"))
+    else:
+        if count == 0:
+            out.append(Check("image store", WARN, "the daemon holds no image: if it is empty at every job's start "
+                             "(docker-in-docker on throwaway storage), every job pulls every layer",
+                             "keep the daemon's data root on a persistent volume, or warm it"))
+        else:
+            out.append(Check("image store", OK, f"{count} image(s) held"))
+    return out
 
 
 def to_json(checks: list[Check]) -> dict[str, Any]:

@@ -91,11 +91,10 @@ class Provenance:
 
 
 class BlobSources:
-    """Blob bytes from the first source that can give them."""
+    """Blob bytes from the first source that can give them (none: the endpoint serves only its
+    probe image, which is all a reachability check needs)."""
 
     def __init__(self, sources: list[Source], policy: RetryPolicy, settings: RangeSettings | None = None) -> None:
-        if not sources:
-            raise ValueError("no source to serve from")
         self.sources = sources
         self.policy = policy
         self.settings = settings or RangeSettings()
