@@ -12,6 +12,8 @@ import datetime as dt
 import email.utils
 import logging
 import random
+import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,10 +46,47 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
     return max(0.0, (when - current).total_seconds())
 
 
+class UnknownHost(requests.ConnectionError):
+    """The registry's name did not resolve: a typo or a missing DNS entry, which no retry fixes."""
+
+
+def network_cause(exc: BaseException) -> str:
+    """The cause of a network failure in a few words (connection refused, unknown host, timed out,
+    TLS: …, connection reset, no route to host), from the chain requests and urllib3 wrap it in;
+    the exception's type name when none is recognised."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        text = str(e)
+        if isinstance(e, socket.gaierror) or "NameResolutionError" in type(e).__name__ or any(
+                s in text for s in ("Name or service not known", "Temporary failure in name resolution",
+                                    "nodename nor servname", "No address associated")):
+            return "unknown host"
+        if isinstance(e, ConnectionRefusedError) or "Connection refused" in text:
+            return "connection refused"
+        if isinstance(e, ssl.SSLError) or (isinstance(e, requests.exceptions.SSLError) and e is not exc):
+            return f"TLS: {getattr(e, 'reason', None) or text.splitlines()[0][:120] if text else 'handshake failed'}"
+        if isinstance(e, (TimeoutError, requests.Timeout)) or "timed out" in text:
+            return "timed out"
+        if isinstance(e, ConnectionResetError) or "Connection reset" in text:
+            return "connection reset"
+        if "No route to host" in text or "Network is unreachable" in text:
+            return "no route to host"
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+        todo += [x for x in (getattr(e, "reason", None), e.__cause__, e.__context__) if isinstance(x, BaseException)]
+    return type(exc).__name__
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for failures that may succeed on a later attempt."""
     if isinstance(exc, TransientError):
         return True
+    if isinstance(exc, UnknownHost):
+        return False
     if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
         return True
     # docker-py raises APIError subclasses of requests.HTTPError; only 429/5xx are transient.
@@ -59,6 +98,8 @@ def is_transient(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)) and ("Pool(" in text or "Max retries" in text):
+        text = network_cause(exc)  # urllib3's pool message buries the cause at its end
     name = type(exc).__name__
     return f"{name}: {text}"[:300] if text else name
 

@@ -36,3 +36,4 @@ def test_an_unexpected_error_is_logged_escaped_inside_stop_commands(tmp_path):
         inside = lines[lines.index(stop) + 1:lines.index(resume)]
         assert any("Traceback" in line and "pwned" in line for line in inside)  # shown, as one inert line
         assert "##[" not in proc.stdout
+

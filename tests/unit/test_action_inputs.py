@@ -12,7 +12,8 @@ from lanmirror.errors import BadInput
 from tests.consumer import ROOT
 
 ACTIONS = {"resolve": ROOT / "action.yml", "mirror": ROOT / "mirror" / "action.yml"}
-CLI_ONLY = {"--help", "--json"}  # --json: the action writes outputs instead
+# --json: the action writes outputs instead; --no-record-line: in Actions the record always goes to the log
+CLI_ONLY = {"--help", "--json", "--no-record-line"}
 
 
 def subparser(command: str) -> argparse.ArgumentParser:

@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
-        exc.parser.print_usage(sys.stderr)
+        # The error first, on one line, and where to read more: a usage block of 20 lines put the
+        # one line that matters at the bottom.
         prog = exc.parser.prog
         sys.stderr.write(f"{prog}: error: {exc}\n(see `{prog} --help`)\n")
         return EXIT_BAD_INPUT

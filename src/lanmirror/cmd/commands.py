@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from lanmirror.authn import Credentials
 from lanmirror.authn.keychain import override_credentials
 from lanmirror.cmd.progress import Progress
 from lanmirror.cmd.reportfmt import FORMATS
-from lanmirror.cmd.settings import hub_registry, lan_registries, split_list
+from lanmirror.cmd.settings import hub_registry, lan_registries, split_list, split_tags
 from lanmirror.cmd.wiring import clients_for, doctor_clients
 from lanmirror.errors import BadInput
 from lanmirror.name import Reference, normalize_registry, parse, repository_on, validate_repository
@@ -37,6 +38,7 @@ from lanmirror.sources.gather import gather_tags
 from lanmirror.sources.runs import RunsReader
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+DATED = re.compile(r"-20\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")  # a nightly's date at the end
 log = logging.getLogger("lanmirror")
 
 
@@ -60,7 +62,11 @@ class Outcome:
 def gpu_choice(args: argparse.Namespace) -> tuple[str, list[str], str | None, dict[str, Credentials]]:
     """(architecture, base tags, forced image, that image's own login by registry) from the arch
     flags; ("", --base-tag, --image, {}) when nothing asks for an architecture."""
-    base_tags, per_arch = split_list(args.base_tag), split_list(args.base_tag_for)
+    base_tags, per_arch = split_tags(args.base_tag, "--base-tag"), split_list(args.base_tag_for)
+    for base in base_tags:
+        if DATED.search(base):
+            log.warning("--base-tag %s already ends in a date: the search looks for %s-<YYYYMMDD>. Give the prefix "
+                        "(%s), or --image to take that one tag", base, base, DATED.sub("", base))
     image_env = args.image_env or ""
     if not args.gpu_arch and not needs_arch(base_tags, per_arch, image_env):
         return "", base_tags, args.image, {}
@@ -142,10 +148,10 @@ def mirror_command(args: argparse.Namespace) -> Outcome:
     source = normalize_registry(hub_registry(args.source_registry))
     lans = lan_targets(args.lan_registry)
     with clients_for(args, source) as clients, _Bars(len(lans) > 1) as bars:
-        tags = gather_tags(tags=split_list(args.tag), tag_file=args.tag_file, from_artifact=args.from_artifact,
+        tags = gather_tags(tags=split_tags(args.tag, "--tag"), tag_file=args.tag_file, from_artifact=args.from_artifact,
                            run_id=args.run_id, workflow=args.workflow, any_branch=args.any_branch,
                            backfill_days=args.backfill,
-                           base_tags=split_list(args.base_tag), source=clients.registry(source),
+                           base_tags=split_tags(args.base_tag, "--base-tag"), source=clients.registry(source),
                            repo=repository_on(source, args.repo))
         if not tags and args.backfill:
             log.info("nothing to mirror: no nightly in the window on %s", source)
@@ -201,8 +207,8 @@ def prune_command(args: argparse.Namespace) -> Outcome:
         raise BadInput("prune needs --keep-days N (the LAN registry), or --local --keep N (this runner's cache)")
     lan = lan_targets([args.lan_registry] if args.lan_registry else None)[0]
     with clients_for(args, None) as clients:
-        report = prune(clients.registry(lan), args.repo, args.keep_days, base_tags=split_list(args.base_tag),
-                       dry_run=args.dry_run)
+        report = prune(clients.registry(lan), args.repo, args.keep_days,
+                       base_tags=split_tags(args.base_tag, "--base-tag"), dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     log.info("%s %d tag(s); kept %d; %d old tag(s) share a digest with a kept tag; %d non-nightly tag(s) ignored",
              verb, len(report.deleted), len(report.kept), len(report.shared), len(report.ignored))
@@ -218,7 +224,7 @@ def prune_local_command(args: argparse.Namespace) -> Outcome:
     with clients_for(args, hub) as clients:
         engine = clients.engine()
         assert engine is not None
-        report = prune_local(engine, canonical, split_list(args.base_tag) or [""],
+        report = prune_local(engine, canonical, split_tags(args.base_tag, "--base-tag") or [""],
                              args.keep if args.keep is not None else 0, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     log.info("%s %d image(s) (%.1f MB%s); kept %d newest; %d in use by containers", verb, len(report.removed),

@@ -84,6 +84,9 @@ def _record(p: argparse.ArgumentParser) -> None:
                    help="also append this run's record to the JSON Lines file PATH (atomic: concurrent jobs never "
                         "interleave; default $LANMIRROR_RECORD_FILE). The record line always goes to the log; "
                         "$LANMIRROR_RECORD_KEY, when set, signs it so that `lanmirror report` can tell it from a copy")
+    p.add_argument("--no-record-line", action="store_true",
+                   help="do not print the record line to stderr (--record-file still gets it). Ignored in GitHub "
+                        "Actions, where the report reads it from the job log")
 
 
 def _pull_guards(p: argparse.ArgumentParser) -> None:

@@ -39,10 +39,11 @@ def build(command: str, args: argparse.Namespace, outcome: Outcome | None, error
     return envelope(command, body, ok=code == 0, exit_code=code, seconds=seconds)
 
 
-def emit(record: dict[str, Any], stream: TextIO, record_file: str | None) -> None:
+def emit(record: dict[str, Any], stream: TextIO, record_file: str | None, to_log: bool = True) -> None:
     line = to_line(record, os.environ.get("LANMIRROR_RECORD_KEY", ""))
-    stream.write(line + "\n")  # at the start of its own line: that is where the report looks
-    stream.flush()
+    if to_log or os.environ.get("GITHUB_ACTIONS") == "true":
+        stream.write(line + "\n")  # at the start of its own line: that is where the report looks
+        stream.flush()
     if record_file:
         append(record_file, line)
 
@@ -71,6 +72,7 @@ def run_recorded(command: str, args: argparse.Namespace, stream: TextIO,
     finally:
         try:
             record = build(command, args, outcome, error, code, time.monotonic() - started)
-            emit(record, stream, getattr(args, "record_file", None) or os.environ.get("LANMIRROR_RECORD_FILE"))
+            emit(record, stream, getattr(args, "record_file", None) or os.environ.get("LANMIRROR_RECORD_FILE"),
+                 to_log=not getattr(args, "no_record_line", False))
         except Exception as exc:  # the record is for the fleet report: it never fails the job
             log.warning("could not write the run record: %s", describe(exc))

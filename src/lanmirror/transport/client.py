@@ -22,7 +22,7 @@ from lanmirror import __version__
 from lanmirror.authn.credentials import Credentials
 from lanmirror.errors import AuthError, PullLimitExceeded, RegistryError, TransientError
 from lanmirror.name import api_host, normalize_registry
-from lanmirror.retry import DEFAULT_POLICY, RetryPolicy, parse_retry_after
+from lanmirror.retry import DEFAULT_POLICY, RetryPolicy, UnknownHost, network_cause, parse_retry_after
 from lanmirror.transport.challenge import load_challenge, parse_challenge, save_challenge
 from lanmirror.transport.scheme import is_loopback
 from lanmirror.transport.session import RegistrySession
@@ -174,7 +174,7 @@ class Transport:
                 auth = (creds.username, creds.password) if creds else None
                 resp = self.session.get(realm, params=query, auth=auth, timeout=self.timeouts.pair(), verify=verify)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TransientError(f"{self.registry}: token endpoint {realm} unreachable: {type(exc).__name__}") from None
+            raise TransientError(f"{self.registry}: token endpoint {realm} unreachable: {network_cause(exc)}") from None
         finally:
             self.waiting_on = ""
         if resp.status_code in (401, 403):
@@ -308,7 +308,9 @@ class Transport:
                                             verify=self.verify,
                                             **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                raise type(exc)(f"{self.registry}: {method} {path}: {type(exc).__name__}") from None
+                cause = network_cause(exc)
+                kind = UnknownHost if cause == "unknown host" else type(exc)
+                raise kind(f"{self.registry}: {method} {path}: {cause}") from None
             # A 401 from where a redirect led (a storage host, a CDN) is that host's business: its
             # challenge never gets this registry's credentials.
             foreign = not self.owns(resp.url or url)
