@@ -21,6 +21,9 @@ Scenarios (on the same local stack as the tests):
  10. fast pull          the job's pull into an empty store, download and extraction apart: kernel WAN
                         (curl ceiling | docker pull | resolve --pull-via daemon | resolve via the endpoint),
                         loopback LAN (daemon | endpoint), 1 vs 4 LAN replicas through the endpoint
+ 10f dood            docker outside of docker, on both engines: the job in its own network namespace, the
+                        LAN (kernel WAN, 25 MB/s per flow) only the daemon's: docker pull | resolve through a
+                        helper container on the daemon's host
  11. profile          py-spy over a loopback cold mirror and a kernel-WAN copy: CPU per GiB by category
                         (sha256, socket in/out, requests/urllib3, thread hand-offs, lanmirror, start-up)
 
@@ -46,7 +49,7 @@ from harness import Bench
 
 # In report order; each name is a module of bench/scenarios/.
 ORDER = ("cold", "incremental", "fanout", "replicas", "resolve", "fleet", "kernel_wan", "proxy_wan", "fastpull",
-         "memory", "profile", "report")
+         "dood", "memory", "profile", "report")
 ALIASES = {"wan": "kernel_wan", "wanproxy": "proxy_wan"}  # the names earlier runs and docs used
 
 

@@ -68,6 +68,22 @@ def _stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.stop()
 
 
+@pytest.fixture(scope="session")
+def lanmirror_image(_stack: Stack) -> str:
+    """lanmirror's own image at the tests' version, on both engines (built once, nothing pulled),
+    under the name resolve looks for its helper by default."""
+    import lanmirror
+    from lanmirror.ops.resolve.onhost import HELPER_REPO, helper_tag
+    from tests.stack import lmimage
+
+    tag = f"{HELPER_REPO}:{helper_tag()}"
+    engines = _stack.engines()
+    first = {**_stack.env(), "DOCKER_HOST": engines["20.10-classic"]}
+    lmimage.build(first, tag, lanmirror.__version__)
+    lmimage.copy(tag, first, {**_stack.env(), "DOCKER_HOST": engines["26.1-containerd"]})
+    return tag
+
+
 @pytest.fixture
 def stack(_stack: Stack) -> Iterator[Stack]:
     """The session stack with every fault cleared and every proxy log emptied."""

@@ -31,7 +31,8 @@ def run(b: Bench) -> None:
          docker pull, lanmirror resolve --pull-via daemon (today), lanmirror resolve (the endpoint)
       b. loopback LAN, the same image: --pull-via daemon against the endpoint (auto)
       c. R LAN replicas in network namespaces, each capped at --replica-mbit: the endpoint reading
-         from all of them against the endpoint reading from one"""
+         from all of them against the endpoint reading from one
+      (f, docker outside of docker, is scenario `dood`)"""
     from netns import NetnsRegistry
     from wan import ShapedHub
 

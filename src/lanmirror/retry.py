@@ -14,10 +14,11 @@ import logging
 import random
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 import tenacity
@@ -182,3 +183,28 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
+
+
+def run_bounded(tasks: list[Callable[[], Any]], deadline: float) -> list[tuple[bool, Any]]:
+    """Run every task at once on daemon threads; return (finished, result-or-exception) per task
+    after at most `deadline` seconds. Daemon threads, because a probe stuck on a dead registry
+    must not hold the process open after the answer is known (a ThreadPoolExecutor joins its
+    threads at exit)."""
+    results: list[tuple[bool, Any]] = [(False, None)] * len(tasks)
+    done = threading.Semaphore(0)
+
+    def work(i: int, task: Callable[[], Any]) -> None:
+        try:
+            results[i] = (True, task())
+        except BaseException as exc:
+            results[i] = (True, exc)
+        finally:
+            done.release()
+
+    for i, task in enumerate(tasks):
+        threading.Thread(target=work, args=(i, task), name="probe", daemon=True).start()
+    end = time.monotonic() + deadline
+    for _ in tasks:
+        if not done.acquire(timeout=max(0.0, end - time.monotonic())):
+            break
+    return list(results)

@@ -88,4 +88,6 @@ def test_doctor_names_the_runner_shape_and_the_pull_path(stack, repo, engine):
     shape = checks["runner shape"]
     assert shape["status"] == "warn" and "docker outside of docker" in shape["detail"] and shape["fix"], shape
     assert checks[f"LAN {stack.lan} from this process"]["status"] == "fail"
-    assert checks[f"fast pull from {stack.lan}"]["detail"].startswith("daemon: the daemon pulls directly")
+    # Without lanmirror's image on the daemon (test_runner_shapes.py has the case with one).
+    if "endpoint-on-host" not in checks[f"fast pull from {stack.lan}"]["detail"]:
+        assert checks[f"fast pull from {stack.lan}"]["detail"].startswith("daemon: the daemon pulls directly")

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 
 import pytest
 
-from tests.consumer import ROOT
 from tests.helpers import SEEN_OUTPUT, publish, tag_for
-from tests.stack.debian import CACHE, debian_mirror
 
 pytestmark = pytest.mark.integration
-BASE_IMAGE = "local/debian-python:bookworm"
 
 
 def sh(cmd: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -26,27 +21,10 @@ def sh(cmd: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.
     return proc
 
 
-@pytest.fixture(scope="module")
-def image(_stack) -> str:
-    env = _stack.env()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    rootfs_tar = CACHE / "debian-python-bookworm.tar"
-    if not rootfs_tar.exists():
-        rootfs = CACHE / "rootfs"
-        shutil.rmtree(rootfs, ignore_errors=True)
-        sh(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,passwd", "bookworm", str(rootfs),
-            debian_mirror()], env, timeout=900)
-        sh(["tar", "-C", str(rootfs), "-cf", str(rootfs_tar) + ".part", "."], env)
-        os.replace(str(rootfs_tar) + ".part", rootfs_tar)
-        shutil.rmtree(rootfs, ignore_errors=True)
-    sh(["bash", "-c", f"docker import - {BASE_IMAGE} < {rootfs_tar}"], env)
-    wheels = ROOT / "build" / "wheels"
-    shutil.rmtree(wheels, ignore_errors=True)
-    sh([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheels), str(ROOT)], env, timeout=600)
-    version = next(wheels.glob("lanmirror-*.whl")).name.split("-")[1]
-    sh(["docker", "build", "-q", "--network", "none", "--build-arg", f"BASE={BASE_IMAGE}", "--build-arg",
-        f"VERSION={version}", "-t", "local/lanmirror:test", str(ROOT)], {**env, "DOCKER_BUILDKIT": "0"}, timeout=600)
-    return "local/lanmirror:test"
+@pytest.fixture
+def image(lanmirror_image) -> str:
+    """The Dockerfile built offline (tests.stack.lmimage, once a session), lanmirror at the tests' version."""
+    return lanmirror_image
 
 
 def test_image_metadata(_stack, image):

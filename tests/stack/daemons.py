@@ -76,9 +76,10 @@ def stop_dockerd(proc: subprocess.Popen | None, mounts_under: str) -> None:
 class Dockerd:
     """dockerd with --data-root/--exec-root/socket/pidfile in `root`, no bridge, no iptables."""
 
-    def __init__(self, root: Path, insecure: list[str] | None = None) -> None:
+    def __init__(self, root: Path, insecure: list[str] | None = None, prefix: list[str] | None = None) -> None:
         self.root = root
         self.insecure = list(insecure or [])
+        self.prefix = list(prefix or [])  # e.g. `ip netns exec NS`: a daemon in a job's network namespace
         self.socket = root / "docker.sock"
         self.host = f"unix://{self.socket}"
         self.log = root / "dockerd.log"
@@ -89,7 +90,7 @@ class Dockerd:
         self.root.mkdir(parents=True, exist_ok=True)
         exec_root = Path(f"/tmp/lmx-{os.getpid()}-{abs(hash(str(self.root))) % 10**6}")
         self.exec_root = exec_root
-        cmd = [require("dockerd"), "--data-root", str(self.root / "data"), "--exec-root", str(exec_root),
+        cmd = [*self.prefix, require("dockerd"), "--data-root", str(self.root / "data"), "--exec-root", str(exec_root),
                "-H", self.host, "--pidfile", str(self.root / "docker.pid"), "--bridge=none", "--iptables=false",
                "--ip-masq=false", "--userland-proxy=false", "--log-level=warn",
                # Declared, never contacted (TEST-NET-1): lets tests read a daemon's insecure list.

@@ -24,8 +24,9 @@ SUITE = "trixie"
 class ChrootDockerd:
     name = "26-containerd"
 
-    def __init__(self, root: Path, insecure: list[str] | None = None) -> None:
+    def __init__(self, root: Path, insecure: list[str] | None = None, prefix: list[str] | None = None) -> None:
         self.root = root
+        self.prefix = list(prefix or [])  # e.g. `ip netns exec NS`: a daemon in a job's network namespace
         self.insecure = [a for cidr in (insecure or []) for a in ("--insecure-registry", cidr)]
         self.rootfs = root / "rootfs"
         self.socket = self.rootfs / "run" / "lmt-docker.sock"
@@ -49,10 +50,13 @@ class ChrootDockerd:
         daemon_json.parent.mkdir(parents=True, exist_ok=True)
         daemon_json.unlink(missing_ok=True)  # never write through a hard link into the cache
         daemon_json.write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
+        # The root a mount point of its own: runc makes "/" private before it pivots into a container's
+        # root, which fails (EINVAL) on a chroot's plain folder. With it, this engine runs containers.
+        self._mount(["--bind", str(self.rootfs)], self.rootfs)
         self._mount(["-t", "proc", "proc"], self.rootfs / "proc")
         self._mount(["--rbind", "/sys"], self.rootfs / "sys")
         self._mount(["--rbind", "/dev"], self.rootfs / "dev")
-        cmd = ["chroot", str(self.rootfs), "/usr/sbin/dockerd", "-H", "unix:///run/lmt-docker.sock",
+        cmd = [*self.prefix, "chroot", str(self.rootfs), "/usr/sbin/dockerd", "-H", "unix:///run/lmt-docker.sock",
                "--data-root", "/var/lib/lmt-docker", "--exec-root", "/run/lmt-docker",
                "--pidfile", "/run/lmt-docker.pid", "--bridge=none", "--iptables=false", "--ip6tables=false",
                "--ip-masq=false", "--userland-proxy=false", "--log-level=warn",

@@ -77,7 +77,7 @@ INPUTS: dict[str, dict[str, Mapping]] = {
         "budget": Flag("--budget"), "daemon-probe": Switch("--no-daemon-probe", when=False),
         "allow-degraded": Switch("--allow-degraded", when=True),
         "allow-unverified": Switch("--allow-unverified", when=True),
-        "pull-via": Flag("--pull-via"),
+        "pull-via": Flag("--pull-via"), "helper-image": Flag("--helper-image"),
         "min-pull-rate": Flag("--min-pull-rate"), "pull-rate-window": Flag("--pull-rate-window"),
         "lan-select": Flag("--lan-select"), "runner-id": Flag("--runner-id"),
         "gpu-arch": Flag("--gpu-arch"), "arch-pattern": Flag("--arch-pattern"), "arch-map": Flag("--arch-map"),

@@ -102,6 +102,7 @@ def resolve_command(args: argparse.Namespace) -> Outcome:
         allow_degraded=args.allow_degraded, allow_unverified=args.allow_unverified, pull_via=args.pull_via,
         min_pull_rate=args.min_pull_rate, pull_rate_window=args.pull_rate_window,
         lan_select=args.lan_select, runner_id=args.runner_id or "", fallback=split_list(args.fallback),
+        helper_image=args.helper_image or "",
         require_referrers=split_list(args.require_referrer))
     prog = Progress("pull")
     with clients_for(args, hub, extra=logins) as clients:

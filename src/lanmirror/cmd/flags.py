@@ -226,7 +226,13 @@ def _resolve(sub: Any) -> None:
                    help="how the image reaches the daemon: ranges = the daemon pulls from lanmirror's loopback "
                         "endpoint, which reads each layer as parallel ranges from every replica holding it (the "
                         "Hub last); daemon = the daemon pulls directly, one stream per layer; auto (default) = "
-                        "ranges, or daemon where the daemon cannot reach this process's loopback")
+                        "ranges, or daemon where the daemon cannot reach this process's loopback and no helper "
+                        "container can serve the ranges on its host (--helper-image)")
+    r.add_argument("--helper-image", metavar="REF",
+                   help="where the daemon cannot reach this process's loopback (docker outside of docker): the "
+                        "lanmirror image, of this very version, that serves the ranges from a short-lived container "
+                        "on the daemon's host network (default: lanmirror/lanmirror:<version> on the daemon, else on "
+                        "a LAN registry; never pulled from Docker Hub)")
     r.add_argument("--require-referrer", action="append", default=[], metavar="TYPE",
                    help="refuse a LAN copy that lacks a referrer of this artifact type (or cosign's sig, att, "
                         "sbom) when the Hub's copy has one: it is stale, and resolve falls through (repeatable)")

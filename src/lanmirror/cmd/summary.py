@@ -43,7 +43,9 @@ def pull_line(res: Resolution) -> str:
     if p.path == "cache":
         return f"**pull**: none, the image was in this runner's cache (accepted in {p.seconds:.1f} s)\n\n"
     rate = f", {p.mbps:.0f} MB/s" if p.mbps else ""
-    how = {"ranges": "through lanmirror's parallel reader", "daemon": "by the daemon directly"}.get(p.path, p.path)
+    how = {"ranges": "through lanmirror's parallel reader", "daemon": "by the daemon directly",
+           "endpoint-on-host": "through lanmirror's parallel reader in a helper on the daemon's host"
+           }.get(p.path, p.path)
     return (f"**pull**: {p.bytes / 1e6:.1f} MB in {p.seconds:.1f} s{rate} from {markdown_cell(p.source)} "
             f"{markdown_cell(p.registry)}, {how}\n\n")
 

@@ -31,3 +31,7 @@ class Clients(Protocol):
     def credentials(self, registry: str) -> Credentials | None:
         """What the daemon must be handed to pull from or push to `registry`."""
         ...
+
+    def insecure(self, registry: str) -> bool:
+        """Whether `registry` is spoken to over plain HTTP (Docker's rule)."""
+        ...

@@ -17,9 +17,12 @@ from typing import Any
 
 import requests
 
+from lanmirror import __version__
+from lanmirror.daemon.helper import image_version
 from lanmirror.errors import AuthError, DaemonTimeout, LanmirrorError
 from lanmirror.name import DOCKER_HUB, normalize_registry, repository_on
 from lanmirror.ops.clients import Clients
+from lanmirror.ops.resolve.onhost import HELPER_REPO, helper_tag
 from lanmirror.remote.registry import Registry
 from lanmirror.retry import describe
 from lanmirror.transport import Timeouts, is_insecure, is_loopback
@@ -193,6 +196,12 @@ def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str
     return checks
 
 
+def helper_at_hand(engine: Any) -> str:
+    """The helper image resolve would run on the daemon's host, if the daemon has it at this version."""
+    ref = f"{HELPER_REPO}:{helper_tag()}"
+    return ref if image_version(engine, ref) == __version__ else ""
+
+
 def daemon_reaches_loopback(clients: Clients, timeout: float) -> tuple[bool, str]:
     """Whether the daemon reaches this process's 127.0.0.1: the question resolve's fast pull asks
     first, asked the same way (the daemon inspects a tiny image served on an endpoint here)."""
@@ -234,13 +243,18 @@ def shape_checks(clients: Clients, engine: Any, info: dict[str, Any], lans: list
     out = [Check("runner shape", OK if reaches else WARN, shape,
                  "" if reaches else "run the job on the daemon's network (host network for the runner pod, or "
                  "docker-in-docker in the pod) for parallel-range pulls")]
+    helper = helper_at_hand(engine) if not reaches else None
     for lan in lans:
         here, there = lan in job_lans, lan in daemon_lans
         if reaches and here:
             path, status = "endpoint: parallel ranges from every replica, read by this process", OK
+        elif there and helper:
+            path, status = (f"endpoint-on-host: a helper container ({helper}) on the daemon's host network reads "
+                            "it in parallel ranges", OK)
         elif there:
             path, status = ("daemon: the daemon pulls directly, one stream per layer ("
-                            + ("it cannot reach this job's endpoint" if not reaches else
+                            + ("it cannot reach this job's endpoint, and no helper image "
+                               f"{HELPER_REPO}:{helper_tag()} is on the daemon" if not reaches else
                                "this job cannot read the LAN") + ")"), WARN
         else:
             path, status = "none: neither this job nor the daemon reaches it; resolve uses the Hub", FAIL

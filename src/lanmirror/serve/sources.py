@@ -24,13 +24,14 @@ import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from functools import partial
 
 import requests
 
 from lanmirror.errors import LanmirrorError
 from lanmirror.remote.blobread import BlobReader, RangeSettings
-from lanmirror.remote.registry import Chunk, Registry
-from lanmirror.retry import RetryPolicy, describe
+from lanmirror.remote.registry import Chunk, Manifest, Registry
+from lanmirror.retry import RetryPolicy, describe, run_bounded
 
 log = logging.getLogger("lanmirror.serve")
 
@@ -218,3 +219,20 @@ class BlobSources:
                         "its next read takes one source at a time", digest[:19], why,
                         ", ".join(sorted(provenance.contributors())) or "no source")
         return guilty
+
+
+def load_manifest(sources: list[Source], digest: str, deadline: float) -> Manifest:
+    """A manifest by digest from the first source that gives it within `deadline` seconds each
+    (get_manifest checks the digest): a source that drips a manifest costs that bound, not the
+    read timeout, and the next one is asked."""
+    last: BaseException | None = None
+    for source in sources:
+        if source.bad:
+            continue
+        [(done, value)] = run_bounded([partial(source.registry.get_manifest, source.repo, digest)], deadline)
+        if done and isinstance(value, Manifest):
+            return value
+        last = value if done else TimeoutError(f"no manifest within {deadline:g}s")
+        log.info("%s %s: manifest %s failed (%s)", source.kind, source.name, digest[:19], describe(last))
+    raise LanmirrorError(f"no source gave the manifest {digest[:19]}…"
+                         + (f" (last: {describe(last)})" if last is not None else ""))

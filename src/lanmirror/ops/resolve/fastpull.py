@@ -17,32 +17,22 @@ from functools import partial
 
 import requests
 
-from lanmirror.daemon import LocalImage
 from lanmirror.errors import LanmirrorError, SlowPullError
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.model import Option
-from lanmirror.ops.resolve.probe import run_bounded
+from lanmirror.ops.resolve.onhost import pull_on_host
+from lanmirror.ops.resolve.served import FastPull, account, manifest_deadline
 from lanmirror.ops.resolve.slownote import slow_now
 from lanmirror.remote.registry import Manifest
-from lanmirror.retry import describe
+from lanmirror.retry import describe, run_bounded
 from lanmirror.serve import BlobSources, Endpoint, Source
 from lanmirror.serve.image import ServedImage
+from lanmirror.serve.sources import load_manifest
 
 log = logging.getLogger("lanmirror.resolve")
 
 class EndpointUnreachable(LanmirrorError):
     """The daemon could not reach the loopback endpoint."""
-
-
-@dataclass
-class FastPull:
-    """What a pull through the endpoint did: the image, the loopback reference the daemon pulled
-    (to be renamed), and per source what it delivered."""
-
-    image: LocalImage
-    ref: str
-    sources: list[Source] = field(default_factory=list)
-    served: int = 0
 
 
 def chosen_source(run: Run, option: Option) -> Source:
@@ -82,23 +72,6 @@ def holders(run: Run, replicas: list[Source], digest: str, known: set[str]) -> l
     return [s for s in replicas if s.name in known or s.name in have]
 
 
-def load_manifest(sources: list[Source], digest: str, deadline: float) -> Manifest:
-    """A manifest by digest from the first source that gives it within `deadline` seconds each
-    (get_manifest checks the digest): a source that drips a manifest costs that bound, not the
-    read timeout, and the next one is asked."""
-    last: BaseException | None = None
-    for source in sources:
-        if source.bad:
-            continue
-        [(done, value)] = run_bounded([partial(source.registry.get_manifest, source.repo, digest)], deadline)
-        if done and isinstance(value, Manifest):
-            return value
-        last = value if done else TimeoutError(f"no manifest within {deadline:g}s")
-        log.info("%s %s: manifest %s failed (%s)", source.kind, source.name, digest[:19], describe(last))
-    raise LanmirrorError(f"no source gave the manifest {digest[:19]}…"
-                         + (f" (last: {describe(last)})" if last is not None else ""))
-
-
 def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, floor: float,
                           top: Manifest | None = None) -> FastPull:
     """Pull `option` through a loopback endpoint fed from `sources` (`top`: its manifest, when
@@ -124,11 +97,6 @@ def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, fl
                             timeout=run.within(run.opts.pull_timeout), on_progress=run.on_progress, min_rate=floor,
                             rate_window=run.opts.pull_rate_window)
         return FastPull(local, ref, sources, endpoint.served)
-
-
-def manifest_deadline(run: Run) -> float:
-    """How long one source may take to give one manifest: a probe's bound, with room for a WAN."""
-    return run.within(max(run.opts.probe_timeout, 5.0))
 
 
 @dataclass
@@ -225,6 +193,20 @@ def too_slow_for_ranges(run: Run, option: Option, rate: float, floor: float) -> 
                          rate=rate * flows, floor=floor, completed=0, kept=None)
 
 
+def on_host(run: Run, option: Option, floor: float, started: float, why: str) -> FastPull | None:
+    """The daemon cannot pull from an endpoint here (`why`): serve it where the daemon is, or say in
+    one line why the daemon pulls directly (an error with --pull-via ranges)."""
+    fast, not_used = pull_on_host(run, option, floor, started)
+    if fast is not None:
+        return fast
+    if run.opts.pull_via == "ranges":
+        raise LanmirrorError(f"{why}; and the endpoint on the daemon's host is not available ({not_used}); "
+                             "--pull-via ranges needs one of them (auto lets the daemon pull directly)")
+    run.record("endpoint", "127.0.0.1", f"not used ({why}; on the daemon's host: {not_used}): the daemon pulls "
+               "directly", started, option.cand.tag, path="daemon")
+    return None
+
+
 def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
     """The pull through the endpoint, or None when `auto` must leave it to the daemon (said in one
     line). Each source that delivered bytes, failed or served wrong bytes gets a row in the attempts
@@ -236,11 +218,7 @@ def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
     if option.registry in run.daemon_only:
         why = (f"the Docker daemon reaches {option.registry}, this job does not (docker outside of docker): the "
                "endpoint here could not read it")
-        if run.opts.pull_via == "ranges":
-            raise LanmirrorError(f"{why}; --pull-via ranges needs it (use auto to let the daemon pull directly)")
-        run.record("endpoint", "127.0.0.1", f"not used ({why}): the daemon pulls directly", started,
-                   option.cand.tag, path="daemon")
-        return None
+        return on_host(run, option, floor, started, why)
     if run.opts.pull_via == "auto" and option.kind == "lan":
         check = one_stream_is_enough(run, first, option.digest)
         top = check.top
@@ -255,22 +233,6 @@ def pull_fast(run: Run, option: Option, floor: float) -> FastPull | None:
     try:
         return pull_through_endpoint(run, option, sources, floor=floor, top=top)
     except EndpointUnreachable as exc:
-        if run.opts.pull_via == "ranges":
-            raise LanmirrorError(f"{exc}; --pull-via ranges needs it (use auto to fall back to the daemon's "
-                                 "own pull)") from None
-        run.record("endpoint", "127.0.0.1", "unreachable from the daemon: pulling directly", started,
-                   option.cand.tag, path="daemon")
-        return None
+        return on_host(run, option, floor, started, str(exc))
     finally:
-        hub_bytes = sum(s.bytes for s in sources if s.kind == "hub")
-        if option.kind == "lan" and hub_bytes:
-            run.warn(f"the LAN copy on {option.registry} could not serve every blob: {hub_bytes / 1e6:.1f} MB came "
-                     f"from {run.opts.hub_registry}; mirror the tag again")
-        for source in sources:
-            if source.bad:
-                run.bad_sources.add(source.name)
-            if source.bytes or source.failures or source.bad:
-                state = "served wrong bytes; not used again" if source.bad else (
-                    f"{source.failures} failure(s), handed on" if source.failures else "delivered")
-                run.record(source.kind, source.name, f"{state}: {source.bytes / 1e6:.1f} MB", started,
-                           option.cand.tag, path="ranges", nbytes=source.bytes, mbps=round(source.rate() / 1e6, 1))
+        account(run, option, sources, started, "ranges")

@@ -108,7 +108,7 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
     seconds = clock() - started
     if nbytes is None:
         nbytes = image.bytes  # the daemon pulled directly: the layer sizes its progress named
-    run.record(kind, registry, f"pulled {cand.tag}", started, cand.tag, path="ranges" if fast else "daemon",
+    run.record(kind, registry, f"pulled {cand.tag}", started, cand.tag, path=fast.path if fast else "daemon",
                nbytes=nbytes, mbps=round(nbytes / seconds / 1e6, 1) if nbytes and seconds > 0 else None,
                download_seconds=image.download_seconds, event="pull")
     return report(run, cand, kind, registry, digest, str(canonical), pinned, verified, True)

@@ -63,7 +63,8 @@ class Attempt:
 class PullStats:
     """How the chosen image became local: the measure the fleet report aggregates. A cache hit is
     a pull of 0 bytes taking the time of the cache check; `path` is cache, ranges (lanmirror's
-    loopback endpoint) or daemon (the daemon pulled directly)."""
+    loopback endpoint in the job), endpoint-on-host (the same, in a helper container on the
+    daemon's host) or daemon (the daemon pulled directly)."""
 
     source: str
     registry: str
@@ -113,6 +114,9 @@ class ResolveOptions:
     # auto: the daemon pulls from lanmirror's loopback endpoint (parallel ranges, every replica),
     # or directly where it cannot reach it; ranges: the endpoint or fail; daemon: directly, as before.
     pull_via: str = "auto"
+    # Where the daemon cannot reach this job's loopback: the image of the helper container that runs
+    # the endpoint on the daemon's host ("": lanmirror/lanmirror:<version> on the daemon or a LAN).
+    helper_image: str = ""
     range_settings: RangeSettings = field(default_factory=RangeSettings)
 
     def validate(self) -> None:

@@ -18,11 +18,11 @@ from lanmirror.ops.resolve.fallback import last_resort
 from lanmirror.ops.resolve.fetch import fetch as fetch_option
 from lanmirror.ops.resolve.fetch import report, size_completed_layers, use_local
 from lanmirror.ops.resolve.model import Candidate, NothingFound, Option, Resolution, ResolveOptions
-from lanmirror.ops.resolve.probe import local_digest, probe_hub, probe_lan, probe_local, run_bounded
+from lanmirror.ops.resolve.probe import local_digest, probe_hub, probe_lan, probe_local
 from lanmirror.ops.resolve.slownote import note_slow, reorder
 from lanmirror.ops.resolve.spread import rendezvous, runner_identity
 from lanmirror.ops.resolve.verify import STALE, UNPUBLISHED, verify_lan, verify_local
-from lanmirror.retry import describe
+from lanmirror.retry import describe, run_bounded
 from lanmirror.transport import Timeouts
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -18,35 +17,10 @@ from lanmirror.name import DIGEST_RE
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.model import Candidate, Option
 from lanmirror.remote.registry import Registry
-from lanmirror.retry import describe, is_transient
+from lanmirror.retry import describe, is_transient, run_bounded
 from lanmirror.transport import Timeouts
 
 log = logging.getLogger("lanmirror.resolve")
-
-
-def run_bounded(tasks: list[Callable[[], Any]], deadline: float) -> list[tuple[bool, Any]]:
-    """Run every task at once on daemon threads; return (finished, result-or-exception) per task
-    after at most `deadline` seconds. Daemon threads, because a probe stuck on a dead registry
-    must not hold the process open after the answer is known (a ThreadPoolExecutor joins its
-    threads at exit)."""
-    results: list[tuple[bool, Any]] = [(False, None)] * len(tasks)
-    done = threading.Semaphore(0)
-
-    def work(i: int, task: Callable[[], Any]) -> None:
-        try:
-            results[i] = (True, task())
-        except BaseException as exc:
-            results[i] = (True, exc)
-        finally:
-            done.release()
-
-    for i, task in enumerate(tasks):
-        threading.Thread(target=work, args=(i, task), name="probe", daemon=True).start()
-    end = time.monotonic() + deadline
-    for _ in tasks:
-        if not done.acquire(timeout=max(0.0, end - time.monotonic())):
-            break
-    return list(results)
 
 
 def local_digest(repo_digests: tuple[str, ...], image_id: str) -> str:
