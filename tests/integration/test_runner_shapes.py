@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -57,6 +58,15 @@ def helpers(engine: str) -> list[dict]:
     return api.containers(all=True, filters={"label": LABEL})
 
 
+def helpers_gone(engine: str, within: float = 20.0) -> bool:
+    """Whether every helper is gone within `within` seconds: one stops when its job closes the
+    attach connection, and the daemon removes it (AutoRemove) a moment later."""
+    ends = time.monotonic() + within
+    while helpers(engine) and time.monotonic() < ends:
+        time.sleep(0.2)
+    return helpers(engine) == []
+
+
 def test_docker_outside_of_docker_pulls_through_a_helper_on_the_daemons_host(stack, repo, engine, helper_image):
     img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=400_000, layers=2)
     with dood(stack) as ns:
@@ -76,7 +86,7 @@ def test_docker_outside_of_docker_pulls_through_a_helper_on_the_daemons_host(sta
         again_proc, again = resolve_in(ns, stack, repo, engine)
         assert again is not None, again_proc.stderr[-2000:]
         assert (again["source"], again["digest"], again["verified"]) == ("local", img.digest, True)
-    assert helpers(engine) == []  # the helper is gone with its pull
+    assert helpers_gone(engine)  # the helper is gone with its pull
     assert stack.hub_proxy.counted_gets() == 0
 
 
@@ -104,7 +114,7 @@ def test_a_helper_image_of_another_version_is_refused_in_one_line(stack, repo, h
     assert res["digest"] == img.digest
     said = [a["result"] for a in res["attempts"] if a["source"] == "endpoint"]
     assert len(said) == 1 and f"is lanmirror 0.0.1-other, this job runs {lanmirror.__version__}" in said[0], said
-    assert helpers(stack.docker_host) == []
+    assert helpers_gone(stack.docker_host)
 
 
 def test_a_corrupt_lan_blob_through_the_helper_is_blamed_and_the_hub_finishes(stack, repo, helper_image):
@@ -134,7 +144,7 @@ def test_two_jobs_on_one_daemon_pull_at_once(stack, repo, helper_image):
         res = json.loads(out)
         assert res["digest"] == img.digest
         assert [a["path"] for a in res["attempts"] if a["result"].startswith("pulled")] == ["endpoint-on-host"]
-    assert helpers(stack.docker_host) == []
+    assert helpers_gone(stack.docker_host)
 
 
 def test_a_job_killed_mid_pull_leaves_no_helper_and_the_next_run_works(stack, repo, helper_image):
@@ -194,7 +204,7 @@ def test_docker_in_docker_in_the_jobs_pod_pulls_through_the_endpoint_in_the_job(
     again_proc, again = resolve_in(ns, stack, repo, host)
     assert again is not None, again_proc.stderr[-2000:]
     assert (again["source"], again["digest"], again["verified"]) == ("local", img.digest, True)
-    assert helpers(host) == []  # the daemon reaches the job's loopback: no helper
+    assert helpers(host) == []  # the daemon reaches the job's loopback: no helper was started
 
 
 def test_doctor_says_a_helper_serves_the_ranges_where_the_daemon_is(stack, helper_image):
@@ -205,3 +215,18 @@ def test_doctor_says_a_helper_serves_the_ranges_where_the_daemon_is(stack, helpe
     assert "docker outside of docker" in checks["runner shape"]["detail"]
     said = checks[f"fast pull from {stack.lan}"]
     assert said["status"] == "ok" and said["detail"].startswith(f"endpoint-on-host: a helper container ({HELPER})")
+
+
+def test_reap_leaves_a_helper_being_started_and_removes_one_left_behind(stack, helper_image):
+    from lanmirror.daemon.helper import DEADLINE, reap
+
+    api = docker.APIClient(base_url=stack.docker_host, version="auto")
+    created = api.create_container(helper_image, labels={LABEL: "1", DEADLINE: str(int(time.time() + 600))})["Id"]
+    try:
+        engine = Engine(stack.docker_host)
+        assert reap(engine) == 0  # another job's, between its creation and its start
+        assert reap(engine, now=time.time() + 3600) == 1  # past its deadline: left behind
+        assert helpers_gone(stack.docker_host)
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_container(created, force=True)

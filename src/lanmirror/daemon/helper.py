@@ -47,9 +47,10 @@ def image_version(engine: Engine, image: str) -> str | None:
     return str(labels.get(VERSION_LABEL, ""))
 
 
-def reap(engine: Engine, now: float | None = None) -> int:
-    """Remove helpers past their deadline (or stopped and kept): what a killed job or a daemon
-    restart left behind. Returns how many."""
+def reap(engine: Engine, now: float | None = None, grace: float = 60.0) -> int:
+    """Remove helpers past their deadline, or not running for over `grace` seconds since they were
+    created (another job's helper between its creation and its start is left alone): what a
+    killed job or a daemon restart left behind. Returns how many."""
     now = time.time() if now is None else now
     removed = 0
     for c in engine.api.containers(all=True, filters={"label": LABEL}):
@@ -58,7 +59,8 @@ def reap(engine: Engine, now: float | None = None) -> int:
             deadline = float(labels.get(DEADLINE, "0"))
         except ValueError:
             deadline = 0.0
-        if deadline < now or c.get("State") != "running":
+        idle = c.get("State") != "running" and float(c.get("Created") or 0) < now - grace
+        if deadline < now or idle:
             try:
                 engine.api.remove_container(c["Id"], force=True)
                 removed += 1
