@@ -137,10 +137,9 @@ def one_stream_is_enough(run: Run, source: Source, digest: str) -> StreamCheck:
             log.info("%s gave no manifest within %gs; using the endpoint", source.name, deadline)
             return StreamCheck()
         got, first = progress
-        elapsed = time.monotonic() - first if first else deadline
-        check.rate = got / max(elapsed, 1e-6) if first else 0.0
+        rate = got / max(time.monotonic() - first, 1e-6) if first else 0.0
         log.info("one stream from %s delivered %d bytes in %.1fs", source.name, got, deadline)
-        return StreamCheck(top=check.top, rate=check.rate)
+        return StreamCheck(top=check.top, rate=rate)
     return check
 
 

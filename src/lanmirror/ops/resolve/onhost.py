@@ -16,7 +16,7 @@ import re
 
 from lanmirror import __version__
 from lanmirror.daemon.helper import Helper, image_version, reap
-from lanmirror.errors import EngineError, LanmirrorError, SlowPullError
+from lanmirror.errors import EngineError, LanmirrorError
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.model import Option
 from lanmirror.ops.resolve.served import FastPull, account, manifest_deadline
@@ -129,10 +129,7 @@ def pull_on_host(run: Run, option: Option, floor: float, started: float) -> tupl
         fetched = delivered(sources, done)
         account(run, option, fetched, started, PATH)
         return FastPull(image_local, ref, fetched, int(done.get("served") or 0), PATH), ""
-    except SlowPullError:
-        account(run, option, delivered(sources, helper.stop()), started, PATH)
-        raise
-    except EngineError:
+    except EngineError:  # a slow or failed pull (SlowPullError is one): its rows, then on up
         account(run, option, delivered(sources, helper.stop()), started, PATH)
         raise
     finally:
