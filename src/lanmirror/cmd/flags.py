@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import textwrap
 from typing import Any, NoReturn
 
 from lanmirror import __version__
@@ -27,6 +28,26 @@ class UsageError(BadInput):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, self)
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wraps at spaces only (a default such as `mi300=mi30x,…` stays whole), and keeps indented
+    lines of a description or epilog as written, so examples read as commands."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out: list[str] = []
+        for block in text.split("\n\n"):
+            lines = block.splitlines()
+            if len(lines) > 1:  # written line by line (examples): kept as written
+                out.append("\n".join(indent + line for line in lines))
+            else:
+                out.append(textwrap.fill(" ".join(block.split()), width, initial_indent=indent,
+                                         subsequent_indent=indent, break_long_words=False,
+                                         break_on_hyphens=False))
+        return "\n\n".join(out)
 
 
 def _positive_float(text: str) -> float:
@@ -62,8 +83,11 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object with every output on stdout")
+Group = Any  # an ArgumentParser or one of its argument groups: both take add_argument
+
+
+def _access(p: Group) -> None:
+    """How the registries are reached: plain HTTP where allowed, CAs, the LAN's login."""
     p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                    help="allow plain HTTP to this registry, HOST[:PORT] or CIDR (repeatable; default "
                         "$LANMIRROR_INSECURE_REGISTRIES). Loopback and the Docker daemon's insecure-registries "
@@ -75,10 +99,25 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="user for the LAN registries that need a login; the password is read from "
                         "$LANMIRROR_LAN_PASSWORD, never from a flag (default $LANMIRROR_LAN_USERNAME, else what "
                         "`docker login LAN` stored)")
+
+
+def _hub_login(p: Group, what: str = "Docker Hub user") -> None:
+    p.add_argument("--hub-username", metavar="USER",
+                   help=f"{what} (default $DOCKERHUB_USERNAME, else what `docker login` stored); the token is "
+                        "read from $DOCKERHUB_TOKEN, never from a flag")
+
+
+def _output(p: Group) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object with every output on stdout")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request decision")
 
 
-def _record(p: argparse.ArgumentParser) -> None:
+def _common(p: Group) -> None:
+    _access(p)
+    _output(p)
+
+
+def _record(p: Group) -> None:
     """Where the run's one record line goes besides the log (docs/records.md)."""
     p.add_argument("--record-file", metavar="PATH", default=None,
                    help="also append this run's record to the JSON Lines file PATH (atomic: concurrent jobs never "
@@ -89,21 +128,25 @@ def _record(p: argparse.ArgumentParser) -> None:
                         "Actions, where the report reads it from the job log")
 
 
-def _pull_guards(p: argparse.ArgumentParser) -> None:
-    """How long each source gets, and how slow a pull may be before it is handed to the next source."""
-    p.add_argument("--probe-timeout", type=_positive_float, default=2.0,
+def _probe_timeouts(p: Group) -> None:
+    """How long the probes of each source may take before it is skipped or counted unavailable."""
+    p.add_argument("--probe-timeout", metavar="SECONDS", type=_positive_float, default=2.0,
                    help="seconds a LAN registry gets to answer all probes before it is skipped (default 2)")
-    p.add_argument("--hub-timeout", type=_positive_float, default=30.0,
+    p.add_argument("--hub-timeout", metavar="SECONDS", type=_positive_float, default=30.0,
                    help="seconds the Hub's probes may take, retries included, before it counts as unavailable "
                         "(default 30)")
-    p.add_argument("--stall-timeout", type=_positive_float, default=120.0,
+
+
+def _pull_guards(p: Group) -> None:
+    """How long a pull may take, and how slow it may be before it is handed to the next source."""
+    p.add_argument("--stall-timeout", metavar="SECONDS", type=_positive_float, default=120.0,
                    help="abort a pull that makes no progress for this many seconds and try the next source "
                         "(default 120)")
     p.add_argument("--budget", type=_positive_float, default=3900.0, metavar="SECONDS",
                    help="wall-clock budget of the whole resolve: every probe, check and pull gets at most what "
                         "is left of it, and no further source is tried once it is spent (default 3900: the "
                         "pull timeout plus room for probes and a hand-off)")
-    p.add_argument("--pull-timeout", type=_positive_float, default=3600.0,
+    p.add_argument("--pull-timeout", metavar="SECONDS", type=_positive_float, default=3600.0,
                    help="abort any pull that takes longer than this, or as soon as the bytes left cannot "
                         "arrive in time at the current rate (default 3600)")
     p.add_argument("--min-pull-rate", type=_rate, default=5.0, metavar="MB/S",
@@ -114,7 +157,7 @@ def _pull_guards(p: argparse.ArgumentParser) -> None:
                         "left to download (extraction never counts) (default 30)")
 
 
-def _gpu_arch(p: argparse.ArgumentParser) -> None:
+def _gpu_arch(p: Group) -> None:
     """The runner's GPU architecture and what it chooses: base tags per architecture, an override."""
     p.add_argument("--gpu-arch", metavar="ARCH",
                    help="the runner's GPU architecture (e.g. mi35x); default: found in the runner's name (--runner-id, "
@@ -134,7 +177,7 @@ def _gpu_arch(p: argparse.ArgumentParser) -> None:
                         "and <VARIABLE>_PASSWORD if set; unset or empty: the search as usual")
 
 
-def _tag_sources(p: argparse.ArgumentParser) -> None:
+def _tag_sources(p: Group) -> None:
     """Where mirror's tags come from: flags, a file, an artifact of a workflow run, or a backfill window."""
     p.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag to mirror (repeatable)")
     p.add_argument("--tag-file", metavar="PATH",
@@ -142,7 +185,7 @@ def _tag_sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-artifact", metavar="NAME-OR-GLOB",
                    help="read the tag file from this GitHub Actions artifact (GITHUB_TOKEN, GITHUB_REPOSITORY, "
                         "GITHUB_API_URL; the current run unless --run-id or --workflow)")
-    p.add_argument("--run-id", type=int, help="workflow run that holds the artifact")
+    p.add_argument("--run-id", type=int, metavar="ID", help="workflow run that holds the artifact")
     p.add_argument("--workflow", metavar="FILE",
                    help="take the artifact from this workflow's latest successful run on the default branch "
                         "from push, schedule or workflow_dispatch (never a pull request's)")
@@ -153,7 +196,7 @@ def _tag_sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-tag", action="append", default=[], metavar="TAG", help="nightly prefix for --backfill")
 
 
-def _transfer(p: argparse.ArgumentParser) -> None:
+def _transfer(p: Group) -> None:
     """How blobs are read (parallel ranges) and written (chunked uploads): the copy engine's knobs."""
     p.add_argument("--range-threshold-mb", type=int, default=64, metavar="MB",
                    help="read blobs larger than this as parallel bounded HTTP ranges (default 64)")
@@ -177,76 +220,94 @@ def _transfer(p: argparse.ArgumentParser) -> None:
 def _resolve(sub: Any) -> None:
     """resolve: the job's side, one image ref out."""
     r = sub.add_parser(
-        "resolve", help="pick the newest nightly (cache → LAN → Hub) and pull it",
+        "resolve", help="pick the newest nightly (cache → LAN → Hub) and pull it", formatter_class=_Formatter,
         description="Find the newest tag <base-tag>-<YYYYMMDD> of the last N days (UTC), preferring the local "
                     "Docker cache, then the LAN registries, then the Hub; probe with manifest HEADs only (free on "
                     "Docker Hub); verify a LAN copy against the Hub's digest; pull with a stall guard. Prints the "
                     "image to `docker run` on the last line of stdout. Exit 0 found, 1 nothing in the window (or "
                     "nothing could be pulled), 2 bad input.",
+        epilog="examples:\n"
+               "  # the newest nightly of the last 7 days, from the LAN when it has it, checked against the Hub\n"
+               "  lanmirror resolve --repo rocm/sgl-dev --base-tag v0.5.5-rocm700-mi30x --lan-registry 10.0.0.5:5000\n"
+               "\n"
+               "  # two LAN replicas shared by the fleet, a logged-in Hub, the answer as JSON\n"
+               "  DOCKERHUB_USERNAME=ci-bot DOCKERHUB_TOKEN=... lanmirror resolve --repo rocm/sgl-dev \\\n"
+               "      --base-tag v0.5.5-rocm700-mi30x --lan-registry 10.0.0.5:5000 --lan-registry 10.0.0.6:5000 \\\n"
+               "      --lan-select spread --json",
     )
-    r.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
-    r.add_argument("--base-tag", action="append", default=[], metavar="TAG",
-                   help="nightly tag prefix, e.g. v0.5.5-rocm700-mi30x; repeat for fallbacks in preference order")
-    r.add_argument("--days", type=_days, default=7,
-                   help="how many days back to look, 1 to 366 (default 7, today included)")
-    r.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
-                   help="LAN registry, repeat for several in preference order (default: $LANMIRROR_LAN_REGISTRY "
-                        "or $LOCAL_DOCKER_REGISTRY)")
-    r.add_argument("--hub-registry", metavar="HOST[:PORT]",
-                   help="upstream registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
-    r.add_argument("--lan-select", choices=LAN_SELECT, default="ordered",
-                   help="ordered: LAN registries in the given preference order (sites); spread: the replicas "
-                        "that hold the chosen tag, ranked per runner by rendezvous hashing of --runner-id, so "
-                        "each runner sticks to one and the fleet splits evenly (default ordered)")
-    r.add_argument("--runner-id", metavar="ID",
-                   help="this runner's identity for --lan-select spread (default: $RUNNER_NAME, then the host name)")
-    r.add_argument("--policy", choices=POLICIES, default="cache-first",
-                   help="cache-first: any cached candidate wins, then the LAN's newest, then the Hub's; "
-                        "newest: the newest candidate anywhere, from the nearest source (default cache-first)")
-    r.add_argument("--no-pull", dest="pull", action="store_false", help="only resolve; do not pull")
-    r.add_argument("--no-verify", dest="verify", action="store_false",
-                   help="do not compare a LAN copy's digest with the Hub's")
-    r.add_argument("--image", help="skip the search and use this image (still looked up, pulled and reported)")
-    _gpu_arch(r)
-    _pull_guards(r)
-    r.add_argument("--hub-username", help="Hub user (default: $DOCKERHUB_USERNAME, else `docker login`'s store)")
-    r.add_argument("--fallback", action="append", default=[], metavar="tags,local",
-                   help="when nothing is in the window: tags = the newest tag of the base tag's line (any version, "
-                        "v0.5.10 after v0.5.9, then the date) in the LAN's and the Hub's tag lists (not counted "
-                        "pulls), checked and pulled as usual; local = else the newest image of the line this "
-                        "runner holds. Marked FALLBACK in the warnings and JSON `fallback` (default: none, exit 1)")
-    r.add_argument("--allow-degraded", action="store_true",
-                   help="when a newer candidate could not be probed (an error, not a 404), use the best one "
-                        "found anyway, marked degraded, instead of failing")
-    r.add_argument("--allow-unverified", action="store_true",
-                   help="when Docker Hub refuses the check (401/403: a wrong or planted login), still use a cached "
-                        "or LAN copy it cannot confirm, marked UNVERIFIED; without it that fails (exit 1). A Hub "
-                        "that is only unreachable never needs this: the copy is used with a warning")
-    r.add_argument("--pull-via", choices=("auto", "ranges", "daemon"), default="auto",
-                   help="how the image reaches the daemon: ranges = the daemon pulls from lanmirror's loopback "
-                        "endpoint, which reads each layer as parallel ranges from every replica holding it (the "
-                        "Hub last); daemon = the daemon pulls directly, one stream per layer; auto (default) = "
-                        "ranges, or daemon where the daemon cannot reach this process's loopback and no helper "
-                        "container can serve the ranges on its host (--helper-image)")
-    r.add_argument("--helper-image", metavar="REF",
-                   help="where the daemon cannot reach this process's loopback (docker outside of docker): the "
-                        "lanmirror image, of this very version, that serves the ranges from a short-lived container "
-                        "on the daemon's host network (default: lanmirror/lanmirror:<version> on the daemon, else on "
-                        "a LAN registry; never pulled from Docker Hub)")
-    r.add_argument("--require-referrer", action="append", default=[], metavar="TYPE",
-                   help="refuse a LAN copy that lacks a referrer of this artifact type (or cosign's sig, att, "
-                        "sbom) when the Hub's copy has one: it is stale, and resolve falls through (repeatable)")
-    r.add_argument("--no-daemon-probe", dest="daemon_probe", action="store_false",
-                   help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
-    _record(r)
-    _common(r)
+    search = r.add_argument_group("search", "which image: the tags tried, newest first")
+    search.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
+    search.add_argument("--base-tag", action="append", default=[], metavar="TAG",
+                        help="nightly tag prefix, e.g. v0.5.5-rocm700-mi30x; repeat for fallbacks in preference order")
+    search.add_argument("--days", type=_days, default=7,
+                        help="how many days back to look, 1 to 366 (default 7, today included)")
+    search.add_argument("--image", metavar="REF",
+                        help="skip the search and use this image (still looked up, pulled and reported)")
+    search.add_argument("--policy", choices=POLICIES, default="cache-first",
+                        help="cache-first: any cached candidate wins, then the LAN's newest, then the Hub's; newest: "
+                             "the newest candidate anywhere, from the nearest source (default cache-first)")
+    search.add_argument("--fallback", action="append", default=[], metavar="tags,local",
+                        help="when nothing is in the window: tags = the newest tag of the base tag's line (any "
+                             "version, v0.5.10 after v0.5.9, then the date) in the LAN's and the Hub's tag lists "
+                             "(not counted pulls), checked and pulled as usual; local = else the newest image of the "
+                             "line this runner holds. Marked FALLBACK in the warnings and JSON `fallback` (default: "
+                             "none, exit 1)")
+    _gpu_arch(search)
+    sources = r.add_argument_group("sources", "where the image may come from, and how each is reached")
+    sources.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
+                         help="LAN registry, repeat for several in preference order (default: $LANMIRROR_LAN_REGISTRY "
+                              "or $LOCAL_DOCKER_REGISTRY)")
+    sources.add_argument("--hub-registry", metavar="HOST[:PORT]",
+                         help="upstream registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
+    sources.add_argument("--lan-select", choices=LAN_SELECT, default="ordered",
+                         help="ordered: LAN registries in the given preference order (sites); spread: the replicas "
+                              "that hold the chosen tag, ranked per runner by rendezvous hashing of --runner-id, so "
+                              "each runner sticks to one and the fleet splits evenly (default ordered)")
+    sources.add_argument("--runner-id", metavar="ID",
+                         help="this runner's identity for --lan-select spread (default: $RUNNER_NAME, then the host "
+                              "name)")
+    _hub_login(sources)
+    _access(sources)
+    _probe_timeouts(sources)
+    sources.add_argument("--no-daemon-probe", dest="daemon_probe", action="store_false",
+                         help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
+    pull = r.add_argument_group("pull", "how the image reaches the daemon, and how long and how slow it may be")
+    pull.add_argument("--no-pull", dest="pull", action="store_false", help="only resolve; do not pull")
+    pull.add_argument("--pull-via", choices=("auto", "ranges", "daemon"), default="auto",
+                      help="how the image reaches the daemon: ranges = the daemon pulls from lanmirror's loopback "
+                           "endpoint, which reads each layer as parallel ranges from every replica holding it (the "
+                           "Hub last); daemon = the daemon pulls directly, one stream per layer; auto (default) = "
+                           "ranges, or daemon where the daemon cannot reach this process's loopback and no helper "
+                           "container can serve the ranges on its host (--helper-image)")
+    pull.add_argument("--helper-image", metavar="REF",
+                      help="where the daemon cannot reach this process's loopback (docker outside of docker): the "
+                           "lanmirror image, of this very version, that serves the ranges from a short-lived "
+                           "container on the daemon's host network (default: lanmirror/lanmirror:<version> on the "
+                           "daemon, else on a LAN registry; never pulled from Docker Hub)")
+    _pull_guards(pull)
+    trust = r.add_argument_group("trust", "what a copy must prove before it is used")
+    trust.add_argument("--no-verify", dest="verify", action="store_false",
+                       help="do not compare a LAN copy's digest with the Hub's")
+    trust.add_argument("--allow-unverified", action="store_true",
+                       help="when Docker Hub refuses the check (401/403: a wrong or planted login), still use a cached "
+                            "or LAN copy it cannot confirm, marked UNVERIFIED; without it that fails (exit 1). A Hub "
+                            "that is only unreachable never needs this: the copy is used with a warning")
+    trust.add_argument("--allow-degraded", action="store_true",
+                       help="when a newer candidate could not be probed (an error, not a 404), use the best one "
+                            "found anyway, marked degraded, instead of failing")
+    trust.add_argument("--require-referrer", action="append", default=[], metavar="TYPE",
+                       help="refuse a LAN copy that lacks a referrer of this artifact type (or cosign's sig, att, "
+                            "sbom) when the Hub's copy has one: it is stale, and resolve falls through (repeatable)")
+    output = r.add_argument_group("output", "what is printed and recorded")
+    _output(output)
+    _record(output)
     r.set_defaults(command="resolve")
 
 
 def _mirror(sub: Any) -> None:
     """mirror: the publisher's side, tags copied to the LAN."""
     m = sub.add_parser(
-        "mirror", help="copy nightly tags from the Hub to the LAN registry",
+        "mirror", help="copy nightly tags from the Hub to the LAN registry", formatter_class=_Formatter,
         description="Copy tags registry-to-registry (no daemon, no disk): blobs already on the LAN are skipped, "
                     "others are mounted from --mount-from repositories or streamed and hashed on the way; "
                     "manifests are copied byte for byte, the tag's manifest last, only after every blob is "
@@ -256,55 +317,73 @@ def _mirror(sub: Any) -> None:
                     "(or restarts the blob if the registry dropped the session). Memory stays bounded: "
                     "--parallel streams of 1 MiB pieces plus the --ranges window, whatever the blob size. "
                     "Exit 0 all mirrored, 1 any failed (the others are still done), 2 bad input.",
+        epilog="examples:\n"
+               "  # one nightly, as the publishing workflow does after the push\n"
+               "  lanmirror mirror --repo rocm/sgl-dev --tag v0.5.5-rocm700-mi30x-20261128 \\\n"
+               "      --lan-registry 10.0.0.5:5000\n"
+               "\n"
+               "  # catch up: every nightly of the last 7 days the Hub has, to two replicas, logged in\n"
+               "  DOCKERHUB_USERNAME=ci-bot DOCKERHUB_TOKEN=... lanmirror mirror --repo rocm/sgl-dev \\\n"
+               "      --backfill 7 --base-tag v0.5.5-rocm700-mi30x \\\n"
+               "      --lan-registry 10.0.0.5:5000 --lan-registry 10.0.0.6:5000",
     )
-    m.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
-    _tag_sources(m)
-    m.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
-                   help="target registry; repeat for several, each gets every tag (default: "
-                        "$LANMIRROR_LAN_REGISTRY or $LOCAL_DOCKER_REGISTRY)")
-    m.add_argument("--source-registry", metavar="HOST[:PORT]",
-                   help="source registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
-    m.add_argument("--engine", choices=("registry", "docker"), default="registry",
-                   help="registry: direct registry-to-registry copy (default); docker: pull, tag, push through "
-                        "the daemon (also leaves the image in this host's cache)")
-    m.add_argument("--parallel", type=int, default=4, help="blobs copied at once (default 4)")
-    _transfer(m)
-    m.add_argument("--lan-mode", choices=("auto", "push", "proxy"), default="auto",
-                   help="push: copy into the LAN registry; proxy: it is a pull-through cache (Distribution proxy "
-                        "mode, a Harbor proxy project) that refuses pushes, so warm it by reading the manifests and "
-                        "every blob through it; auto: ask it (one upload session, cancelled at once) (default auto)")
-    m.add_argument("--mount-from", action="append", default=[], metavar="REPO",
-                   help="repository on the LAN registry to mount shared layers from (repeatable)")
-    m.add_argument("--referrers", choices=("all", "none"), default="all",
-                   help="all (default): also copy what refers to each mirrored digest and to each platform's: "
-                        "cosign's sha256-<hex>.sig/.att/.sbom tags and OCI referrers (the source's referrers API, "
-                        "else its fallback tag), written so the LAN lists them (its referrers API, else its "
-                        "fallback tag, merged); none: the image alone")
-    m.add_argument("--artifact-type", action="append", default=[], metavar="TYPE",
-                   help="copy only referrers of this artifact type (repeatable), e.g. application/spdx+json; "
-                        "cosign's tags count as application/vnd.dev.cosign.artifact.{sig,att,sbom}.v1+json")
-    m.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
-    m.add_argument("--no-overwrite", dest="overwrite", action="store_false",
-                   help="fail a tag that exists on the LAN with a different digest instead of replacing it")
-    m.add_argument("--hub-username", help="source registry user (default: $DOCKERHUB_USERNAME, else `docker login`)")
-    _record(m)
-    _common(m)
+    tags = m.add_argument_group("tags", "what to copy: tags named, in a file or an artifact, or a backfill window")
+    tags.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
+    _tag_sources(tags)
+    registries = m.add_argument_group("registries", "where from, where to, and how each is reached")
+    registries.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
+                            help="target registry; repeat for several, each gets every tag (default: "
+                                 "$LANMIRROR_LAN_REGISTRY or $LOCAL_DOCKER_REGISTRY)")
+    registries.add_argument("--source-registry", metavar="HOST[:PORT]",
+                            help="source registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
+    registries.add_argument("--lan-mode", choices=("auto", "push", "proxy"), default="auto",
+                            help="push: copy into the LAN registry; proxy: it is a pull-through cache (Distribution "
+                                 "proxy mode, a Harbor proxy project) that refuses pushes, so warm it by reading the "
+                                 "manifests and every blob through it; auto: ask it (one upload session, cancelled "
+                                 "at once) (default auto)")
+    registries.add_argument("--mount-from", action="append", default=[], metavar="REPO",
+                            help="repository on the LAN registry to mount shared layers from (repeatable)")
+    _hub_login(registries, "source registry user")
+    _access(registries)
+    copy = m.add_argument_group("copy", "how the bytes move")
+    copy.add_argument("--engine", choices=("registry", "docker"), default="registry",
+                      help="registry: direct registry-to-registry copy (default); docker: pull, tag, push through "
+                           "the daemon (also leaves the image in this host's cache)")
+    copy.add_argument("--parallel", type=int, default=4, metavar="N", help="blobs copied at once (default 4)")
+    copy.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
+    copy.add_argument("--no-overwrite", dest="overwrite", action="store_false",
+                      help="fail a tag that exists on the LAN with a different digest instead of replacing it")
+    _transfer(copy)
+    signatures = m.add_argument_group("signatures", "what follows each image")
+    signatures.add_argument("--referrers", choices=("all", "none"), default="all",
+                            help="all (default): also copy what refers to each mirrored digest and to each "
+                                 "platform's: cosign's sha256-<hex>.sig/.att/.sbom tags and OCI referrers (the "
+                                 "source's referrers API, else its fallback tag), written so the LAN lists them (its "
+                                 "referrers API, else its fallback tag, merged); none: the image alone")
+    signatures.add_argument("--artifact-type", action="append", default=[], metavar="TYPE",
+                            help="copy only referrers of this artifact type (repeatable), e.g. application/spdx+json; "
+                                 "cosign's tags count as application/vnd.dev.cosign.artifact.{sig,att,sbom}.v1+json")
+    output = m.add_argument_group("output", "what is printed and recorded")
+    _output(output)
+    _record(output)
     m.set_defaults(command="mirror")
 
 
 def _prune(sub: Any) -> None:
     """prune: the LAN's (or the runner's) old nightlies deleted."""
     pr = sub.add_parser(
-        "prune", help="delete LAN nightlies older than the window",
+        "prune", help="delete LAN nightlies older than the window", formatter_class=_Formatter,
         description="Delete tags <base-tag>-<YYYYMMDD> older than --keep-days from the LAN registry through the "
                     "registry API (by digest; a digest still used by a kept tag is left alone). Tags outside the "
                     "nightly pattern are never touched. The registry only frees disk space when its garbage "
                     "collector runs (`docker-registry garbage-collect CONFIG`, Debian's name for Distribution's "
                     "binary), and needs `storage.delete.enabled: true`.",
     )
-    pr.add_argument("--repo", required=True)
-    pr.add_argument("--lan-registry", metavar="HOST[:PORT]")
-    pr.add_argument("--keep-days", type=_days, help="keep nightlies of this many days (1 to 366), today included (LAN)")
+    pr.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
+    pr.add_argument("--lan-registry", metavar="HOST[:PORT]",
+                    help="the LAN registry to prune (default: $LANMIRROR_LAN_REGISTRY or $LOCAL_DOCKER_REGISTRY)")
+    pr.add_argument("--keep-days", type=_days, metavar="DAYS", help="keep nightlies of this many days (1 to 366), "
+                                                                    "today included (LAN)")
     pr.add_argument("--local", action="store_true",
                     help="prune this runner's Docker cache instead of the LAN registry: keep the newest --keep "
                          "nightlies of --base-tag and every image a container (running or stopped) uses")
@@ -323,6 +402,7 @@ def _doctor(sub: Any) -> None:
     """doctor: the checks a runner admin runs first."""
     d = sub.add_parser(
         "doctor", help="check the daemon, the LAN registries, Hub credentials and quota, clock and disk",
+        formatter_class=_Formatter,
         description="One command for a runner admin when pulls are slow or failing: is the Docker daemon "
                     "reachable; is each LAN registry reachable from this process and from the daemon (they differ "
                     "inside containers); which registries the daemon treats as insecure; are the Hub credentials "
@@ -330,13 +410,19 @@ def _doctor(sub: Any) -> None:
                     "header; free disk in the daemon's data root. Each check prints ok / warn / fail and the fix. "
                     "Exit 0 when nothing failed, 1 otherwise.",
     )
-    d.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]")
-    d.add_argument("--hub-registry", metavar="HOST[:PORT]")
-    d.add_argument("--hub-username")
-    d.add_argument("--repo", help="also probe this repository (default: Docker's ratelimitpreview/test)")
-    d.add_argument("--tag", help="tag to probe with --repo")
-    d.add_argument("--timeout", type=_positive_float, default=3.0, help="seconds per check (default 3)")
-    d.add_argument("--min-free-gb", type=_positive_float, default=50.0,
+    d.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="a LAN registry to check, from this process and from the daemon (repeatable; default: "
+                        "$LANMIRROR_LAN_REGISTRY or $LOCAL_DOCKER_REGISTRY)")
+    d.add_argument("--hub-registry", metavar="HOST[:PORT]",
+                   help="the upstream registry whose login and ratelimit-remaining are checked (default: "
+                        "$LANMIRROR_HUB_REGISTRY or docker.io)")
+    _hub_login(d)
+    d.add_argument("--repo", metavar="REPO",
+                   help="also probe this repository (default: Docker's ratelimitpreview/test)")
+    d.add_argument("--tag", metavar="TAG", help="tag to probe with --repo")
+    d.add_argument("--timeout", type=_positive_float, default=3.0, metavar="SECONDS",
+                   help="seconds per check (default 3)")
+    d.add_argument("--min-free-gb", type=_positive_float, default=50.0, metavar="GB",
                    help="warn below this much free disk in the daemon's data root (default 50)")
     _common(d)
     d.set_defaults(command="doctor")
@@ -346,6 +432,7 @@ def _report(sub: Any) -> None:
     """report: the fleet's pulls, from the records resolve and mirror wrote."""
     rp = sub.add_parser(
         "report", help="aggregate run records: where pulls came from, how long they took, is the LAN worth it",
+        formatter_class=_Formatter,
         description="Read the records resolve and mirror write (local JSON Lines files, and/or the job logs of a "
                     "workflow's runs on GitHub) and print, per source and registry: pulls, failures, hand-offs, "
                     "p50/p95/max seconds and MB/s; per runner and per day; the counted Hub pulls with the lowest "
@@ -365,7 +452,8 @@ def _report(sub: Any) -> None:
                          "$LANMIRROR_RECORD_KEY is set, since any job of a pull request can print lines)")
     rp.add_argument("--repository", metavar="OWNER/REPO", help="with --workflow (default $GITHUB_REPOSITORY)")
     rp.add_argument("--api-url", metavar="URL", help="GitHub API (default $GITHUB_API_URL or https://api.github.com)")
-    rp.add_argument("--days", type=_days, default=7, help="the window: records and runs of the last N days (default 7)")
+    rp.add_argument("--days", type=_days, default=7, metavar="DAYS", help="the window: records and runs of the last "
+                                                                          "N days (default 7)")
     rp.add_argument("--until", type=_date, metavar="YYYY-MM-DD",
                     help="the window's last day, UTC (default today): a report of an earlier week")
     rp.add_argument("--format", choices=("table", "json", "markdown", "prometheus"), default="table",
@@ -384,7 +472,7 @@ def _report(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="lanmirror",
+        prog="lanmirror", formatter_class=_Formatter,
         description="Keep nightly container images on the LAN: mirror them from Docker Hub to a LAN registry, "
                     "and resolve the newest one for a CI job without spending Docker Hub pull quota.",
     )
