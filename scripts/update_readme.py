@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the docs' generated parts: the README's action input/output tables (from action.yml
+"""Regenerate the docs' generated parts: docs/actions.md's input/output tables (from action.yml
 and mirror/action.yml), docs/cli.md (every command's --help), and the fleet report over the real
 records in docs/fleet-report-sample.jsonl (the README's table, docs/records.md's Markdown).
 `./dev docs` runs it; tests/unit/test_docs.py fails when they are stale."""
@@ -22,7 +22,7 @@ def table(rows: list[str], header: str) -> str:
 
 
 def render(text: str) -> str:
-    """`text` (the README) with its action tables made from the current action.yml files."""
+    """`text` (docs/actions.md) with its tables made from the current action.yml files."""
     for path, name in (("action.yml", "resolve-image"), ("mirror/action.yml", "mirror-to-lan")):
         spec = yaml.safe_load((ROOT / path).read_text())
         inputs = [f"| `{k}`{' (required)' if v.get('required') else ''} | "
@@ -31,7 +31,7 @@ def render(text: str) -> str:
         outputs = [f"| `{k}` | {' '.join(str(v['description']).split())} |" for k, v in spec["outputs"].items()]
         for kind, rows, header in (("inputs", inputs, "| input | default | description |"),
                                    ("outputs", outputs, "| output | description |")):
-            text = re.sub(rf"(^#### {re.escape(name)} {kind}\n\n)(.*?)(\n\n|\Z)",
+            text = re.sub(rf"(^## {re.escape(name)} {kind}\n\n)(.*?)(\n\n|\Z)",
                           lambda m, r=rows, h=header: m.group(1) + table(r, h) + m.group(3), text, count=1,
                           flags=re.S | re.M)
     return text
@@ -73,7 +73,7 @@ def excerpt(table: str) -> str:
     """The README's picture: the title, the table by source and registry, the Hub line and the
     verdicts (docs/records.md has the whole report)."""
     blocks = table.split("\n\n")
-    facts = [line for line in table.splitlines() if line.startswith(("Hub:", "verdict:"))]
+    facts = [line for line in table.splitlines() if line.startswith(("Hub quota:", "verdict:"))]
     return "\n\n".join(blocks[:2]) + "\n\n" + "\n".join(facts) + "\n"
 
 
@@ -86,7 +86,9 @@ def render_samples(readme: str, records: str) -> tuple[str, str]:
 
 def main() -> int:
     readme, cli, records = ROOT / "README.md", ROOT / "docs" / "cli.md", ROOT / "docs" / "records.md"
-    new_readme, new_records = render_samples(render(readme.read_text()), records.read_text())
+    actions = ROOT / "docs" / "actions.md"
+    actions.write_text(render(actions.read_text()))
+    new_readme, new_records = render_samples(readme.read_text(), records.read_text())
     readme.write_text(new_readme)
     records.write_text(new_records)
     cli.write_text(render_cli(cli.read_text()))

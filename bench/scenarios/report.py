@@ -131,6 +131,6 @@ def measure(b: Bench, row, cmd: list[str], env: dict[str, str], gh: FakeGitHub, 
     row.requests = sum(1 for _, p, _ in gh.requests[asked:] if not p.startswith("/storage/"))
     row.rss_mb = round(result.rss_mb, 1)
     counted = f"{expected} resolve(s)" in result.out or f"{expected} records" in result.out or \
-        "lanmirror_pulls_total" in result.out or f"{expected} resolve" in result.out
+        "lanmirror_report_pulls{" in result.out or f"{expected} resolve" in result.out
     row.note = f"CPU {result.cpu:.2f} s; API requests {row.requests}" + ("" if counted else "; COUNT MISMATCH") + (
         f"; exit {result.rc}" if result.rc else "")

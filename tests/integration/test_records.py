@@ -140,8 +140,8 @@ def test_records_of_real_runs_and_the_report_over_them(stack, repo, env, tmp_pat
     assert "```mermaid\nxychart-beta" in md and f"| hub | {stack.hub} | 3 |" in md
     prom = run_cli(stack, "report", "--records", env["LANMIRROR_RECORD_FILE"], "--format", "prometheus",
                    env=env).stdout
-    assert f'lanmirror_pull_handoffs_total{{source="lan",registry="{stack.lan}",runner=' in prom
-    assert "lanmirror_hub_counted_pulls_total 3" in prom
+    assert f'lanmirror_report_pull_handoffs{{source="lan",registry="{stack.lan}",runner=' in prom
+    assert 'lanmirror_report_hub_counted_pulls{by="jobs"} 3' in prom
 
 
 def test_a_mirror_records_bytes_read_and_written_per_tag_and_target(stack, repo, env, tmp_path):

@@ -113,8 +113,10 @@ def test_counts_by_source_runner_day_and_the_window():
     assert (lan["pulls"], lan["failures"], lan["handoffs"], lan["p50"], lan["max"]) == (3, 1, 1, 20.0, 30.0)
     assert lan["mbps"] == round(3000 / 60 / 1e6, 1)
     assert rows[("local", "docker")]["mbps"] is None and rows[("local", "docker")]["bytes"] == 0
-    assert (data["resolves"], data["failed_resolves"]) == (6, 1)
-    assert data["hub"] == {"counted_pulls": 1, "lowest_ratelimit_remaining": 42}
+    assert (data["resolves"], data["pulled"], data["resolved_only"], data["failed_resolves"]) == (6, 5, 0, 1)
+    assert data["hub"] == {"counted_pulls": 1, "counted_pulls_jobs": 1, "counted_pulls_mirror": 0,
+                           "lowest_ratelimit_remaining": 42}
+    assert (data["records"]["outside_window"], data["records"]["outside_first"]) == (1, "2026-11-23")
     assert {r["runner"] for r in data["runners"]} == {"gpu-1", "gpu-2"}
 
 
@@ -142,10 +144,10 @@ def test_formats_escape_names_from_records():
     assert len(re.findall(r"(?<!\\)\|", row)) == 10  # 9 columns: the registry's own | is escaped
     assert "```mermaid\nxychart-beta" in md
     prom = prometheus(rep)
-    sample = re.compile(r'^[a-z_]+(\{([a-z_]+="([^"\\\n]|\\["\\n])*",?)*\})? -?[0-9.e+]+$')
+    sample = re.compile(r'^[a-z_0-9]+(\{([a-z_]+="([^"\\\n]|\\["\\n])*",?)*\})? -?[0-9.e+]+$')
     for line in prom.splitlines():
         assert line.startswith("# ") or sample.match(line), line
-    assert "lanmirror_pull_seconds_count{" in prom and 'quantile="0.95"' in prom
+    assert "lanmirror_report_pull_p95_seconds{" in prom
     assert "2026-11-26 to 2026-12-02" in table(rep)
 
 

@@ -33,13 +33,18 @@ def _rows(rep: FleetReport) -> dict[str, tuple[list[str], list[list[str]]]]:
     runners = [[n, *stat_cells(s)] for n, s in sorted(rep.by_runner.items())]
     present = [k for k in SOURCES if any(k in per for per in rep.by_day.values())]
     days = []
-    for day, per in sorted(rep.by_day.items()):
+    for day in rep.days_seen():
+        per = rep.by_day.get(day, {})
         cells = [day, str(sum(s.pulls for s in per.values()))]
         for k in present:
             d = per[k].summary() if k in per else {"pulls": 0, "p50": None, "p95": None}
             cells += [str(d["pulls"]), _s(d["p50"]), _s(d["p95"])]
-        days.append([*cells, str(rep.hub_pulls_by_day.get(day, 0))])
-    day_head = ["day", "pulls", *[f"{k} {c}" for k in present for c in ("pulls", "p50 s", "p95 s")], "Hub pulls"]
+        mirror_quota = rep.hub_pulls_mirror_by_day.get(day, 0)
+        days.append([*cells, str(rep.hub_pulls_by_day.get(day, 0) - mirror_quota), str(mirror_quota)])
+    # "pulls" are images made local (per source); the quota columns are what the Hub counted, by
+    # jobs and by mirror: a job's Hub pull is one, a mirror's is one per tag copied.
+    day_head = ["day", "pulls", *[f"{k} {c}" for k in present for c in ("pulls", "p50 s", "p95 s")],
+                "quota: jobs", "quota: mirror"]
     mirror = [[t, str(m.tags), str(m.failed), _mb(m.bytes_read), _mb(m.bytes_written), _s(m.summary()["mbps"])]
               for t, m in sorted(rep.mirror.items())]
     return {
@@ -51,8 +56,12 @@ def _rows(rep: FleetReport) -> dict[str, tuple[list[str], list[list[str]]]]:
 
 
 def _facts(rep: FleetReport) -> list[str]:
-    lines = [f"Hub: {rep.hub_pulls} counted pull(s); lowest ratelimit-remaining seen: "
+    lines = [f"Hub quota: {rep.hub_pulls} counted pull(s), {rep.hub_pulls - rep.hub_pulls_mirror} by jobs and "
+             f"{rep.hub_pulls_mirror} by mirror; lowest ratelimit-remaining seen: "
              f"{rep.lowest_ratelimit if rep.lowest_ratelimit is not None else 'n/a'}"]
+    if rep.outside:
+        lines.append(f"records outside the window: {rep.outside}, dated {rep.outside_first} to {rep.outside_last} "
+                     f"(--until {rep.outside_last} reports on them)")
     if rep.rejected:
         lines.append("records not counted: " + ", ".join(f"{n} {why}" for why, n in sorted(rep.rejected.items())))
     gh = rep.github
@@ -68,8 +77,9 @@ def _facts(rep: FleetReport) -> list[str]:
 
 
 def title(rep: FleetReport) -> str:
-    return (f"lanmirror fleet report: {rep.since} to {rep.until} ({rep.days} day(s)), {rep.resolves} resolve(s), "
-            f"{rep.failed_resolves} failed")
+    """The three parts add up to the resolves; the pulls are the tables' (cache hits included)."""
+    return (f"lanmirror fleet report: {rep.since} to {rep.until} ({rep.days} day(s)), {rep.resolves} resolve(s): "
+            f"{rep.pulled} pulled, {rep.resolved_only} without a pull, {rep.failed_resolves} failed")
 
 
 def table(rep: FleetReport) -> str:
@@ -127,18 +137,26 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def _number(value: float) -> str:
+    """Counts and bytes as integers (6442969088, not 6.44297e+09), seconds as they are."""
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
 def prometheus(rep: FleetReport) -> str:
-    """node_exporter's textfile collector format. The numbers cover the report's window (the
-    `lanmirror_report_window_days` gauge says how long), recomputed on each run."""
+    """node_exporter's textfile collector format. Every number covers the report's window (the
+    `lanmirror_report_window_seconds` gauge says how long) and is recomputed on each run, so each is
+    a gauge: old records leave the window and the numbers go down, which a counter must never do."""
     out: list[str] = []
 
     def sample(name: str, labels: dict[str, str], value: float) -> str:
         text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-        return f"{name}{{{text}}} {value:g}" if text else f"{name} {value:g}"
+        return f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}"
 
-    def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
+    def gauge(name: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
         out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} {kind}")
+        out.append(f"# TYPE {name} gauge")
         out.extend(sample(name, labels, value) for labels, value in samples)
 
     groups = sorted(rep.by_all.items())
@@ -146,34 +164,35 @@ def prometheus(rep: FleetReport) -> str:
     def lab(key: tuple[str, str, str]) -> dict[str, str]:
         return {"source": key[0], "registry": key[1], "runner": key[2]}
 
-    metric("lanmirror_report_window_days", "gauge", "Days of records this report covers.", [({}, rep.days)])
-    metric("lanmirror_pulls_total", "counter", "Images made local, by where they came from.",
-           [(lab(k), s.pulls) for k, s in groups])
-    metric("lanmirror_pull_failures_total", "counter", "Pulls that failed at this source.",
-           [(lab(k), s.failures) for k, s in groups])
-    metric("lanmirror_pull_handoffs_total", "counter", "Pulls handed to the next source for slowness.",
-           [(lab(k), s.handoffs) for k, s in groups])
-    metric("lanmirror_pull_bytes_total", "counter", "Bytes pulled.", [(lab(k), s.bytes) for k, s in groups])
-    summary: list[tuple[dict[str, str], float]] = []
-    for k, s in groups:
-        if not s.seconds:
-            continue
-        d = s.summary()
-        summary += [({**lab(k), "quantile": "0.5"}, d["p50"]), ({**lab(k), "quantile": "0.95"}, d["p95"])]
-    metric("lanmirror_pull_seconds", "summary", "Seconds per pull.", summary)
-    out += [sample("lanmirror_pull_seconds_sum", lab(k), sum(s.seconds)) for k, s in groups if s.seconds]
-    out += [sample("lanmirror_pull_seconds_count", lab(k), len(s.seconds)) for k, s in groups if s.seconds]
-    metric("lanmirror_hub_counted_pulls_total", "counter", "Pulls Docker Hub counted against the quota.",
-           [({}, rep.hub_pulls)])
+    def timed(field: str) -> list[tuple[dict[str, str], float]]:
+        return [(lab(k), s.summary()[field]) for k, s in groups if s.seconds]
+
+    gauge("lanmirror_report_window_seconds", "Length of the window this report covers.", [({}, rep.days * 86400)])
+    gauge("lanmirror_report_resolves", "Resolves in the window, by outcome (pulled, without a pull, failed).",
+          [({"outcome": "pulled"}, rep.pulled), ({"outcome": "no_pull"}, rep.resolved_only),
+           ({"outcome": "failed"}, rep.failed_resolves)])
+    gauge("lanmirror_report_pulls", "Images made local in the window, by where they came from.",
+          [(lab(k), s.pulls) for k, s in groups])
+    gauge("lanmirror_report_pull_failures", "Pulls that failed at this source in the window.",
+          [(lab(k), s.failures) for k, s in groups])
+    gauge("lanmirror_report_pull_handoffs", "Pulls handed to the next source for slowness in the window.",
+          [(lab(k), s.handoffs) for k, s in groups])
+    gauge("lanmirror_report_pull_bytes", "Bytes pulled in the window.", [(lab(k), s.bytes) for k, s in groups])
+    gauge("lanmirror_report_pull_p50_seconds", "Median seconds per pull in the window.", timed("p50"))
+    gauge("lanmirror_report_pull_p95_seconds", "95th percentile of seconds per pull in the window.", timed("p95"))
+    gauge("lanmirror_report_pull_max_seconds", "Longest pull in the window, in seconds.", timed("max"))
+    gauge("lanmirror_report_hub_counted_pulls", "Pulls Docker Hub counted against the quota in the window, by "
+          "who spent them (jobs or mirror).",
+          [({"by": "jobs"}, rep.hub_pulls - rep.hub_pulls_mirror), ({"by": "mirror"}, rep.hub_pulls_mirror)])
     if rep.lowest_ratelimit is not None:
-        metric("lanmirror_hub_ratelimit_remaining_min", "gauge", "Lowest ratelimit-remaining a run saw.",
-               [({}, rep.lowest_ratelimit)])
-    metric("lanmirror_mirror_bytes_written_total", "counter", "Bytes mirror wrote, by target.",
-           [({"target": t}, m.bytes_written) for t, m in sorted(rep.mirror.items())])
-    metric("lanmirror_mirror_bytes_read_total", "counter", "Bytes mirror read from the source for a target.",
-           [({"target": t}, m.bytes_read) for t, m in sorted(rep.mirror.items())])
-    metric("lanmirror_records_rejected_total", "counter", "Record lines not counted, by reason.",
-           [({"reason": r}, n) for r, n in sorted(rep.rejected.items())])
+        gauge("lanmirror_report_hub_ratelimit_remaining_min", "Lowest ratelimit-remaining a run saw in the window.",
+              [({}, rep.lowest_ratelimit)])
+    gauge("lanmirror_report_mirror_written_bytes", "Bytes mirror wrote in the window, by target.",
+          [({"target": t}, m.bytes_written) for t, m in sorted(rep.mirror.items())])
+    gauge("lanmirror_report_mirror_read_bytes", "Bytes mirror read from the source for a target in the window.",
+          [({"target": t}, m.bytes_read) for t, m in sorted(rep.mirror.items())])
+    gauge("lanmirror_report_records_rejected", "Record lines of the window not counted, by reason.",
+          [({"reason": r}, n) for r, n in sorted(rep.rejected.items())])
     return "\n".join(out) + "\n"
 
 

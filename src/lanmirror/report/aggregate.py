@@ -73,15 +73,23 @@ class FleetReport:
     days: int
     since: dt.date
     until: dt.date
-    resolves: int = 0
+    resolves: int = 0  # = pulled + resolved_only + failed_resolves
     failed_resolves: int = 0
+    pulled: int = 0  # resolves that made their image local: the pulls of the tables, cache hits included
+    resolved_only: int = 0  # resolves that succeeded without a pull (pull: false)
     by_source: dict[tuple[str, str], Stats] = field(default_factory=lambda: defaultdict(Stats))
     by_runner: dict[str, Stats] = field(default_factory=lambda: defaultdict(Stats))
     # source, registry, runner together: the label set of the Prometheus series
     by_all: dict[tuple[str, str, str], Stats] = field(default_factory=lambda: defaultdict(Stats))
     by_day: dict[str, dict[str, Stats]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(Stats)))
-    hub_pulls: int = 0
-    hub_pulls_by_day: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    hub_pulls: int = 0  # counted by the Hub against the quota: jobs' and mirror's together
+    hub_pulls_mirror: int = 0  # of which mirror's (it reads manifests from the Hub by design)
+    hub_pulls_by_day: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # both, by day
+    hub_pulls_mirror_by_day: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Records outside the window are counted, so that a report of old records says where they are.
+    outside: int = 0
+    outside_first: str | None = None
+    outside_last: str | None = None
     lowest_ratelimit: int | None = None
     mirror: dict[str, MirrorStats] = field(default_factory=lambda: defaultdict(MirrorStats))
     source_bytes_read: int = 0
@@ -98,18 +106,28 @@ class FleetReport:
                 add_stats(total, s)
         return total
 
+    def days_seen(self) -> list[str]:
+        """Days with a pull or a counted Hub request (a day of mirror runs only is a day too)."""
+        return sorted(set(self.by_day) | {d for d, n in self.hub_pulls_by_day.items() if n})
+
     def to_json(self) -> dict[str, Any]:
         return {
             "days": self.days, "since": self.since.isoformat(), "until": self.until.isoformat(),
-            "resolves": self.resolves, "failed_resolves": self.failed_resolves,
+            "resolves": self.resolves, "failed_resolves": self.failed_resolves, "pulled": self.pulled,
+            "resolved_only": self.resolved_only,
             "sources": [{"source": k, "registry": r, **s.summary()} for (k, r), s in sorted(self.by_source.items())],
             "runners": [{"runner": n, **s.summary()} for n, s in sorted(self.by_runner.items())],
             "days_detail": [{"day": d, "sources": {k: s.summary() for k, s in sorted(per.items())},
-                             "hub_pulls": self.hub_pulls_by_day.get(d, 0)} for d, per in sorted(self.by_day.items())],
-            "hub": {"counted_pulls": self.hub_pulls, "lowest_ratelimit_remaining": self.lowest_ratelimit},
+                             "hub_pulls": self.hub_pulls_by_day.get(d, 0),
+                             "hub_pulls_mirror": self.hub_pulls_mirror_by_day.get(d, 0)}
+                            for d, per in ((d, self.by_day.get(d, {})) for d in self.days_seen())],
+            "hub": {"counted_pulls": self.hub_pulls, "counted_pulls_jobs": self.hub_pulls - self.hub_pulls_mirror,
+                    "counted_pulls_mirror": self.hub_pulls_mirror, "lowest_ratelimit_remaining": self.lowest_ratelimit},
             "mirror": {"targets": [{"target": t, **m.summary()} for t, m in sorted(self.mirror.items())],
                        "source_bytes_read": self.source_bytes_read},
-            "records": {"rejected": dict(sorted(self.rejected.items())), "unsigned": self.unsigned},
+            "records": {"rejected": dict(sorted(self.rejected.items())), "unsigned": self.unsigned,
+                        "outside_window": self.outside, "outside_first": self.outside_first,
+                        "outside_last": self.outside_last},
             "github": self.github, "verdicts": list(self.verdicts),
         }
 
@@ -141,6 +159,7 @@ def aggregate(records: Iterable[dict[str, Any]], days: int, today: dt.date | Non
         try:
             day = _day(record)
             if not since <= day <= until:
+                note_outside(rep, day.isoformat())
                 continue
             # Into a scratch report first: a record that cannot be read leaves no half of itself behind.
             scratch = FleetReport(days, since, until)
@@ -156,14 +175,25 @@ def aggregate(records: Iterable[dict[str, Any]], days: int, today: dt.date | Non
     return rep
 
 
+def note_outside(rep: FleetReport, day: str) -> None:
+    rep.outside += 1
+    rep.outside_first = min(day, rep.outside_first or day)
+    rep.outside_last = max(day, rep.outside_last or day)
+
+
 def merge(into: FleetReport, part: FleetReport) -> None:
     """Add the counts of `part` (one record's) to `into`."""
     into.resolves += part.resolves
     into.failed_resolves += part.failed_resolves
+    into.pulled += part.pulled
+    into.resolved_only += part.resolved_only
     into.hub_pulls += part.hub_pulls
+    into.hub_pulls_mirror += part.hub_pulls_mirror
     into.source_bytes_read += part.source_bytes_read
     for day, n in part.hub_pulls_by_day.items():
         into.hub_pulls_by_day[day] += n
+    for day, n in part.hub_pulls_mirror_by_day.items():
+        into.hub_pulls_mirror_by_day[day] += n
     if part.lowest_ratelimit is not None and (into.lowest_ratelimit is None
                                                or part.lowest_ratelimit < into.lowest_ratelimit):
         into.lowest_ratelimit = part.lowest_ratelimit
@@ -194,8 +224,6 @@ def add_resolve(rep: FleetReport, record: dict[str, Any], day: str) -> None:
     body = record["resolve"]
     runner = _text(record.get("runner"))
     rep.resolves += 1
-    if not record.get("ok"):
-        rep.failed_resolves += 1
     for a in body.get("attempts") or []:
         if not isinstance(a, dict) or a.get("source") not in SOURCES:
             continue
@@ -207,13 +235,18 @@ def add_resolve(rep: FleetReport, record: dict[str, Any], day: str) -> None:
             elif a.get("event") == "pull-failed":
                 stats.failures += 1
     pull = body.get("pull")
-    if record.get("ok") and isinstance(pull, dict) and pull.get("source") in SOURCES:
+    if not record.get("ok"):
+        rep.failed_resolves += 1
+    elif isinstance(pull, dict) and pull.get("source") in SOURCES and _num(pull.get("seconds")) is not None:
         seconds, nbytes = _num(pull.get("seconds")), _num(pull.get("bytes"))
-        if seconds is not None:
-            where = (pull["source"], _text(pull.get("registry")))
-            for stats in (rep.by_source[where], rep.by_runner[runner], rep.by_day[day][pull["source"]],
-                          rep.by_all[(where[0], where[1], runner)]):
-                stats.add_pull(seconds, int(nbytes or 0))
+        assert seconds is not None
+        rep.pulled += 1
+        where = (pull["source"], _text(pull.get("registry")))
+        for stats in (rep.by_source[where], rep.by_runner[runner], rep.by_day[day][pull["source"]],
+                      rep.by_all[(where[0], where[1], runner)]):
+            stats.add_pull(seconds, int(nbytes or 0))
+    else:
+        rep.resolved_only += 1
     hub = _num(body.get("hub_pulls"))
     if hub:
         rep.hub_pulls += int(hub)
@@ -230,7 +263,9 @@ def add_mirror(rep: FleetReport, record: dict[str, Any]) -> None:
     if pulls:
         day = _day(record).isoformat()
         rep.hub_pulls += int(pulls)
+        rep.hub_pulls_mirror += int(pulls)
         rep.hub_pulls_by_day[day] += int(pulls)
+        rep.hub_pulls_mirror_by_day[day] += int(pulls)
     for row in body.get("results") or []:
         if not isinstance(row, dict):
             continue

@@ -25,12 +25,14 @@ def verdicts(rep: FleetReport) -> list[str]:
     tried_lan = lan.pulls + lan.handoffs + lan.failures
     if tried_lan >= MIN_PULLS and (lan.handoffs + lan.failures) / tried_lan > 0.1:
         share = 100 * (lan.handoffs + lan.failures) / tried_lan
-        out.append(f"{share:.0f}% of LAN pulls were handed off or failed ({lan.handoffs} hand-offs, {lan.failures} "
-                   "failures): look at the slowest replica in the table")
+        out.append(f"{lan.handoffs + lan.failures} of {tried_lan} LAN attempts ({share:.0f}%) were handed off or "
+                   f"failed ({lan.handoffs} hand-offs, {lan.failures} failures): look at the slowest replica in the "
+                   "table")
     fetched = lan.pulls + hub.pulls
     if fetched >= MIN_PULLS and hub.pulls / fetched > 0.2:
-        out.append(f"{hub.pulls} of {fetched} pulls ({100 * hub.pulls / fetched:.0f}%) came from the Hub: mirror the "
-                   "tags jobs use (is the mirror workflow running after each nightly?)")
+        out.append(f"{hub.pulls} of {fetched} downloads ({100 * hub.pulls / fetched:.0f}%) came from the Hub (LAN "
+                   f"{lan.pulls}, Hub {hub.pulls}; cache hits download nothing): mirror the tags jobs use (is the "
+                   "mirror workflow running after each nightly?)")
     if rep.lowest_ratelimit is not None and rep.lowest_ratelimit < 20:
         out.append(f"the Hub's ratelimit-remaining fell to {rep.lowest_ratelimit}: jobs are close to the pull limit")
     if rep.unsigned:
