@@ -31,7 +31,9 @@ command -v "$py" >/dev/null || err "$py not found: install Python 3.10 or newer 
 "$py" -I -c 'import venv, ensurepip' 2>/dev/null ||
   err "$py has no venv module: install it (Debian/Ubuntu: apt-get install python3-venv)"
 
-hash=$(cd "$root" && { printf '%s\n' requirements.lock requirements-build.lock pyproject.toml; find src -type f -name '*.py'; } |
+# .git_archival.txt carries the version of a vendored or downloaded copy (git archive fills it in).
+hash=$(cd "$root" && { printf '%s\n' requirements.lock requirements-build.lock pyproject.toml; find src -type f -name '*.py';
+  [ ! -f .git_archival.txt ] || echo .git_archival.txt; } |
   LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
 # private PATH: a real file or folder (not a symlink) owned by this user that nobody else can write.
 me=$(id -u)
@@ -75,12 +77,31 @@ else
     echo "installing lanmirror from $root into $venv"
     rm -rf "$cache"/.build-venv-* "$venv"  # leftovers of an interrupted build: never used
     tmp=$(mktemp -d "$cache/.build-venv-$hash.XXXXXX")
-    "$py" -I -m venv "$tmp"
-    pip=("$tmp/bin/python" -I -m pip --isolated --disable-pip-version-check --quiet)
-    "${pip[@]}" install --require-hashes --no-deps -r "$root/requirements.lock" -r "$root/requirements-build.lock" 2>&1 |
-      { grep -vi '^warning: location' || true; }
+    "$py" -I -m venv --prompt lanmirror "$tmp"
+    pip=("$tmp/bin/python" -I -m pip --isolated --disable-pip-version-check --quiet --retries 2 --timeout 15)
+    if ! "${pip[@]}" install --require-hashes --no-deps -r "$root/requirements.lock" -r "$root/requirements-build.lock" \
+        2>&1 | { grep -vi '^warning: location' || true; }; then
+      rm -rf "$tmp"
+      err "could not install lanmirror's dependencies (pip's lines above say why). The first run on a runner downloads them from the package index: PyPI, or the index set in /etc/pip.conf (pip runs --isolated here, so PIP_INDEX_URL, PIP_PROXY and ~/.config/pip are ignored; https_proxy is used). Later runs use the cached venv in $cache"
+    fi
     "${pip[@]}" install --no-deps --no-index --no-build-isolation "$root" 2>&1 | { grep -vi '^warning: location' || true; }
     "$tmp/bin/python" -I -c 'import lanmirror.cmd.action'
+    # pip wrote the build folder's path into every console script and activate: point them at the
+    # venv's final place, so that an admin can run $venv/bin/lanmirror (doctor) directly.
+    "$tmp/bin/python" -I - "$tmp" "$venv" <<'PY'
+import os, sys
+tmp, final = sys.argv[1], sys.argv[2]
+bindir = os.path.join(tmp, "bin")
+for name in os.listdir(bindir):
+    path = os.path.join(bindir, name)
+    if os.path.islink(path) or not os.path.isfile(path):
+        continue
+    with open(path, "rb") as f:
+        data = f.read()
+    if tmp.encode() in data:
+        with open(path, "wb") as f:
+            f.write(data.replace(tmp.encode(), final.encode()))
+PY
     touch "$tmp/.ok"
     mv -T "$tmp" "$venv"
   fi

@@ -17,9 +17,10 @@ def project_files() -> list[str]:
 
 
 def vendor(dest: Path) -> None:
-    """The README's vendoring commands, run in `dest`. `git clone ... resolve-image` and
-    `rm -rf resolve-image/.git` are a copy of this working tree (tests see uncommitted changes too);
-    the rest is the README's command as written."""
+    """What the README's vendoring commands leave in `dest` (scripts/vendor.sh: the project in
+    ./resolve-image, its mirror/ folder in ./mirror-to-lan), copied from this working tree so that
+    tests see uncommitted changes too. tests/integration/test_vendored_install.py runs the
+    README's commands themselves."""
     for rel in project_files():
         target = dest / "resolve-image" / rel
         target.parent.mkdir(parents=True, exist_ok=True)

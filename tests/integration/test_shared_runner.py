@@ -171,7 +171,8 @@ def test_a_credential_helper_runs_without_any_secret_lanmirror_knows(stack, repo
 def source_hash() -> str:
     """The venv key action-install.sh computes (public: anyone can compute it from the source)."""
     script = ("{ printf '%s\\n' requirements.lock requirements-build.lock pyproject.toml; "
-              "find src -type f -name '*.py'; } | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16")
+              "find src -type f -name '*.py'; echo .git_archival.txt; } | LC_ALL=C sort | xargs sha256sum | "
+              "sha256sum | cut -c1-16")
     out = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
