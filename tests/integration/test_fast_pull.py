@@ -197,6 +197,12 @@ def test_a_hub_image_through_the_endpoint_is_a_verified_cache_hit_next_time(stac
     assert stack.hub_proxy.counted_gets() == 1  # the one manifest GET a direct pull makes too
     local = Engine(engine).local_image(f"{stack.hub}/{repo}:{tag_for(BASE, 1)}")
     assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests), local
+    # Only names a user can read: the canonical tag and, on the classic store (which keeps only the
+    # digest references it pulled), `127.0.0.1:PORT/<repo>@digest`, never the endpoint's prefix.
+    mine = [n for n in names(engine) if repo in n]
+    assert [n for n in mine if LOOPBACK_NAME.search(n)] == [], mine
+    others = [n for n in mine if n != f"{stack.hub}/{repo}:{tag_for(BASE, 1)}" and not n.startswith(f"{stack.hub}/")]
+    assert all(re.fullmatch(rf"127\.0\.0\.1:\d+/{re.escape(repo)}@{img.digest}", n) for n in others), mine
     again, _ = resolve(stack, repo, engine=engine)
     assert (again["source"], again["digest"], again["verified"]) == ("local", img.digest, True)
     assert stack.hub_proxy.counted_gets() == 1  # verifying the cache hit is a free HEAD

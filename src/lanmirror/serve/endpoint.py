@@ -113,6 +113,9 @@ class Endpoint:
         self.image = image
         self.sources = sources
         self.prefix = secrets.token_hex(12)
+        # Off until the image has been pulled: then its manifests (never its blobs) are served under
+        # the repository's own name too, so that the daemon can record a name without the prefix.
+        self.plain_manifests = False
         self.corrupt: set[str] = set()  # blobs a source served wrong once: resumes restart them whole
         self.served = 0  # bytes sent to the daemon
         # (method, path, status) of the last requests for this run's image, for tests and reports.
@@ -157,6 +160,11 @@ class Endpoint:
         """The repository the daemon pulls from."""
         return f"{self.registry}/{self.prefix}/{self.repo}"
 
+    @property
+    def plain_name(self) -> str:
+        """`127.0.0.1:PORT/<repo>`: the name a user can read, for the daemon's record of a digest."""
+        return f"{self.registry}/{self.repo}"
+
     def start(self) -> Endpoint:
         self._thread.start()
         return self
@@ -187,6 +195,8 @@ class Endpoint:
             self._send(h, method, 200, b"{}", {"Content-Type": "application/json"})
             return
         own = f"/v2/{self.prefix}/{self.repo}/"
+        if self.plain_manifests and path.startswith(f"/v2/{self.repo}/manifests/sha256:"):
+            own = f"/v2/{self.repo}/"  # the name-only pull after the image's own (see `plain_name`)
         if len(h.path) > MAX_PATH or not path.startswith(own):
             with self._lock:
                 self.refused += 1

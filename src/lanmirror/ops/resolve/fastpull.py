@@ -96,7 +96,29 @@ def pull_through_endpoint(run: Run, option: Option, sources: list[Source], *, fl
         local = engine.pull(ref, source=f"{kind} {registry} (ranges)", stall_timeout=run.opts.stall_timeout,
                             timeout=run.within(run.opts.pull_timeout), on_progress=run.on_progress, min_rate=floor,
                             rate_window=run.opts.pull_rate_window)
-        return FastPull(local, ref, sources, endpoint.served)
+        fast = FastPull(local, ref, sources, endpoint.served)
+        if kind == "hub" and engine.image_store() != "containerd":
+            fast.named = record_plain_name(run, endpoint, digest)
+        return fast
+
+
+def record_plain_name(run: Run, endpoint: Endpoint, digest: str) -> str:
+    """The classic store keeps only the digest references it pulled, and the next run's cache check
+    needs one. For a LAN image the LAN's own name is recorded (`rename_fast_pull`); for a Hub image
+    that would cost a counted Hub pull, so the daemon records `127.0.0.1:PORT/<repo>@digest` from
+    the endpoint instead: one manifest request, every layer already present. The prefixed name,
+    which nobody could read, is removed afterwards. "" when the daemon did not take it."""
+    engine = run.engine
+    assert engine is not None
+    endpoint.plain_manifests = True
+    plain = f"{endpoint.plain_name}@{digest}"
+    try:
+        engine.pull(plain, source="hub (name only)", stall_timeout=min(run.opts.stall_timeout, 30.0),
+                    timeout=run.within(min(run.opts.pull_timeout, 60.0)))
+    except LanmirrorError as exc:
+        log.info("could not record %s on the image (%s); keeping the endpoint's name", plain, exc)
+        return ""
+    return plain
 
 
 @dataclass

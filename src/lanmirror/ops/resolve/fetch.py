@@ -14,6 +14,7 @@ from lanmirror.ops.resolve.fastpull import pull_fast
 from lanmirror.ops.resolve.model import Candidate, Option, PullStats, Resolution
 from lanmirror.ops.resolve.probe import refresh_ratelimit
 from lanmirror.ops.resolve.provenance import mark_unverified
+from lanmirror.ops.resolve.served import FastPull
 from lanmirror.remote.registry import manifest_tree
 from lanmirror.retry import describe
 
@@ -92,7 +93,7 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
     if fast is not None:
         image, nbytes = fast.image, fast.served
         engine.tag(fast.ref, canonical.familiar_repository, cand.tag)
-        rename_fast_pull(run, fast.ref, pinned, kind, creds)
+        rename_fast_pull(run, fast, pinned, kind, creds)
     elif kind == "hub":
         if creds is not None and not creds.identity_token:
             engine.login(creds, registry if registry != DOCKER_HUB else "https://index.docker.io/v1/")
@@ -114,15 +115,20 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
     return report(run, cand, kind, registry, digest, str(canonical), pinned, verified, True)
 
 
-def rename_fast_pull(run: Run, loopback: str, pinned: str, kind: str, creds: Credentials | None) -> None:
-    """Leave the image named exactly as a direct pull leaves it, so the next run's cache check accepts
-    it and scripts that look for the source's name find it. A LAN's reference is recorded by a second
-    pull from the LAN: every layer is present, so it costs one manifest request, no blob and no Hub
-    quota. For a Hub image that second pull would be a counted Hub pull: the containerd store derives
-    the Hub's RepoDigest from the canonical tag anyway, and the classic store (which keeps only the
-    digest references it pulled) keeps the loopback one instead, which the cache check accepts too."""
+def rename_fast_pull(run: Run, fast: FastPull, pinned: str, kind: str, creds: Credentials | None) -> None:
+    """Leave the image named as a direct pull leaves it, so the next run's cache check accepts it
+    and scripts that look for the source's name find it, and remove the endpoint's prefixed name.
+    A LAN's reference is recorded by a second pull from the LAN: every layer is present, so it costs
+    one manifest request, no blob and no Hub quota. For a Hub image that second pull would be a
+    counted Hub pull: the containerd store derives the Hub's RepoDigest from the canonical tag
+    anyway; the classic store (which keeps only the digest references it pulled) keeps
+    `127.0.0.1:PORT/<repo>@digest` instead (`record_plain_name`), which the cache check accepts too."""
     engine = run.engine
     assert engine is not None
+    loopback = fast.ref
+    if kind == "hub" and fast.named:
+        engine.untag(loopback)
+        return
     if kind == "lan":
         try:
             engine.pull(pinned, source=f"{kind} (name only)", stall_timeout=min(run.opts.stall_timeout, 30.0),

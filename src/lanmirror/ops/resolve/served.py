@@ -21,6 +21,7 @@ class FastPull:
     sources: list[Source] = field(default_factory=list)
     served: int = 0
     path: str = "ranges"  # ranges: the endpoint in this job; endpoint-on-host: the helper container
+    named: str = ""  # `127.0.0.1:PORT/<repo>@digest`, when the daemon also recorded that name
 
 
 def manifest_deadline(run: Run) -> float:
