@@ -57,5 +57,5 @@ def test_the_docs_the_changelog_and_the_release_workflow_agree_on_the_major_tag(
     first = re.search(r"^## Unreleased \((\d+)\.\d+\.\d+\)", changelog, re.M)
     assert first and majors == {f"v{first.group(1)}"}, (majors, first)
     assert 'major=${TAG%%.*}' in release and "by hand" in changelog
-    vendored = re.findall(r"--branch (v\d+)\.\d+\.\d+", readme)
+    vendored = re.findall(r"^REF=(v\d+)\.\d+\.\d+", readme, re.M)
     assert vendored and set(vendored) == majors

@@ -1,13 +1,13 @@
-"""HTTP to one registry: auth challenges, token exchange, timeouts, retries.
+"""HTTP to one registry: the request, the insecure rule, timeouts, retries, and the one retry on
+a 401 (how that challenge is answered is `auth`'s, one module per scheme).
 
 Like go-containerregistry's `remote/transport`: the layers above ask for `GET /v2/<repo>/...`
-with a scope and get a response; how the bearer token was obtained (anonymous or with the
-credentials docker itself would use), and whether the request was retried, is decided here.
+with a scope and get a response; how the token was obtained (anonymous or with the credentials
+docker itself would use), and whether the request was retried, is decided below them.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 from collections.abc import Mapping
@@ -20,12 +20,15 @@ from requests.adapters import HTTPAdapter
 
 from lanmirror import __version__
 from lanmirror.authn.credentials import Credentials
-from lanmirror.errors import AuthError, PullLimitExceeded, RegistryError, TransientError
+from lanmirror.errors import AuthError, RegistryError, TransientError
 from lanmirror.name import api_host, normalize_registry
-from lanmirror.retry import DEFAULT_POLICY, RetryPolicy, UnknownHost, network_cause, parse_retry_after
+from lanmirror.retry import DEFAULT_POLICY, RetryPolicy, UnknownHost, network_cause
+from lanmirror.transport.auth import Authenticator, Wire, refused_error
 from lanmirror.transport.challenge import load_challenge, parse_challenge, save_challenge
 from lanmirror.transport.scheme import is_loopback
+from lanmirror.transport.schemes import authenticator_for
 from lanmirror.transport.session import RegistrySession
+from lanmirror.transport.status import raise_for_transient
 from lanmirror.transport.tls import ca_bundle, insecure_scheme, tls_files
 
 log = logging.getLogger("lanmirror.transport")
@@ -78,24 +81,32 @@ class Transport:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         # Passed with every request: requests would let $REQUESTS_CA_BUNDLE override a session's own.
-        self.verify: str | bool = ca_bundle(self.tls.cas)
+        self.wire = Wire(self.registry, self.host, self.session, self.timeouts.pair(), ca_bundle(self.tls.cas))
         if self.tls.client:
             self.session.cert = self.tls.client
         self._lock = threading.Lock()
-        self._challenge: tuple[str, dict[str, str]] | None = None
-        self._tokens: dict[str, str] = {}
-        # One token exchange per scope at a time: parallel probes wait for it instead of each asking,
-        # and refused credentials are remembered, so a wrong password costs exactly one request.
-        self._token_lock = threading.Lock()
-        self._auth_failure: AuthError | None = None
-        self._token_round = 0
-        self._token_error: Exception | None = None
-        # What a stuck request is waiting on, for the error a caller's deadline produces.
-        self.waiting_on = ""
+        self._auth: Authenticator | None = None
+        self._challenged = ""  # the scheme of the last challenge, answerable or not
+        self._basic_refused: AuthError | None = None
         # Credentials follow the registry, never a file: a remembered challenge (from a cache that
         # any job on this runner could have written) may only speed up an anonymous token request.
-        self._challenge = load_challenge(self.host) if credentials is None else None
-        self._challenge_cached = self._challenge is not None
+        remembered = load_challenge(self.host) if credentials is None else None
+        if remembered is not None:
+            self._auth = authenticator_for(*remembered, self.wire, None)
+        self._challenge_cached = self._auth is not None
+
+    @property
+    def verify(self) -> str | bool:
+        return self.wire.verify
+
+    @verify.setter
+    def verify(self, value: str | bool) -> None:
+        self.wire.verify = value
+
+    @property
+    def waiting_on(self) -> str:
+        """What a stuck request is waiting on, for the error a caller's deadline produces."""
+        return self.wire.waiting_on
 
     def __repr__(self) -> str:
         return f"Transport({self._scheme or 'http(s)'}://{self.host})"
@@ -138,155 +149,50 @@ class Transport:
 
     # -- auth -------------------------------------------------------------------------------
 
-    def _auth_header(self, scope: str | None) -> dict[str, str]:
-        with self._lock:
-            challenge = self._challenge
-            token = self._tokens.get(scope or "")
-        if challenge is None:
-            return {}
-        kind, _ = challenge
-        if kind == "bearer" and token:
-            return {"Authorization": f"Bearer {token}"}
-        if kind == "basic" and self.credentials:
-            raw = f"{self.credentials.username}:{self.credentials.password}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
-        return {}
+    def _failure(self) -> AuthError | None:
+        """A refused login, remembered: every later request fails at once without sending it again."""
+        return self._basic_refused or (self._auth.failure if self._auth else None)
 
-    def _fetch_token(self, params: dict[str, str], scope: str | None) -> None:
-        realm = params.get("realm")
-        if not realm:
-            raise RegistryError(f"{self.registry}: bearer challenge without a realm", registry=self.registry)
-        query: dict[str, str | list[str]] = {k: v for k, v in params.items() if k in ("service",)}
-        if scope:
-            # One `scope` parameter per resource, repeated, as the token spec says (a mount needs two).
-            query["scope"] = scope.split()
-        creds = self.credentials
-        self.waiting_on = f"the token endpoint {realm}"
-        try:
-            # The realm on another host is verified against the system CAs, whatever this registry's rule.
-            verify = self.verify if urlsplit(realm).netloc == self.host else True
-            if creds is not None and creds.identity_token:
-                # An identity token is an OAuth2 refresh token: POSTed as a form, never sent as Basic.
-                form = {**query, "grant_type": "refresh_token", "refresh_token": creds.password,
-                        "client_id": "lanmirror"}
-                resp = self.session.post(realm, data=form, timeout=self.timeouts.pair(), verify=verify)
-            else:
-                auth = (creds.username, creds.password) if creds else None
-                resp = self.session.get(realm, params=query, auth=auth, timeout=self.timeouts.pair(), verify=verify)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TransientError(f"{self.registry}: token endpoint {realm} unreachable: {network_cause(exc)}") from None
-        finally:
-            self.waiting_on = ""
-        if resp.status_code in (401, 403):
-            raise self._refused(resp.status_code)
-        self._raise_for_transient(resp, "token endpoint")
-        if resp.status_code != 200:
-            raise RegistryError(f"{self.registry}: token endpoint answered HTTP {resp.status_code}",
-                                registry=self.registry, status=resp.status_code)
-        try:
-            body = resp.json()
-        except ValueError:
-            raise RegistryError(f"{self.registry}: token endpoint returned non-JSON", registry=self.registry) from None
-        token = body.get("token") or body.get("access_token")
-        if not token:
-            raise RegistryError(f"{self.registry}: token endpoint returned no token", registry=self.registry)
-        with self._lock:
-            self._tokens[scope or ""] = token
-
-    def _refused(self, status: int) -> AuthError:
-        """The one error a refused login gives: who was refused, where the credentials came from,
-        and what to do. It is remembered, so every later request fails at once without sending
-        the same wrong password again."""
-        if self.credentials is None:
-            hint = (f"this registry needs a login: run `docker login {self.registry}` on this runner, or set "
-                    "LANMIRROR_LAN_USERNAME and LANMIRROR_LAN_PASSWORD (for the Hub: DOCKERHUB_USERNAME and "
-                    "DOCKERHUB_TOKEN)")
-            who = "anonymous access"
-        else:
-            hint = "fix that password or token (or `docker login` again) and re-run"
-            who = self.credentials.describe()
-        return AuthError(f"{self.registry}: authentication failed for {who} (HTTP {status}); {hint}",
-                         registry=self.registry, status=status)
-
-    def _authenticate(self, resp: requests.Response, scope: str | None, stale_token: str | None) -> bool:
-        """Handle a 401: remember the challenge and get a token. False if nothing can be done."""
+    def _authenticate(self, resp: requests.Response, scope: str | None, sent: str | None) -> bool:
+        """Handle a 401: hand its challenge to the scheme's authenticator. False if nothing can be done."""
         header = resp.headers.get("WWW-Authenticate", "")
         if not header:
             return False
         kind, params = parse_challenge(header)
         with self._lock:
-            known = self._challenge
-            self._challenge = (kind, params)
-        if known is None or known[0] != kind or {k: known[1].get(k) for k in ("realm", "service")} != {
-                k: params.get(k) for k in ("realm", "service")}:
-            save_challenge(self.host, (kind, params) if kind == "bearer" else None)
-        if kind == "bearer":
-            self._obtain_token(params, scope or params.get("scope"), stale_token)
-            return True
-        return kind == "basic" and self.credentials is not None
+            self._challenged = kind
+            auth = self._auth
+            if auth is None or not auth.same_challenge(kind, params):
+                auth = self._auth = authenticator_for(kind, params, self.wire, self.credentials)
+                changed = True
+            else:
+                changed = False
+        if changed:
+            memo = auth.memo() if auth else None
+            save_challenge(self.host, (kind, memo) if memo is not None else None)
+        if auth is None:
+            return False
+        return auth.answer(scope or params.get("scope"), sent)
 
-    def _obtain_token(self, params: dict[str, str], key: str | None, stale_token: str | None) -> None:
-        """One token exchange per scope at a time (see __init__)."""
-        round_seen = self._token_round
-        with self._token_lock:
-            if self._auth_failure is not None:
-                raise self._auth_failure
-            if self._token_round != round_seen and self._token_error is not None:
-                raise self._token_error  # it failed while we waited: do not queue up behind it again
-            with self._lock:
-                current = self._tokens.get(key or "")
-            if current is None or current == stale_token:
-                self._token_round += 1
-                try:
-                    self._fetch_token(params, key)
-                    self._token_error = None
-                except AuthError as exc:
-                    self._auth_failure = self._token_error = exc
-                    raise
-                except Exception as exc:
-                    self._token_error = exc
-                    raise
-
-    def _prefetch_token(self, scope: str | None) -> None:
-        """With a challenge remembered from an earlier run, get the token before the first request
+    def _prefetch(self, scope: str | None) -> None:
+        """With a challenge remembered from an earlier run, get ready before the first request
         instead of after its 401. A stale memory (the realm moved) is dropped, not fatal."""
-        with self._lock:
-            challenge = self._challenge
-            have = (scope or "") in self._tokens
-        if have or challenge is None or challenge[0] != "bearer" or not self._challenge_cached:
+        auth = self._auth
+        if auth is None or not self._challenge_cached:
             return
         try:
-            self._obtain_token(challenge[1], scope, None)
+            auth.prefetch(scope)
         except Exception as exc:
             # Whatever the remembered realm answered, a refusal included, is the file's word, not the
             # registry's: forget it and learn the challenge from the registry itself.
             log.info("%s: remembered auth challenge failed (%s); learning it again", self.registry, type(exc).__name__)
             with self._lock:
-                self._challenge = None
+                if self._auth is auth:
+                    self._auth = None
             self._challenge_cached = False
-            self._token_error = self._auth_failure = None
             save_challenge(self.host, None)
 
     # -- requests ---------------------------------------------------------------------------
-
-    def _raise_for_transient(self, resp: requests.Response, what: str) -> None:
-        status = resp.status_code
-        if status == 429:
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            remaining = resp.headers.get("ratelimit-remaining", "").split(";")[0].strip()
-            if retry_after is None and ("TOOMANYREQUESTS" in resp.text[:2000].upper() or remaining == "0"):
-                raise PullLimitExceeded(
-                    f"{self.registry}: pull rate limit reached (429 TOOMANYREQUESTS, "
-                    f"ratelimit-remaining={remaining or '?'}); "
-                    "log in with a paid account or wait for the window to reset",
-                    registry=self.registry, status=429, code="TOOMANYREQUESTS",
-                )
-            raise TransientError(f"{self.registry}: {what} HTTP 429 (Retry-After {retry_after})",
-                                 status=429, retry_after=retry_after)
-        if status >= 500:
-            resp.close()
-            raise TransientError(f"{self.registry}: {what} HTTP {status}", status=status,
-                                 retry_after=parse_retry_after(resp.headers.get("Retry-After")))
 
     def _send_once(
         self, method: str, path: str, scope: str | None, headers: Mapping[str, str] | None,
@@ -295,13 +201,14 @@ class Transport:
         url = self.url(path)
         mine = self.owns(url)
         if mine:
-            self._prefetch_token(scope)
+            self._prefetch(scope)
         else:
             log.debug("%s: %s %s is another host's: sent without Authorization", self.registry, method, url)
-        if mine and self._auth_failure is not None:
-            raise self._auth_failure
+        failure = self._failure() if mine else None
+        if failure is not None:
+            raise failure
         for attempt in range(2):
-            auth = self._auth_header(scope) if mine else {}
+            auth = self._auth.header(scope) if mine and self._auth else {}
             hdrs = {**(headers or {}), **auth}
             try:
                 resp = self.session.request(method, url, headers=hdrs, timeout=timeout or self.timeouts.pair(),
@@ -315,7 +222,7 @@ class Transport:
             # challenge never gets this registry's credentials.
             foreign = not self.owns(resp.url or url)
             if resp.status_code == 401 and attempt == 0 and mine and not foreign:
-                sent = auth.get("Authorization", "").removeprefix("Bearer ") or None
+                sent = auth.get("Authorization") or None
                 resp.close()
                 if self._authenticate(resp, scope, sent):
                     if not _rewindable(kwargs.get("data")):
@@ -334,13 +241,13 @@ class Transport:
             resp.close()
             if auth.get("Authorization", "").startswith("Basic "):
                 # Basic credentials refused: the password is wrong, and sending it again will not help.
-                self._auth_failure = self._refused(401)
-                raise self._auth_failure
-            if self.credentials is None and self._challenge is not None and self._challenge[0] == "basic":
-                raise self._refused(401)
+                self._basic_refused = refused_error(self.registry, self.credentials, 401)
+                raise self._basic_refused
+            if self.credentials is None and self._challenged == "basic":
+                raise refused_error(self.registry, None, 401)
             raise AuthError(f"{self.registry}: {method} {path} unauthorized (HTTP 401); "
                             "check credentials or repository access", registry=self.registry, status=401)
-        self._raise_for_transient(resp, f"{method} {path}")
+        raise_for_transient(resp, self.registry, f"{method} {path}")
         return resp
 
     def request(
@@ -378,11 +285,13 @@ class Transport:
         """`GET /v2/`: tells whether the registry is up and learns its auth challenge."""
         url = self.url("/v2/")
         resp = self.session.get(url, timeout=self.timeouts.pair(), verify=self.verify)
-        if resp.status_code == 401:
-            header = resp.headers.get("WWW-Authenticate", "")
-            if header:
-                with self._lock:
-                    self._challenge = parse_challenge(header)
+        header = resp.headers.get("WWW-Authenticate", "") if resp.status_code == 401 else ""
+        if header:
+            kind, params = parse_challenge(header)
+            with self._lock:
+                self._challenged = kind
+                if self._auth is None or not self._auth.same_challenge(kind, params):
+                    self._auth = authenticator_for(kind, params, self.wire, self.credentials)
         return resp
 
 
