@@ -162,7 +162,7 @@ class AccessLog:
 
 def with_extra_layer(img: images.Image, blob: bytes, diff_id: str) -> images.Image:
     """`img` with one more layer appended (the WAN scenario's big layer)."""
-    from lanmirror.remote.registry import DOCKER_MANIFEST, Manifest, sha256_digest
+    from lanmirror.remote.manifest import DOCKER_MANIFEST, Manifest, sha256_digest
 
     manifest = json.loads(img.manifest.body)
     config = json.loads(img.blobs[manifest["config"]["digest"]])

@@ -9,7 +9,7 @@ import pytest
 from lanmirror.cmd.wiring import Clients
 from lanmirror.errors import RegistryError
 from lanmirror.remote.blobwrite import BlobWriter
-from lanmirror.remote.registry import sha256_digest
+from lanmirror.remote.manifest import sha256_digest
 from lanmirror.retry import RetryPolicy
 from tests.helpers import publish, run_cli, tag_for
 from tests.stack import HUB_CREDS

@@ -13,7 +13,7 @@ import docker
 import pytest
 
 from lanmirror.records import PREFIX
-from lanmirror.remote.registry import Manifest
+from lanmirror.remote.manifest import Manifest
 from tests.helpers import run_cli, tag_for
 from tests.stack import images
 

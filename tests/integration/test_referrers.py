@@ -16,8 +16,9 @@ import pytest
 from lanmirror.cmd.wiring import Clients
 from lanmirror.ops.mirror import MirrorOptions, mirror
 from lanmirror.ops.prune import prune
+from lanmirror.remote.manifest import Manifest, sha256_digest
 from lanmirror.remote.referrers import COSIGN, cosign_tag, fallback_tag, list_referrers
-from lanmirror.remote.registry import Manifest, Registry, sha256_digest
+from lanmirror.remote.registry import Registry
 from lanmirror.retry import RetryPolicy
 from tests.helpers import TODAY, publish, run_cli, tag_for
 from tests.stack import images
@@ -297,7 +298,7 @@ def test_resolve_refuses_a_lan_copy_without_the_hubs_signature(stack, repo, tool
 def planted_referrers(stack, repo, subject, count: int, *, layer: bytes = b"scan", other_subject: str = ""):
     """`count` referrers of `subject` on the source (lan2), listed under its fallback tag, as any
     client (or a tampered registry) can write them; `other_subject` makes the last one name another."""
-    from lanmirror.remote.registry import sha256_digest as digest_of
+    from lanmirror.remote.manifest import sha256_digest as digest_of
 
     src = stack.client(stack.lan2)
     cfg = b"{}"

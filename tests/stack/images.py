@@ -16,15 +16,8 @@ import tarfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from lanmirror.remote.registry import (
-    DOCKER_LIST,
-    DOCKER_MANIFEST,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    Manifest,
-    Registry,
-    sha256_digest,
-)
+from lanmirror.remote.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Manifest, sha256_digest
+from lanmirror.remote.registry import Registry
 
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"

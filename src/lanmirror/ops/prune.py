@@ -17,8 +17,9 @@ from typing import Any
 
 from lanmirror.errors import BadInput, NotFound
 from lanmirror.name import nightly_date, utc_today, validate_repository, validate_tag
+from lanmirror.remote.manifest import INDEX_TYPES
 from lanmirror.remote.referrers import COSIGN, cosign_tag, list_referrers
-from lanmirror.remote.registry import INDEX_TYPES, Registry
+from lanmirror.remote.registry import Registry
 
 log = logging.getLogger("lanmirror.ops.prune")
 

@@ -23,7 +23,8 @@ import urllib3.exceptions
 
 from lanmirror.errors import TransientError
 from lanmirror.remote.buffers import POOL
-from lanmirror.remote.registry import CHUNK, Chunk, Registry
+from lanmirror.remote.hashing import CHUNK, Chunk
+from lanmirror.remote.registry import Registry
 from lanmirror.retry import RetryPolicy
 
 log = logging.getLogger("lanmirror.remote.blobread")

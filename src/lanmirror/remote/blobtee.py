@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from lanmirror.errors import TransientError
-from lanmirror.remote.registry import Chunk
+from lanmirror.remote.hashing import Chunk
 
 log = logging.getLogger("lanmirror.remote.blobtee")
 

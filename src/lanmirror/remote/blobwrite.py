@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from lanmirror.errors import DigestMismatch, RegistryError, TransientError
-from lanmirror.remote.registry import Chunk, HashingReader, Registry, UploadSession
+from lanmirror.remote.hashing import Chunk, HashingReader
+from lanmirror.remote.registry import Registry
+from lanmirror.remote.upload import UploadSession
 from lanmirror.retry import RetryPolicy, describe, is_transient
 
 log = logging.getLogger("lanmirror.remote.blobwrite")

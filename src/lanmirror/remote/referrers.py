@@ -18,15 +18,8 @@ from urllib.parse import urljoin
 
 from lanmirror.errors import RegistryError
 from lanmirror.name import validate_digest, validate_repository
-from lanmirror.remote.registry import (
-    OCI_INDEX,
-    Manifest,
-    ManifestHead,
-    Registry,
-    pull_scope,
-    read_capped,
-    sha256_digest,
-)
+from lanmirror.remote.manifest import OCI_INDEX, Manifest, ManifestHead, sha256_digest
+from lanmirror.remote.registry import Registry, pull_scope, read_capped
 
 # cosign's tags and the artifact types cosign gives the same things when it stores them as OCI
 # referrers: one vocabulary for --artifact-type and --require-referrer whichever scheme is used.

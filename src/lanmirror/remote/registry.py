@@ -6,11 +6,9 @@ use cases. This module only knows the wire protocol and checks every digest it t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -18,22 +16,14 @@ import requests
 
 from lanmirror.errors import DigestMismatch, NotFound, RegistryError, TransientError
 from lanmirror.name import TAG_RE, validate_digest, validate_repository
+from lanmirror.remote.hashing import CHUNK, Chunk, HashingReader
+from lanmirror.remote.manifest import ACCEPT, MANIFEST_TYPES, Manifest, ManifestHead, sha256_digest
+from lanmirror.remote.ratelimit import RateLimit
+from lanmirror.remote.upload import Sized, UploadSession, range_end
 from lanmirror.transport import Transport, error_detail
 
 log = logging.getLogger("lanmirror.remote.registry")
 
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-INDEX_TYPES = frozenset({DOCKER_LIST, OCI_INDEX})
-MANIFEST_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
-ACCEPT = ", ".join(MANIFEST_TYPES)
-# Large enough that Python's per-chunk overhead vanishes, small enough to keep memory flat.
-CHUNK = 1 << 20
-# A piece of a blob as the readers hand it on: ranges and stream reads land in pooled bytearrays
-# (`remote.buffers`), handed on as they are or as a memoryview of the part that was filled.
-Chunk = bytes | bytearray | memoryview
 # The OCI distribution spec lets registries refuse manifests over 4 MiB; a bigger answer is not a
 # manifest, and reading it whole would let a tampered registry fill memory.
 MAX_TAG_PAGES = 1000  # of up to 1000 tags each: a million tags, far past any real repository
@@ -52,190 +42,12 @@ def read_capped(resp: requests.Response, registry: str, what: str) -> bytes:
     return body
 
 
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """Docker Hub's rate-limit headers (`ratelimit-limit: 100;w=21600`)."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    source: str | None = None
-
-    @classmethod
-    def from_headers(cls, headers: Any) -> RateLimit | None:
-        def first_int(value: str | None) -> int | None:
-            if not value:
-                return None
-            head = value.split(";", 1)[0].strip()
-            return int(head) if head.isdigit() else None
-
-        limit = first_int(headers.get("ratelimit-limit"))
-        remaining = first_int(headers.get("ratelimit-remaining"))
-        source = headers.get("docker-ratelimit-source")
-        if limit is None and remaining is None:
-            return None
-        return cls(limit, remaining, source)
-
-
-@dataclass(frozen=True)
-class ManifestHead:
-    digest: str
-    media_type: str
-    size: int
-    ratelimit: RateLimit | None = None
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    media_type: str
-    digest: str
-    size: int
-    platform: dict[str, Any] | None = None
-    urls: tuple[str, ...] = ()  # a non-distributable ("foreign") layer: fetched from these, not the registry
-
-    @property
-    def distributable(self) -> bool:
-        """Whether the registry is expected to hold this blob. A layer with `urls` is fetched from
-        those by whoever pulls it; licences (e.g. Windows base layers) may forbid copying it."""
-        return not self.urls
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A manifest exactly as the registry stored it: copied byte for byte so digests survive."""
-
-    body: bytes = field(repr=False)
-    media_type: str
-    digest: str
-
-    def parsed(self) -> dict[str, Any]:
-        data = json.loads(self.body)
-        if not isinstance(data, dict):
-            raise RegistryError("manifest is not a JSON object")
-        return data
-
-    @property
-    def is_index(self) -> bool:
-        return self.media_type in INDEX_TYPES
-
-    def children(self) -> list[Descriptor]:
-        """Platform manifests of an index."""
-        return [Descriptor(m.get("mediaType", ""), validate_digest(m["digest"]), int(m.get("size", 0)),
-                           m.get("platform")) for m in self.parsed().get("manifests", [])]
-
-    def blobs(self) -> list[Descriptor]:
-        """Config first, then layers, of an image manifest."""
-        data = self.parsed()
-        out = []
-        if "config" in data:
-            c = data["config"]
-            out.append(Descriptor(c.get("mediaType", ""), validate_digest(c["digest"]), int(c.get("size", 0))))
-        for layer in data.get("layers", []):
-            urls = layer.get("urls") or ()
-            out.append(Descriptor(layer.get("mediaType", ""), validate_digest(layer["digest"]),
-                                  int(layer.get("size", 0)),
-                                  urls=tuple(str(u) for u in urls) if isinstance(urls, list) else ()))
-        return out
-
-
-# buildx writes an index of images plus attestations; an index of indexes is legal and seen in the
-# field. Deeper than this is not an image, it is a registry trying to make us walk forever.
-MAX_INDEX_DEPTH = 4
-
-
-def manifest_tree(top: Manifest, fetch: Callable[[str], Manifest]) -> list[Manifest]:
-    """Every manifest under `top`, children before their index and `top` last: the order a
-    registry accepts them in (an index may only name manifests it already holds)."""
-    out: list[Manifest] = []
-    seen: set[str] = set()
-
-    def walk(m: Manifest, depth: int) -> None:
-        if m.is_index:
-            if depth >= MAX_INDEX_DEPTH:
-                raise RegistryError(f"index {m.digest[:19]}… nests deeper than {MAX_INDEX_DEPTH} levels")
-            for child in m.children():
-                if child.digest not in seen:
-                    seen.add(child.digest)
-                    walk(fetch(child.digest), depth + 1)
-        out.append(m)
-
-    walk(top, 0)
-    return out
-
-
 def pull_scope(repo: str) -> str:
     return f"repository:{repo}:pull"
 
 
 def push_scope(repo: str) -> str:
     return f"repository:{repo}:pull,push"
-
-
-class HashingReader:
-    """Wraps a byte iterator, hashing on the way; raises DigestMismatch at the end if the bytes
-    are not what `digest` promised. Used on every streamed blob so corruption never lands."""
-
-    def __init__(self, chunks: Iterable[Chunk], digest: str, on_bytes: Any = None) -> None:
-        self._chunks = chunks
-        self.digest = digest
-        self.size = 0
-        self._hash = hashlib.sha256()
-        self._on_bytes = on_bytes
-
-    def __iter__(self) -> Iterator[Chunk]:
-        for chunk in self._chunks:
-            if not chunk:
-                continue
-            self._hash.update(chunk)
-            self.size += len(chunk)
-            if self._on_bytes:
-                self._on_bytes(len(chunk))
-            yield chunk
-        actual = "sha256:" + self._hash.hexdigest()
-        if actual != self.digest:
-            raise DigestMismatch(f"blob bytes hash to {actual}, expected {self.digest}: corrupt data refused")
-
-
-@dataclass(frozen=True)
-class UploadSession:
-    """An open blob upload: where to send the next request, and the bytes the registry holds."""
-
-    location: str
-    offset: int
-
-
-def _range_end(header: str | None) -> int | None:
-    """The byte count an upload `Range: 0-<last>` header acknowledges; None if absent or bad.
-    "0-0" is read as 0 bytes: Distribution says it for an empty session (and for 1 byte; a
-    registry really holding 1 byte then refuses the next PATCH with 416, which restarts)."""
-    if not header:
-        return None
-    try:
-        first, last = header.strip().removeprefix("bytes=").split("-", 1)
-        first_i, last_i = int(first), int(last)
-    except ValueError:
-        return None
-    if first_i != 0 or last_i < 0:
-        return None
-    return last_i + 1 if last_i else 0
-
-
-class _Sized:
-    """A one-shot byte iterator with a known length, so requests sends Content-Length (the
-    chunked-upload PATCH requires it) instead of chunked transfer encoding."""
-
-    def __init__(self, chunks: Iterable[Chunk], length: int) -> None:
-        self._chunks = chunks
-        self._length = length
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __iter__(self) -> Iterator[Chunk]:
-        return iter(self._chunks)
 
 
 class Registry:
@@ -485,7 +297,7 @@ class Registry:
         With `size`, the PUT carries a Content-Length instead of chunked transfer encoding, whose
         framing copies every chunk once more."""
         validate_digest(digest)
-        body: Iterable[Chunk] = iter(chunks) if size is None else _Sized(chunks, size)
+        body: Iterable[Chunk] = iter(chunks) if size is None else Sized(chunks, size)
         self._put_upload(repo, session or self.start_upload(repo), digest, data=body,
                          headers={"Content-Type": "application/octet-stream"})
 
@@ -505,13 +317,13 @@ class Registry:
         the body is a one-shot stream; the caller asks `upload_status` and resumes."""
         start, end = session.offset, session.offset + length - 1
         resp = self.transport.request(
-            "PATCH", session.location, scope=push_scope(repo), retry=False, data=_Sized(chunks, length),
+            "PATCH", session.location, scope=push_scope(repo), retry=False, data=Sized(chunks, length),
             headers={"Content-Type": "application/octet-stream", "Content-Range": f"{start}-{end}"},
         )
         resp.close()
         if resp.status_code != 202:
             raise self._fail(resp, f"PATCH upload {repo} bytes {start}-{end}")
-        acknowledged = _range_end(resp.headers.get("Range"))
+        acknowledged = range_end(resp.headers.get("Range"))
         if acknowledged is not None and acknowledged != end + 1:
             raise TransientError(f"{self.name}: PATCH of bytes {start}-{end} acknowledged up to byte {acknowledged}")
         return UploadSession(self._location(resp, session.location), end + 1)
@@ -525,7 +337,7 @@ class Registry:
             return None
         if resp.status_code not in (200, 204):
             raise self._fail(resp, f"upload status {repo}")
-        offset = _range_end(resp.headers.get("Range"))
+        offset = range_end(resp.headers.get("Range"))
         if offset is None:
             return None  # no usable offset: start over rather than guess
         return UploadSession(self._location(resp, session.location), offset)

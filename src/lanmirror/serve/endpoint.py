@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 from lanmirror.errors import LanmirrorError
-from lanmirror.remote.registry import Chunk
+from lanmirror.remote.hashing import Chunk
 from lanmirror.retry import describe
 from lanmirror.serve.image import ServedImage
 from lanmirror.serve.sources import BlobSources, Provenance

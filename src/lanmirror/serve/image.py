@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 
 from lanmirror.errors import DigestMismatch
-from lanmirror.remote.registry import MAX_INDEX_DEPTH, OCI_MANIFEST, Manifest, sha256_digest
+from lanmirror.remote.manifest import MAX_INDEX_DEPTH, OCI_MANIFEST, Manifest, sha256_digest
 
 # A tiny image of our own, served beside the real one, that the daemon is asked to inspect first:
 # it tells whether the daemon can reach this endpoint before anything is fetched from a source.

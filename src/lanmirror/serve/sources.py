@@ -30,7 +30,9 @@ import requests
 
 from lanmirror.errors import LanmirrorError
 from lanmirror.remote.blobread import BlobReader, RangeSettings
-from lanmirror.remote.registry import Chunk, Manifest, Registry
+from lanmirror.remote.hashing import Chunk
+from lanmirror.remote.manifest import Manifest
+from lanmirror.remote.registry import Registry
 from lanmirror.retry import RetryPolicy, describe, run_bounded
 
 log = logging.getLogger("lanmirror.serve")

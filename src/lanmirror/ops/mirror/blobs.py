@@ -14,7 +14,8 @@ from lanmirror.ops.mirror.plan import blobs_to_copy
 from lanmirror.ops.mirror.report import TagResult
 from lanmirror.remote.blobread import BlobReader
 from lanmirror.remote.blobwrite import BlobWriter
-from lanmirror.remote.registry import Chunk, Descriptor, manifest_tree
+from lanmirror.remote.hashing import Chunk
+from lanmirror.remote.manifest import Descriptor, manifest_tree
 from lanmirror.retry import is_transient
 
 

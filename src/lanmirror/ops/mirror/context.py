@@ -14,7 +14,7 @@ from lanmirror.name import repository_on
 from lanmirror.ops.clients import Clients
 from lanmirror.ops.mirror.options import MirrorOptions
 from lanmirror.ops.mirror.report import TagResult
-from lanmirror.remote.registry import Manifest
+from lanmirror.remote.manifest import Manifest
 from lanmirror.retry import RetryPolicy
 
 log = logging.getLogger("lanmirror.ops.mirror")

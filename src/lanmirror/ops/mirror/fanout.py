@@ -22,7 +22,8 @@ from lanmirror.ops.mirror.plan import Plan
 from lanmirror.ops.mirror.report import MirrorReport, TagResult
 from lanmirror.remote.blobtee import BlobTee
 from lanmirror.remote.blobwrite import BlobWriter
-from lanmirror.remote.registry import Chunk, Descriptor, Manifest
+from lanmirror.remote.hashing import Chunk
+from lanmirror.remote.manifest import Descriptor, Manifest
 from lanmirror.retry import describe
 
 log = logging.getLogger("lanmirror.ops.mirror")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from lanmirror.errors import RegistryError
 from lanmirror.ops.mirror.context import Target
 from lanmirror.ops.mirror.report import TagResult
-from lanmirror.remote.registry import Descriptor, Manifest, manifest_tree
+from lanmirror.remote.manifest import Descriptor, Manifest, manifest_tree
 
 log = logging.getLogger("lanmirror.ops.mirror")
 

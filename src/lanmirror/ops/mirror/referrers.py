@@ -16,6 +16,7 @@ from lanmirror.ops.mirror.blobs import copy_blob
 from lanmirror.ops.mirror.context import Target
 from lanmirror.ops.mirror.report import TagResult
 from lanmirror.ops.mirror.verify import blobs_present
+from lanmirror.remote.manifest import INDEX_TYPES, Descriptor, manifest_tree
 from lanmirror.remote.referrers import (
     COSIGN,
     Referrer,
@@ -28,7 +29,6 @@ from lanmirror.remote.referrers import (
     merged_index,
     referrers_api,
 )
-from lanmirror.remote.registry import INDEX_TYPES, Descriptor, manifest_tree
 
 log = logging.getLogger("lanmirror.ops.mirror")
 

@@ -7,7 +7,7 @@ import concurrent.futures as cf
 
 from lanmirror.errors import DigestMismatch, RegistryError
 from lanmirror.ops.mirror.context import Target
-from lanmirror.remote.registry import Descriptor
+from lanmirror.remote.manifest import Descriptor
 
 
 def blobs_present(t: Target, blobs: dict[str, Descriptor]) -> None:

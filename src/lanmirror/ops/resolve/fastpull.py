@@ -23,7 +23,7 @@ from lanmirror.ops.resolve.model import Option
 from lanmirror.ops.resolve.onhost import pull_on_host
 from lanmirror.ops.resolve.served import FastPull, account, manifest_deadline
 from lanmirror.ops.resolve.slownote import slow_now
-from lanmirror.remote.registry import Manifest
+from lanmirror.remote.manifest import Manifest
 from lanmirror.retry import describe, run_bounded
 from lanmirror.serve import BlobSources, Endpoint, Source
 from lanmirror.serve.image import ServedImage

@@ -15,7 +15,7 @@ from lanmirror.ops.resolve.model import Candidate, Option, PullStats, Resolution
 from lanmirror.ops.resolve.probe import refresh_ratelimit
 from lanmirror.ops.resolve.provenance import mark_unverified
 from lanmirror.ops.resolve.served import FastPull
-from lanmirror.remote.registry import manifest_tree
+from lanmirror.remote.manifest import manifest_tree
 from lanmirror.retry import describe
 
 log = logging.getLogger("lanmirror.resolve")
