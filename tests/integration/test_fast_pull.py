@@ -114,7 +114,7 @@ def test_a_black_holed_lan_is_asked_once_in_a_run_and_the_hub_delivers(stack, re
 
 
 def test_the_endpoint_serves_only_this_runs_image_on_loopback_with_ranges(stack, repo):
-    from lanmirror.remote.blobread import RangeSettings
+    from lanmirror.remote.ranges import RangeSettings
     from lanmirror.retry import RetryPolicy
     from lanmirror.serve import BlobSources, Endpoint, Source
     from lanmirror.serve.image import ServedImage
@@ -164,7 +164,7 @@ def test_the_ranges_of_one_blob_come_from_every_replica(stack, repo, fault):
     when one resets every connection, the other serves every range; the bytes are whole."""
     import hashlib
 
-    from lanmirror.remote.blobread import RangeSettings
+    from lanmirror.remote.ranges import RangeSettings
     from lanmirror.retry import RetryPolicy
     from lanmirror.serve import BlobSources, Source
     from lanmirror.serve.sources import Provenance

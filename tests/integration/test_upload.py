@@ -20,8 +20,8 @@ import pytest
 from lanmirror.cmd.wiring import Clients
 from lanmirror.errors import DigestMismatch
 from lanmirror.ops.mirror import MirrorOptions, mirror
-from lanmirror.remote.blobread import RangeSettings
 from lanmirror.remote.blobwrite import BlobWriter
+from lanmirror.remote.ranges import RangeSettings
 from lanmirror.remote.registry import Registry
 from lanmirror.retry import RetryPolicy
 from lanmirror.transport import Transport

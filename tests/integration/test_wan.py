@@ -7,7 +7,8 @@ import re
 import pytest
 
 from lanmirror.cmd.wiring import Clients
-from lanmirror.remote.blobread import BlobReader, RangeSettings
+from lanmirror.remote.blobread import BlobReader
+from lanmirror.remote.ranges import RangeSettings
 from lanmirror.retry import RetryPolicy
 from tests.stack import FaultProxy, images
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from lanmirror.remote.blobread import _fill
+from lanmirror.remote.fill import fill
 
 BODY = os.urandom(3 * (1 << 20) + 12345)
 
@@ -50,7 +50,7 @@ def test_every_buffer_full_is_exactly_the_next_bytes(server, path):
         out = bytearray()
         buf = bytearray(1 << 20)
         while True:
-            n = _fill(resp, memoryview(buf)[:1_000_000])
+            n = fill(resp, memoryview(buf)[:1_000_000])
             out += buf[:n]
             if n < 1_000_000:
                 break

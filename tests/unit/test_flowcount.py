@@ -1,7 +1,7 @@
 """How many ranges download at once: more while the total rate grows, back one step when a link
 cap makes more flows useless. Driven by a model link (per-flow cap, optional link cap)."""
 
-from lanmirror.remote.blobread import FlowCount, RangeSettings
+from lanmirror.remote.ranges import FlowCount, RangeSettings
 
 CHUNK = 2 << 20
 

@@ -1,6 +1,6 @@
 """How one blob's ranges are shared between replicas (remote/blobread.Replicas)."""
 
-from lanmirror.remote.blobread import Replicas
+from lanmirror.remote.replicas import Replicas
 
 
 class Named:

@@ -31,7 +31,7 @@ from lanmirror.ops.prune_local import prune_local
 from lanmirror.ops.resolve import Attempt, NothingFound, Resolution, ResolveOptions, resolve
 from lanmirror.ops.resolve.spread import runner_identity
 from lanmirror.records.scan import Scan
-from lanmirror.remote.blobread import RangeSettings
+from lanmirror.remote.ranges import RangeSettings
 from lanmirror.report import collect
 from lanmirror.sources.arch import ArchRule, base_tags_for, image_override, needs_arch, parse_map
 from lanmirror.sources.gather import gather_tags
@@ -125,8 +125,6 @@ def resolve_command(args: argparse.Namespace) -> Outcome:
 
 
 def range_settings(args: argparse.Namespace) -> RangeSettings:
-    if args.range_threshold_mb < 1 or args.range_chunk_mb < 1 or not 1 <= args.ranges <= 64:
-        raise BadInput("range settings: threshold and chunk must be at least 1 MB, --ranges 1 to 64")
     return RangeSettings(threshold=args.range_threshold_mb << 20, chunk_size=args.range_chunk_mb << 20,
                          window=args.ranges,
                          switch_below=args.range_below_mbps * 1e6 if args.range_below_mbps > 0 else None)

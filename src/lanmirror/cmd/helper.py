@@ -19,7 +19,7 @@ from lanmirror import __version__
 from lanmirror.authn import Credentials
 from lanmirror.cmd.wiring import Clients
 from lanmirror.errors import LanmirrorError
-from lanmirror.remote.blobread import RangeSettings
+from lanmirror.remote.ranges import RangeSettings
 from lanmirror.retry import DEFAULT_POLICY, describe
 from lanmirror.serve.onepull import serve_pull
 from lanmirror.serve.sources import Source

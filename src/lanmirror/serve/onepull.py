@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lanmirror.remote.blobread import RangeSettings
+from lanmirror.remote.ranges import RangeSettings
 from lanmirror.retry import RetryPolicy
 from lanmirror.serve.endpoint import Endpoint
 from lanmirror.serve.image import ServedImage

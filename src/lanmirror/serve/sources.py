@@ -29,9 +29,10 @@ from functools import partial
 import requests
 
 from lanmirror.errors import LanmirrorError
-from lanmirror.remote.blobread import BlobReader, RangeSettings
+from lanmirror.remote.blobread import BlobReader
 from lanmirror.remote.hashing import Chunk
 from lanmirror.remote.manifest import Manifest
+from lanmirror.remote.ranges import RangeSettings
 from lanmirror.remote.registry import Registry
 from lanmirror.retry import RetryPolicy, describe, run_bounded
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from lanmirror.errors import BadInput
 from lanmirror.name import DOCKER_HUB, normalize_registry, validate_repository, validate_tag
-from lanmirror.remote.blobread import RangeSettings
 from lanmirror.remote.blobwrite import UPLOAD_CHUNK
+from lanmirror.remote.ranges import RangeSettings
 from lanmirror.transport import Timeouts
 
 ENGINES = ("registry", "docker")

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.name import DOCKER_HUB, normalize_registry, validate_repository
-from lanmirror.remote.blobread import RangeSettings
+from lanmirror.remote.ranges import RangeSettings
 
 FALLBACKS = ("tags", "local")  # last resorts when the window is empty, in this order (fallback.py)
 POLICIES = ("cache-first", "newest")
@@ -117,6 +117,9 @@ class ResolveOptions:
     # Where the daemon cannot reach this job's loopback: the image of the helper container that runs
     # the endpoint on the daemon's host ("": lanmirror/lanmirror:<version> on the daemon or a LAN).
     helper_image: str = ""
+    # Not a flag of resolve, on purpose: the flow count already adapts to the link (4 ranges, more
+    # while the rate grows), and the window bounds what a job may buffer on a shared runner (36 MiB).
+    # mirror's --ranges and --range-chunk-mb exist for one long WAN copy on a publisher's host.
     range_settings: RangeSettings = field(default_factory=RangeSettings)
 
     def validate(self) -> None:
