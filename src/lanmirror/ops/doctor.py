@@ -12,7 +12,8 @@ import email.utils
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import requests
@@ -80,120 +81,175 @@ def _login_check(clients: Clients, reg: Registry, lan: str, repo: str | None, ta
     return Check(name, OK, f"{creds.describe()} accepted")
 
 
-def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str = DOCKER_HUB,
-               repo: str | None = None, tag: str | None = None, timeout: float = 3.0,
-               min_free_gb: float = 50.0) -> list[Check]:
-    """Every check, in the order a person reads them. `clients` should not retry: a check reports
-    what happens now, fast."""
-    checks: list[Check] = []
-    engine = clients.engine(timeout)
-    daemon_ok = False
-    daemon_insecure: list[str] = []
-    info: dict[str, Any] = {}
+@dataclass
+class Doctor:
+    """What the checks share: the settings, the daemon as the first check found it, and which LAN
+    registries answered from each side (the shape checks read those, not the lines' wording)."""
+
+    clients: Clients
+    lans: list[str]
+    hub: str
+    repo: str | None
+    tag: str | None
+    timeout: float
+    min_free_gb: float
+    engine: Any = None  # the daemon, once it answered
+    info: dict[str, Any] = field(default_factory=dict)
+    daemon_insecure: list[str] = field(default_factory=list)
+    from_job: set[str] = field(default_factory=set)  # LAN registries this process reached
+    from_daemon: set[str] = field(default_factory=set)  # LAN registries the daemon reached
+    checks: list[Check] = field(default_factory=list)
+
+
+def daemon(d: Doctor) -> list[Check]:
+    engine = d.clients.engine(d.timeout)
     try:
         if engine is None:
             raise LanmirrorError("this run has no Docker daemon")
-        info = engine.info()
-        daemon_ok = True
-        daemon_insecure = engine.insecure_registries()
-        checks.append(Check("docker daemon", OK, f"{engine.base_url}, server {info.get('ServerVersion', '?')}"))
+        d.info = engine.info()
+        d.daemon_insecure = engine.insecure_registries()
     except LanmirrorError as exc:
-        checks.append(Check("docker daemon", FAIL, str(exc), "start dockerd, or point DOCKER_HOST at its socket"))
-    if daemon_ok:
-        checks.append(Check("daemon insecure registries", OK, ", ".join(daemon_insecure) or "(none)"))
+        return [Check("docker daemon", FAIL, str(exc), "start dockerd, or point DOCKER_HOST at its socket")]
+    d.engine = engine
+    return [Check("docker daemon", OK, f"{engine.base_url}, server {d.info.get('ServerVersion', '?')}"),
+            Check("daemon insecure registries", OK, ", ".join(d.daemon_insecure) or "(none)")]
 
-    for lan in lan_registries:
-        lan = normalize_registry(lan)
-        reg = clients.registry(lan, timeouts=Timeouts(timeout, timeout))
-        started = time.monotonic()
-        try:
-            resp = reg.ping()
-            ms = (time.monotonic() - started) * 1000
-            status = OK if resp.status_code in (200, 401) else WARN
-            checks.append(Check(f"LAN {lan} from this process", status,
-                                f"{reg.transport.scheme}://{lan}/v2/ answered {resp.status_code} in {ms:.0f} ms; "
-                                f"{reg.transport.describe_tls()}"))
-            skew = _skew_check(f"LAN {lan}", resp)
-            if skew:
-                checks.append(skew)
-            if resp.status_code == 401 or clients.credentials(lan) is not None:
-                checks.append(_login_check(clients, reg, lan, repo, tag))
-        except requests.RequestException as exc:
-            checks.append(Check(f"LAN {lan} from this process", FAIL, f"unreachable: {describe(exc)}",
-                                "check routing/firewall from where the job runs (a job container may need host "
-                                "networking); resolve falls back to probing through the daemon"))
-        if not is_loopback(lan) and daemon_ok and not is_insecure(lan, daemon_insecure):
-            checks.append(Check(f"LAN {lan} in the daemon's insecure-registries", WARN,
-                                "the daemon will insist on HTTPS for this registry",
-                                f'add "{lan}" to "insecure-registries" in /etc/docker/daemon.json and restart dockerd '
-                                "(unless the registry serves TLS)"))
-        if daemon_ok and engine is not None:
-            probe = f"{lan}/{repo}:{tag}" if repo and tag else f"{lan}/lanmirror-doctor/probe:latest"
-            try:
-                engine.inspect_distribution(probe, clients.credentials(lan))
-                checks.append(Check(f"LAN {lan} from the daemon", OK, f"{probe} found"))
-            except DaemonTimeout:
-                checks.append(Check(f"LAN {lan} from the daemon", FAIL,
-                                    f"the daemon answered, but got no answer from {lan} within {timeout:g}s "
-                                    f"(hop that failed: daemon → {lan})",
-                                    "the registry accepts connections from the daemon's host but does not "
-                                    "answer: check that it is not hung or overloaded, and any proxy in front"))
-            except LanmirrorError as exc:
-                text = str(exc).lower()
-                if "not found" in text or "unknown" in text:
-                    checks.append(Check(f"LAN {lan} from the daemon", OK, "reachable (probe image absent, as expected)"
-                                        if not (repo and tag) else f"reachable; {probe} not found"))
-                else:
-                    checks.append(Check(f"LAN {lan} from the daemon", FAIL, describe(exc),
-                                        "the daemon cannot pull from this registry: check its network and "
-                                        "insecure-registries"))
 
-    hub = normalize_registry(hub_registry)
-    hub_reg = clients.registry(hub, timeouts=Timeouts(timeout, max(timeout, 10.0)))
-    hub_credentials = clients.credentials(hub)
-    probe_repo, probe_tag = (repo, tag or "latest") if repo else RATELIMIT_PROBE
+def lan_from_job(d: Doctor, lan: str) -> list[Check]:
+    """One LAN registry from this process: reachable, how (scheme, TLS), its clock, its login."""
+    reg = d.clients.registry(lan, timeouts=Timeouts(d.timeout, d.timeout))
+    started = time.monotonic()
     try:
-        _, rl = hub_reg.rate_limit(repository_on(hub, probe_repo), probe_tag)
-        who = f"user {hub_credentials.username!r}" if hub_credentials else "anonymous"
-        checks.append(Check("Hub credentials", OK, f"{who} accepted by {hub}"))
+        resp = reg.ping()
+    except requests.RequestException as exc:
+        return [Check(f"LAN {lan} from this process", FAIL, f"unreachable: {describe(exc)}",
+                      "check routing/firewall from where the job runs (a job container may need host "
+                      "networking); resolve falls back to probing through the daemon")]
+    ms = (time.monotonic() - started) * 1000
+    status = OK if resp.status_code in (200, 401) else WARN
+    if status == OK:
+        d.from_job.add(lan)
+    out = [Check(f"LAN {lan} from this process", status,
+                 f"{reg.transport.scheme}://{lan}/v2/ answered {resp.status_code} in {ms:.0f} ms; "
+                 f"{reg.transport.describe_tls()}")]
+    skew = _skew_check(f"LAN {lan}", resp)
+    if skew:
+        out.append(skew)
+    if resp.status_code == 401 or d.clients.credentials(lan) is not None:
+        out.append(_login_check(d.clients, reg, lan, d.repo, d.tag))
+    return out
+
+
+def lan_insecure(d: Doctor, lan: str) -> list[Check]:
+    """A plain-HTTP LAN registry the daemon does not list as insecure: the daemon insists on HTTPS."""
+    if is_loopback(lan) or d.engine is None or is_insecure(lan, d.daemon_insecure):
+        return []
+    return [Check(f"LAN {lan} in the daemon's insecure-registries", WARN,
+                  "the daemon will insist on HTTPS for this registry",
+                  f'add "{lan}" to "insecure-registries" in /etc/docker/daemon.json and restart dockerd '
+                  "(unless the registry serves TLS)")]
+
+
+def lan_from_daemon(d: Doctor, lan: str) -> list[Check]:
+    """The same registry from the daemon (inside a job container the two differ)."""
+    if d.engine is None:
+        return []
+    name = f"LAN {lan} from the daemon"
+    probe = f"{lan}/{d.repo}:{d.tag}" if d.repo and d.tag else f"{lan}/lanmirror-doctor/probe:latest"
+    try:
+        d.engine.inspect_distribution(probe, d.clients.credentials(lan))
+    except DaemonTimeout:
+        return [Check(name, FAIL, f"the daemon answered, but got no answer from {lan} within {d.timeout:g}s "
+                      f"(hop that failed: daemon → {lan})",
+                      "the registry accepts connections from the daemon's host but does not "
+                      "answer: check that it is not hung or overloaded, and any proxy in front")]
+    except LanmirrorError as exc:
+        text = str(exc).lower()
+        if "not found" not in text and "unknown" not in text:
+            return [Check(name, FAIL, describe(exc), "the daemon cannot pull from this registry: check its network "
+                          "and insecure-registries")]
+        d.from_daemon.add(lan)
+        return [Check(name, OK, "reachable (probe image absent, as expected)" if not (d.repo and d.tag)
+                      else f"reachable; {probe} not found")]
+    d.from_daemon.add(lan)
+    return [Check(name, OK, f"{probe} found")]
+
+
+def lan_registries(d: Doctor) -> list[Check]:
+    out: list[Check] = []
+    for lan in d.lans:
+        out += lan_from_job(d, lan) + lan_insecure(d, lan) + lan_from_daemon(d, lan)
+    return out
+
+
+def hub(d: Doctor) -> list[Check]:
+    """The Hub's login and quota (a free HEAD), then its clock."""
+    hub_reg = d.clients.registry(d.hub, timeouts=Timeouts(d.timeout, max(d.timeout, 10.0)))
+    creds = d.clients.credentials(d.hub)
+    probe_repo, probe_tag = (d.repo, d.tag or "latest") if d.repo else RATELIMIT_PROBE
+    out: list[Check] = []
+    try:
+        _, rl = hub_reg.rate_limit(repository_on(d.hub, probe_repo), probe_tag)
+        who = f"user {creds.username!r}" if creds else "anonymous"
+        out.append(Check("Hub credentials", OK, f"{who} accepted by {d.hub}"))
         if rl and rl.remaining is not None:
             status = WARN if rl.limit and rl.remaining < max(5, rl.limit // 10) else OK
-            checks.append(Check("Hub rate limit", status,
-                                f"{rl.remaining} of {rl.limit} pulls left in the window (source {rl.source or '?'})",
-                                "" if status == OK else "log in with a paid account, or mirror more to the LAN"))
+            out.append(Check("Hub rate limit", status,
+                             f"{rl.remaining} of {rl.limit} pulls left in the window (source {rl.source or '?'})",
+                             "" if status == OK else "log in with a paid account, or mirror more to the LAN"))
         else:
-            checks.append(Check("Hub rate limit", OK, f"{hub} reports no rate-limit headers"))
+            out.append(Check("Hub rate limit", OK, f"{d.hub} reports no rate-limit headers"))
     except AuthError as exc:
-        checks.append(Check("Hub credentials", FAIL, str(exc),
-                            "fix DOCKERHUB_USERNAME/DOCKERHUB_TOKEN or `docker login`"))
+        out.append(Check("Hub credentials", FAIL, str(exc), "fix DOCKERHUB_USERNAME/DOCKERHUB_TOKEN or `docker login`"))
     except (LanmirrorError, requests.RequestException) as exc:
-        checks.append(Check("Hub", FAIL, f"{hub} unreachable: {describe(exc)}",
-                            "check outbound access; resolve can still serve from the cache and the LAN"))
+        out.append(Check("Hub", FAIL, f"{d.hub} unreachable: {describe(exc)}",
+                         "check outbound access; resolve can still serve from the cache and the LAN"))
     try:
-        skew = _skew_check(f"Hub {hub}", hub_reg.ping())
-        if skew:
-            checks.append(skew)
+        skew = _skew_check(f"Hub {d.hub}", hub_reg.ping())
     except requests.RequestException:
-        pass
+        skew = None
+    return out + ([skew] if skew else [])
 
-    if daemon_ok and engine is not None:
-        checks += shape_checks(clients, engine, info, lan_registries, checks, timeout)
-    else:  # said, not left out: a report without these lines reads as if they had passed
-        checks.append(Check("runner shape", WARN, "not checked: the Docker daemon did not answer"))
-        checks.append(Check("free disk in the daemon's data root", WARN, "not checked: the Docker daemon did not "
-                            "answer"))
-    if not any(c.name.startswith("clock vs ") for c in checks):
-        checks.append(Check("clock", WARN, "not checked: no registry answered with a Date header"))
-    root = info.get("DockerRootDir")
+
+def runner_shape(d: Doctor) -> list[Check]:
+    if d.engine is None:  # said, not left out: a report without these lines reads as if they had passed
+        return [Check("runner shape", WARN, "not checked: the Docker daemon did not answer"),
+                Check("free disk in the daemon's data root", WARN, "not checked: the Docker daemon did not answer")]
+    return shape_checks(d)
+
+
+def clock(d: Doctor) -> list[Check]:
+    if any(c.name.startswith("clock vs ") for c in d.checks):
+        return []
+    return [Check("clock", WARN, "not checked: no registry answered with a Date header")]
+
+
+def disk(d: Doctor) -> list[Check]:
+    root = d.info.get("DockerRootDir")
     if root and os.path.isdir(root):
         free = shutil.disk_usage(root).free / 1e9
-        status = OK if free >= min_free_gb else WARN
-        checks.append(Check("free disk in the daemon's data root", status, f"{free:.0f} GB free in {root}",
-                            "" if status == OK else "prune old images (`docker image prune -a --filter until=168h`)"))
-    elif root:
-        checks.append(Check("free disk in the daemon's data root", WARN, f"{root} is not visible from here",
-                            "run doctor on the runner host itself to see the daemon's disk"))
-    return checks
+        status = OK if free >= d.min_free_gb else WARN
+        return [Check("free disk in the daemon's data root", status, f"{free:.0f} GB free in {root}",
+                      "" if status == OK else "prune old images (`docker image prune -a --filter until=168h`)")]
+    if root:
+        return [Check("free disk in the daemon's data root", WARN, f"{root} is not visible from here",
+                      "run doctor on the runner host itself to see the daemon's disk")]
+    return []
+
+
+# Every check, in the order a person reads them: adding a check is adding a function here.
+CHECKS: list[Callable[[Doctor], list[Check]]] = [daemon, lan_registries, hub, runner_shape, clock, disk]
+
+
+def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str = DOCKER_HUB,
+               repo: str | None = None, tag: str | None = None, timeout: float = 3.0,
+               min_free_gb: float = 50.0) -> list[Check]:
+    """`clients` should not retry: a check reports what happens now, fast."""
+    d = Doctor(clients, [normalize_registry(lan) for lan in lan_registries], normalize_registry(hub_registry),
+               repo, tag, timeout, min_free_gb)
+    for check in CHECKS:
+        d.checks += check(d)
+    return d.checks
 
 
 def helper_at_hand(engine: Any) -> str:
@@ -222,16 +278,13 @@ def daemon_reaches_loopback(clients: Clients, timeout: float) -> tuple[bool, str
     return True, ""
 
 
-def shape_checks(clients: Clients, engine: Any, info: dict[str, Any], lans: list[str], earlier: list[Check],
-                 timeout: float) -> list[Check]:
+def shape_checks(d: Doctor) -> list[Check]:
     """Where the daemon runs relative to this job, and what resolve's pull does there: the fast
     pull (parallel ranges) needs the daemon to reach this process's loopback and this process to
     reach the LAN; a throwaway image store makes every job pay the whole pull."""
-    rootless = any("rootless" in str(o) for o in info.get("SecurityOptions") or [])
+    engine, clients, timeout = d.engine, d.clients, d.timeout
+    rootless = any("rootless" in str(o) for o in d.info.get("SecurityOptions") or [])
     reaches, why = daemon_reaches_loopback(clients, timeout)
-    job_lans = {c.name.split()[1] for c in earlier if c.name.endswith("from this process") and c.status == OK}
-    daemon_lans = {c.name.split()[1] for c in earlier if c.name.endswith("from the daemon") and c.status == OK}
-    lans = [normalize_registry(lan) for lan in lans]
     if reaches:
         shape = ("the daemon shares this job's network namespace (a host runner, or docker-in-docker in the "
                  "job's pod): it reaches this process's 127.0.0.1")
@@ -244,8 +297,8 @@ def shape_checks(clients: Clients, engine: Any, info: dict[str, Any], lans: list
                  "" if reaches else "run the job on the daemon's network (host network for the runner pod, or "
                  "docker-in-docker in the pod) for parallel-range pulls")]
     helper = helper_at_hand(engine) if not reaches else None
-    for lan in lans:
-        here, there = lan in job_lans, lan in daemon_lans
+    for lan in d.lans:
+        here, there = lan in d.from_job, lan in d.from_daemon
         if reaches and here:
             path, status = "endpoint: parallel ranges from every replica, read by this process", OK
         elif there and helper:
