@@ -7,13 +7,9 @@ one retry policy can tell a reset (retry) from a pull limit or a missing tag (do
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
-import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,10 +24,10 @@ from lanmirror.authn import Credentials
 from lanmirror.authn.dockerconfig import load_docker_config
 from lanmirror.authn.secretenv import blanked_secrets
 from lanmirror.daemon.classify import classify_stream_error
-from lanmirror.daemon.throughput import PullMeter, Verdict
+from lanmirror.daemon.dockerpy import PullStream, pin_auth_configs
+from lanmirror.daemon.pullwatch import Guards, watch
 from lanmirror.errors import (
     AuthError,
-    BadInput,
     DaemonTimeout,
     EngineError,
     LanmirrorError,
@@ -79,7 +75,7 @@ class Engine:
                                        credstore_env=blanked_secrets())
                 # docker-py read ~/.docker on its own; every lookup it makes (a pull or a distribution
                 # inspect without explicit auth, a login) must follow our rules instead.
-                api._auth_configs = load_docker_config()
+                pin_auth_configs(api, load_docker_config())
                 self._api = api
             except docker.errors.DockerException as exc:
                 raise EngineError(
@@ -221,103 +217,44 @@ class Engine:
         the download rate stays below `min_rate` bytes/s (0: no floor) for `rate_window` seconds of
         downloading, when the bytes left cannot arrive within `timeout` at the current rate, or when
         the whole pull exceeds `timeout` (the original once sat 4h16m in a pull with none of these)."""
-        with contextlib.suppress(BadInput):
-            self.pulls[parse(ref).registry] += 1
-        repo, _, tag = ref.rpartition(":") if "@" not in ref else (ref, "", "")
-        if "/" in tag:  # the colon was a registry port, not a tag
-            repo, tag = ref, "latest"
-        params = {"fromImage": repo, "tag": tag} if tag else {"fromImage": ref}
+        name = parse(ref)
+        self.pulls[name.registry] += 1
+        where = name.familiar_repository
+        # By digest, the daemon takes `repo@digest` as the image and no tag; by tag, the two apart.
+        params = {"fromImage": f"{where}@{name.digest}"} if name.digest else {"fromImage": where,
+                                                                             "tag": name.tag or "latest"}
         headers = {}
         if creds:
             # The pull's own credentials: a runner that never ran `docker login` for this registry still pulls.
             headers["X-Registry-Auth"] = docker.auth.encode_header(creds.daemon_auth())
-        api = self.api
-        resp = self._call(f"pull {ref}", lambda: api._post(api._url("/images/create"), params=params,
-                                                           headers=headers, stream=True, timeout=None), source)
-        self._call(f"pull {ref}", lambda: api._raise_for_status(resp), source)
-
-        layers: dict[str, tuple[int, int]] = {}
-        meter = PullMeter(rate_window)
-        state: dict[str, Any] = {"last": time.monotonic(), "sig": None}
-        failure: list[BaseException] = []
-        done = threading.Event()
-
-        def on_message(msg: dict[str, Any]) -> None:
-            detail = msg.get("progressDetail") or {}
-            if msg.get("id") and detail.get("total"):
-                layers[msg["id"]] = (int(detail.get("current") or 0), int(detail["total"]))
-            if msg.get("status") in ("Download complete", "Verifying Checksum", "Already exists"):
-                state["downloaded"] = time.monotonic()
-            sig = (msg.get("id"), msg.get("status"), detail.get("current"))
-            if sig != state["sig"]:
-                state["sig"], state["last"] = sig, time.monotonic()
-            meter.feed(msg)
-            if on_progress:
-                on_progress(sum(c for c, _ in layers.values()), sum(t for _, t in layers.values()),
-                            str(msg.get("status", "")))
-
-        def reader() -> None:
-            try:
-                self._consume(api._stream_helper(resp, decode=True), source, on_message)
-            except BaseException as exc:
-                failure.append(exc)
-            finally:
-                done.set()
-
-        thread = threading.Thread(target=reader, name=f"pull {ref}", daemon=True)
-        thread.start()
-        started = time.monotonic()
-        reason = ""
-        slow: Verdict | None = None
-        while not done.wait(0.2):
-            now = time.monotonic()
-            verdict = meter.tick(now)
-            if now - state["last"] > stall_timeout:
-                reason = f"no progress for {stall_timeout:g}s"
-            elif now - started > timeout:
-                reason = f"pull exceeded {timeout:g}s"
-            elif verdict is not None and verdict.rate < min_rate:
-                slow, reason = verdict, (f"downloading at {verdict.rate / 1e6:.2f} MB/s for {rate_window:g}s, below "
-                                         f"the floor of {min_rate / 1e6:g} MB/s")
-            elif verdict is not None and verdict.remaining and verdict.rate > 0 and (
-                    now - started + verdict.remaining / verdict.rate > timeout):
-                slow, reason = verdict, (f"{verdict.remaining / 1e6:.0f} MB left at {verdict.rate / 1e6:.2f} MB/s "
-                                         f"cannot arrive within the {timeout:g}s pull timeout")
-            if reason:
-                self._abort(resp)
-                thread.join(5)
-                if not thread.is_alive():
-                    resp.close()
-                # The reason first: a loopback endpoint's reference is long, and summaries cut lines.
-                message = f"{source}: pull aborted: {reason} (pull of {ref})"
-                if slow is not None:
-                    # Measured on both stores (tests/integration/test_slow_pulls.py): the containerd
-                    # store keeps the layers a cancelled pull completed, the classic one drops them.
-                    store = self.image_store()
-                    kept = {"classic": 0, "containerd": slow.completed}.get(store)
-                    raise SlowPullError(message, rate=slow.rate, floor=min_rate, completed=slow.completed,
-                                        kept=kept, unsized=slow.unsized)
-                raise StallError(message)
-        if failure:
-            exc = failure[0]
+        stream = self._call(f"pull {ref}", lambda: PullStream(self.api, params, headers), source)
+        self._call(f"pull {ref}", stream.raise_for_status, source)
+        guards = Guards(stall_timeout, timeout, min_rate, rate_window)
+        out = watch(stream.messages(), stream.abort, guards, ref,
+                    lambda messages, on_message: self._consume(messages, source, on_message), on_progress)
+        if out.reason:
+            if out.reader_stopped:
+                stream.close()
+            # The reason first: a loopback endpoint's reference is long, and summaries cut lines.
+            message = f"{source}: pull aborted: {out.reason} (pull of {ref})"
+            if out.slow is not None:
+                # Measured on both stores (tests/integration/test_slow_pulls.py): the containerd
+                # store keeps the layers a cancelled pull completed, the classic one drops them.
+                kept = {"classic": 0, "containerd": out.slow.completed}.get(self.image_store())
+                raise SlowPullError(message, rate=out.slow.rate, floor=min_rate, completed=out.slow.completed,
+                                    kept=kept, unsized=out.slow.unsized)
+            raise StallError(message)
+        if out.failure is not None:
+            exc = out.failure
             if isinstance(exc, (EngineError, NotFound, AuthError, PullLimitExceeded, TransientError)):
                 raise exc
             raise TransientError(f"{source}: pull of {ref} broke off: {type(exc).__name__}: {exc}")
         image = self.local_image(ref)
         if image is None:
             raise EngineError(f"{source}: pull of {ref} finished but the image is not in the local cache")
-        downloaded = state.get("downloaded")
-        return dataclasses.replace(image, download_seconds=round(downloaded - started, 3) if downloaded else None,
-                                   bytes=sum(total for _, total in layers.values()))
-
-    def _abort(self, resp: Any) -> None:
-        """Shut the socket under a streaming response; the daemon cancels the pull on disconnect."""
-        try:
-            sock = self.api._get_raw_response_socket(resp)
-            # SocketIO wraps the real socket; shutdown (not close) wakes the blocked reader thread.
-            getattr(sock, "_sock", sock).shutdown(socket.SHUT_RDWR)
-        except Exception:  # already closed is fine
-            pass
+        done = out.progress.downloaded
+        return dataclasses.replace(image, download_seconds=round(done - out.started, 3) if done else None,
+                                   bytes=out.progress.total)
 
     def push(self, repository: str, tag: str, *, source: str, creds: Credentials | None = None,
              on_progress: ProgressFn | None = None) -> str:

@@ -7,7 +7,7 @@ import logging
 
 from lanmirror.authn import Credentials
 from lanmirror.daemon import LocalImage
-from lanmirror.errors import LanmirrorError, SlowPullError
+from lanmirror.errors import LanmirrorError
 from lanmirror.name import DOCKER_HUB, Reference, nightly_date, utc_today
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.fastpull import pull_fast
@@ -15,7 +15,6 @@ from lanmirror.ops.resolve.model import Candidate, Option, PullStats, Resolution
 from lanmirror.ops.resolve.probe import refresh_ratelimit
 from lanmirror.ops.resolve.provenance import mark_unverified
 from lanmirror.ops.resolve.served import FastPull
-from lanmirror.remote.manifest import manifest_tree
 from lanmirror.retry import describe
 
 log = logging.getLogger("lanmirror.resolve")
@@ -139,24 +138,3 @@ def rename_fast_pull(run: Run, fast: FastPull, pinned: str, kind: str, creds: Cr
     elif engine.image_store() != "containerd":
         return
     engine.untag(loopback)
-
-
-def size_completed_layers(run: Run, option: Option, exc: SlowPullError) -> None:
-    """Add the layers the daemon finished without naming their size (the containerd store says only
-    "Download complete" for a small layer) to the slow attempt's completed and kept bytes, from
-    the source's own manifest: a LAN manifest GET costs no Hub quota. Reporting only: a failure
-    here leaves the numbers as the daemon gave them."""
-    if not exc.unsized or option.kind != "lan":
-        return
-    try:
-        registry = run.clients.registry(option.registry)
-        repo = run.repository(option.registry)
-        tree = manifest_tree(registry.get_manifest(repo, option.digest), lambda d: registry.get_manifest(repo, d))
-        sizes = {d.digest.split(":", 1)[1][:12]: d.size for m in tree if not m.is_index for d in m.blobs()}
-    except LanmirrorError as exc_:
-        log.info("could not size the completed layers from %s: %s", option.registry, exc_)
-        return
-    extra = sum(sizes.get(short, 0) for short in exc.unsized)
-    exc.completed += extra
-    if exc.kept is not None:
-        exc.kept += extra

@@ -16,10 +16,10 @@ from lanmirror.ops.resolve.choose import better_unknowns, hub_options, rank
 from lanmirror.ops.resolve.context import Run, clock
 from lanmirror.ops.resolve.fallback import last_resort
 from lanmirror.ops.resolve.fetch import fetch as fetch_option
-from lanmirror.ops.resolve.fetch import report, size_completed_layers, use_local
+from lanmirror.ops.resolve.fetch import report, use_local
 from lanmirror.ops.resolve.model import Candidate, NothingFound, Option, Resolution, ResolveOptions
 from lanmirror.ops.resolve.probe import local_digest, probe_hub, probe_lan, probe_local
-from lanmirror.ops.resolve.slownote import note_slow, reorder
+from lanmirror.ops.resolve.slownote import handed_off, reorder
 from lanmirror.ops.resolve.spread import rendezvous, runner_identity
 from lanmirror.ops.resolve.verify import STALE, UNPUBLISHED, verify_lan, verify_local
 from lanmirror.retry import describe, run_bounded
@@ -183,20 +183,9 @@ def take_first(run: Run, options: list[Option], cands: list[Candidate], hub_hits
         except LanmirrorError as exc:
             failures.append(f"{kind} {registry}: {exc}")
             if isinstance(exc, SlowPullError):
-                size_completed_layers(run, option, exc)
-                run.record(kind, registry, f"pull abandoned: too slow ({describe(exc)})", tried, cand.tag,
-                           rate_mbps=round(exc.rate / 1e6, 3), floor_mbps=exc.floor / 1e6,
-                           bytes_completed=exc.completed, bytes_kept=exc.kept, event="handoff")
-                kept = {None: "the daemon may keep them", 0: "this daemon's classic image store discards them"}.get(
-                    exc.kept, f"{(exc.kept or 0) / 1e6:.1f} MB kept")
-                run.warn(f"slow source: {kind} {registry} delivered {exc.rate / 1e6:.2f} MB/s (floor "
-                         f"{exc.floor / 1e6:g} MB/s); {exc.completed / 1e6:.1f} MB of layers had completed ({kept}); "
-                         "trying it last on this runner for 15 minutes")
-                note_slow(registry)
-                run.slow_sources.add(registry)
+                handed_off(run, option, exc, tried)
             else:
-                run.record(kind, registry, f"pull failed ({describe(exc)})", tried, cand.tag,
-                           event="pull-failed")
+                run.record(kind, registry, f"pull failed ({describe(exc)})", tried, cand.tag, event="pull-failed")
             if isinstance(exc, PullLimitExceeded) and kind == "hub":
                 hub_blocked = True  # every other Hub pull would hit the same limit
             if kind == "lan":
