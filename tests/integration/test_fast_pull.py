@@ -167,7 +167,7 @@ def test_the_ranges_of_one_blob_come_from_every_replica(stack, repo, fault):
     from lanmirror.remote.ranges import RangeSettings
     from lanmirror.retry import RetryPolicy
     from lanmirror.serve import BlobSources, Source
-    from lanmirror.serve.sources import Provenance
+    from lanmirror.serve.feed import Provenance
 
     img = publish(stack, repo, BASE, 1, hub=False, lan=True, lan2=True, size=4_000_000, layers=1)
     layer = img.layer_digests[0]

@@ -1,6 +1,6 @@
 """Who is to blame when a blob assembled from several sources hashes wrong."""
 
-from lanmirror.serve.sources import Provenance, SourceRun
+from lanmirror.serve.feed import Provenance, SourceRun
 
 
 def test_a_source_whose_own_whole_blob_hashes_wrong_is_guilty():

@@ -14,7 +14,7 @@ from lanmirror.cmd.cli import main
 from lanmirror.ops.runrecord import envelope
 from lanmirror.records import to_line
 from lanmirror.records.scan import scan
-from lanmirror.sources import runs
+from lanmirror.report import joblogs
 from tests.stack.github import FakeGitHub
 
 KEY = "the-fleet-record-key-0123456789"
@@ -46,7 +46,7 @@ def gh(tmp_path, monkeypatch):
     monkeypatch.setenv("GITHUB_TOKEN", fake.token)
     monkeypatch.setenv("LANMIRROR_RECORD_KEY", KEY)
     monkeypatch.setenv("LANMIRROR_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(runs, "MIN_INTERVAL", 0.0)  # lanmirror's own pacing, not PyGithub's code
+    monkeypatch.setattr(joblogs, "MIN_INTERVAL", 0.0)  # lanmirror's own pacing, not PyGithub's code
     yield fake
     fake.stop()
 
@@ -76,7 +76,7 @@ def test_runs_and_jobs_across_pages_logs_from_storage_without_the_token(gh):
     runs_ = {1000 + i: [(50_000 + i, job_log(record(1000 + i, seconds=float(i + 1))))] for i in range(25)}
     runs_[2000] = [(60_000 + j, job_log(record(2000, source="hub", seconds=100.0 + j))) for j in range(25)]
     add_runs(gh, runs_)
-    read = runs.RunsReader("acme/sglang", gh.token, gh.api, per_page=10, interval=0).read(
+    read = joblogs.RunsReader("acme/sglang", gh.token, gh.api, per_page=10, interval=0).read(
         ["ci.yml"], NOW.date() - dt.timedelta(days=6))
     assert (read.jobs_read, read.logs_gone, read.stopped) == (50, 0, "")
     found = scan([line for job in read.jobs for line in job.lines], KEY)
@@ -272,8 +272,8 @@ def test_one_long_line_is_cut_in_linear_time_and_the_byte_cap_holds_inside_it():
 
     long_record = b"lanmirror-record/1 {" + b"x" * (8 << 20) + b"}"
     body = Body(b"a\n" + long_record + b"\nlanmirror-record/1 {}\nend")
-    out = list(runs._bounded_lines(body))
+    out = list(joblogs._bounded_lines(body))
     assert [len(x) for x in out] == [MAX_LINE + 64, len("lanmirror-record/1 {}")]  # the head only, then the next
     capped = Body(b"x" * (8 << 20))
-    assert list(runs._bounded_lines(capped, limit=1 << 20)) == []
+    assert list(joblogs._bounded_lines(capped, limit=1 << 20)) == []
     assert capped.read <= (1 << 20) + (1 << 16)  # stopped inside the one line, at the cap

@@ -2,7 +2,7 @@
 
 import requests
 
-from lanmirror.transport.session import RegistrySession
+from lanmirror.transport.session import NoNetrcSession
 
 URL = "http://127.0.0.1:5000/v2/rocm/sgl-dev/manifests/latest"
 
@@ -21,7 +21,7 @@ def prepared(session: requests.Session, **kwargs: object) -> requests.PreparedRe
 def test_netrc_never_replaces_our_authorization_nor_adds_one(tmp_path, monkeypatch):
     planted_netrc(tmp_path, monkeypatch)
     assert prepared(requests.Session()).headers.get("Authorization", "").startswith("Basic ")  # the hole
-    ours = RegistrySession()
+    ours = NoNetrcSession()
     assert prepared(ours, headers={"Authorization": "Bearer ours"}).headers["Authorization"] == "Bearer ours"
     assert "Authorization" not in prepared(ours).headers
     assert prepared(ours, auth=("u", "p")).headers["Authorization"].startswith("Basic ")  # explicit auth still wins
@@ -29,7 +29,7 @@ def test_netrc_never_replaces_our_authorization_nor_adds_one(tmp_path, monkeypat
 
 def test_a_redirect_gets_no_netrc_entry_for_its_new_host(tmp_path, monkeypatch):
     planted_netrc(tmp_path, monkeypatch)
-    ours = RegistrySession()
+    ours = NoNetrcSession()
     first = prepared(ours, headers={"Authorization": "Bearer ours"})
     response = requests.Response()
     response.request = first
@@ -42,5 +42,5 @@ def test_a_redirect_gets_no_netrc_entry_for_its_new_host(tmp_path, monkeypatch):
 def test_proxy_variables_still_apply(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     monkeypatch.setenv("NO_PROXY", "")
-    settings = RegistrySession().merge_environment_settings("https://registry.example:5000/v2/", {}, None, None, None)
+    settings = NoNetrcSession().merge_environment_settings("https://registry.example:5000/v2/", {}, None, None, None)
     assert settings["proxies"].get("https") == "http://127.0.0.1:3128"

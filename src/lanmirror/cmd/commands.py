@@ -33,9 +33,9 @@ from lanmirror.ops.resolve.spread import runner_identity
 from lanmirror.records.scan import Scan
 from lanmirror.remote.ranges import RangeSettings
 from lanmirror.report import collect
+from lanmirror.report.joblogs import RunsReader
 from lanmirror.sources.arch import ArchRule, base_tags_for, image_override, needs_arch, parse_map
 from lanmirror.sources.gather import gather_tags
-from lanmirror.sources.runs import RunsReader
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DATED = re.compile(r"-20\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")  # a nightly's date at the end

@@ -12,8 +12,10 @@ import textwrap
 from typing import Any, NoReturn
 
 from lanmirror import __version__
+from lanmirror.cmd.reportfmt import FORMATS
 from lanmirror.errors import BadInput
-from lanmirror.ops.resolve.model import LAN_SELECT, POLICIES
+from lanmirror.ops.mirror.options import ENGINES, LAN_MODES, REFERRERS
+from lanmirror.ops.resolve.model import LAN_SELECT, POLICIES, PULL_VIA
 from lanmirror.sources.arch import DEFAULT_ARCH, DEFAULT_MAP, DEFAULT_PATTERN
 
 
@@ -273,7 +275,7 @@ def _resolve(sub: Any) -> None:
                          help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
     pull = r.add_argument_group("pull", "how the image reaches the daemon, and how long and how slow it may be")
     pull.add_argument("--no-pull", dest="pull", action="store_false", help="only resolve; do not pull")
-    pull.add_argument("--pull-via", choices=("auto", "ranges", "daemon"), default="auto",
+    pull.add_argument("--pull-via", choices=PULL_VIA, default="auto",
                       help="how the image reaches the daemon: ranges = the daemon pulls from lanmirror's loopback "
                            "endpoint, which reads each layer as parallel ranges from every replica holding it (the "
                            "Hub last); daemon = the daemon pulls directly, one stream per layer; auto (default) = "
@@ -336,7 +338,7 @@ def _mirror(sub: Any) -> None:
                                  "$LANMIRROR_LAN_REGISTRY or $LOCAL_DOCKER_REGISTRY)")
     registries.add_argument("--source-registry", metavar="HOST[:PORT]",
                             help="source registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
-    registries.add_argument("--lan-mode", choices=("auto", "push", "proxy"), default="auto",
+    registries.add_argument("--lan-mode", choices=LAN_MODES, default="auto",
                             help="push: copy into the LAN registry; proxy: it is a pull-through cache (Distribution "
                                  "proxy mode, a Harbor proxy project) that refuses pushes, so warm it by reading the "
                                  "manifests and every blob through it; auto: ask it (one upload session, cancelled "
@@ -346,7 +348,7 @@ def _mirror(sub: Any) -> None:
     _hub_login(registries, "source registry user")
     _access(registries)
     copy = m.add_argument_group("copy", "how the bytes move")
-    copy.add_argument("--engine", choices=("registry", "docker"), default="registry",
+    copy.add_argument("--engine", choices=ENGINES, default="registry",
                       help="registry: direct registry-to-registry copy (default); docker: pull, tag, push through "
                            "the daemon (also leaves the image in this host's cache)")
     copy.add_argument("--parallel", type=int, default=4, metavar="N", help="blobs copied at once (default 4)")
@@ -355,7 +357,7 @@ def _mirror(sub: Any) -> None:
                       help="fail a tag that exists on the LAN with a different digest instead of replacing it")
     _transfer(copy)
     signatures = m.add_argument_group("signatures", "what follows each image")
-    signatures.add_argument("--referrers", choices=("all", "none"), default="all",
+    signatures.add_argument("--referrers", choices=REFERRERS, default="all",
                             help="all (default): also copy what refers to each mirrored digest and to each "
                                  "platform's: cosign's sha256-<hex>.sig/.att/.sbom tags and OCI referrers (the "
                                  "source's referrers API, else its fallback tag), written so the LAN lists them (its "
@@ -456,7 +458,7 @@ def _report(sub: Any) -> None:
                                                                           "N days (default 7)")
     rp.add_argument("--until", type=_date, metavar="YYYY-MM-DD",
                     help="the window's last day, UTC (default today): a report of an earlier week")
-    rp.add_argument("--format", choices=("table", "json", "markdown", "prometheus"), default="table",
+    rp.add_argument("--format", choices=tuple(FORMATS), default="table",
                     help="table (default); json; markdown for a job summary, with a chart GitHub renders; "
                          "prometheus: node_exporter's textfile format")
     rp.add_argument("--output", metavar="PATH",

@@ -21,8 +21,8 @@ from lanmirror.cmd.wiring import Clients
 from lanmirror.errors import LanmirrorError
 from lanmirror.remote.ranges import RangeSettings
 from lanmirror.retry import DEFAULT_POLICY, describe
+from lanmirror.serve.feed import Source
 from lanmirror.serve.onepull import serve_pull
-from lanmirror.serve.sources import Source
 
 SPEC_MAX = 64 * 1024
 

@@ -11,8 +11,8 @@ from lanmirror.records import safe_name
 from lanmirror.records.scan import Scan, scan
 from lanmirror.records.store import lines
 from lanmirror.report.aggregate import FleetReport, aggregate
+from lanmirror.report.joblogs import RunsRead
 from lanmirror.report.verdict import verdicts
-from lanmirror.sources.runs import RunsRead
 
 
 def from_files(paths: Iterable[str], key: str, found: Scan) -> None:

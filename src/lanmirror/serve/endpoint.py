@@ -35,8 +35,8 @@ from types import TracebackType
 from lanmirror.errors import LanmirrorError
 from lanmirror.remote.hashing import Chunk
 from lanmirror.retry import describe
+from lanmirror.serve.feed import BlobSources, Provenance
 from lanmirror.serve.image import ServedImage
-from lanmirror.serve.sources import BlobSources, Provenance
 
 log = logging.getLogger("lanmirror.serve")
 

@@ -16,8 +16,8 @@ from typing import Any
 from lanmirror.remote.ranges import RangeSettings
 from lanmirror.retry import RetryPolicy
 from lanmirror.serve.endpoint import Endpoint
+from lanmirror.serve.feed import BlobSources, Source, load_manifest
 from lanmirror.serve.image import ServedImage
-from lanmirror.serve.sources import BlobSources, Source, load_manifest
 
 Say = Callable[[dict[str, Any]], None]
 

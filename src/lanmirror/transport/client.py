@@ -27,7 +27,7 @@ from lanmirror.transport.auth import Authenticator, Wire, refused_error
 from lanmirror.transport.challenge import load_challenge, parse_challenge, save_challenge
 from lanmirror.transport.scheme import is_loopback
 from lanmirror.transport.schemes import authenticator_for
-from lanmirror.transport.session import RegistrySession
+from lanmirror.transport.session import NoNetrcSession
 from lanmirror.transport.status import raise_for_transient
 from lanmirror.transport.tls import ca_bundle, insecure_scheme, tls_files
 
@@ -75,7 +75,7 @@ class Transport:
         self.credentials = credentials
         self.timeouts = timeouts or Timeouts()
         self.policy = policy
-        self.session = RegistrySession()
+        self.session = NoNetrcSession()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)

@@ -18,7 +18,7 @@ def _no_netrc_auth(request: requests.PreparedRequest) -> requests.PreparedReques
     return request
 
 
-class RegistrySession(requests.Session):
+class NoNetrcSession(requests.Session):
     """requests.Session with ~/.netrc switched off, on the first request and on every redirect."""
 
     def __init__(self) -> None:

@@ -18,9 +18,9 @@ engine `docker` (pull, tag, push through the local daemon).
 from lanmirror.ops.mirror.context import Target, target_mode
 from lanmirror.ops.mirror.fanout import mirror_to_all
 from lanmirror.ops.mirror.options import ENGINES, LAN_MODES, MirrorOptions
+from lanmirror.ops.mirror.outcome import MirrorReport, TagResult
 from lanmirror.ops.mirror.pipeline import copy_tag, mirror
 from lanmirror.ops.mirror.plan import blobs_to_copy
-from lanmirror.ops.mirror.report import MirrorReport, TagResult
 
 __all__ = ["ENGINES", "LAN_MODES", "MirrorOptions", "MirrorReport", "TagResult", "Target", "blobs_to_copy",
            "copy_tag", "mirror", "mirror_to_all", "target_mode"]

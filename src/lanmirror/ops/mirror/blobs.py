@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator
 
 from lanmirror.errors import DigestMismatch
 from lanmirror.ops.mirror.context import BytesFn, Target
+from lanmirror.ops.mirror.outcome import TagResult
 from lanmirror.ops.mirror.plan import blobs_to_copy
-from lanmirror.ops.mirror.report import TagResult
 from lanmirror.remote.blobread import BlobReader
 from lanmirror.remote.blobwrite import BlobWriter
 from lanmirror.remote.hashing import Chunk

@@ -13,7 +13,7 @@ from lanmirror.cache import read_json, write_json
 from lanmirror.name import repository_on
 from lanmirror.ops.clients import Clients
 from lanmirror.ops.mirror.options import MirrorOptions
-from lanmirror.ops.mirror.report import TagResult
+from lanmirror.ops.mirror.outcome import TagResult
 from lanmirror.remote.manifest import Manifest
 from lanmirror.retry import RetryPolicy
 

@@ -8,7 +8,7 @@ import logging
 from lanmirror.errors import LanmirrorError
 from lanmirror.name import DOCKER_HUB
 from lanmirror.ops.mirror.context import Target
-from lanmirror.ops.mirror.report import TagResult
+from lanmirror.ops.mirror.outcome import TagResult
 
 log = logging.getLogger("lanmirror.ops.mirror")
 

@@ -17,9 +17,9 @@ from lanmirror.ops.mirror.blobs import both, copy_blob, largest_first, retry_cop
 from lanmirror.ops.mirror.context import BytesFn, ProgressFn, Target
 from lanmirror.ops.mirror.manifests import publish
 from lanmirror.ops.mirror.options import MirrorOptions
+from lanmirror.ops.mirror.outcome import MirrorReport, TagResult
 from lanmirror.ops.mirror.pipeline import settle, with_referrers
 from lanmirror.ops.mirror.plan import Plan
-from lanmirror.ops.mirror.report import MirrorReport, TagResult
 from lanmirror.remote.blobtee import BlobTee
 from lanmirror.remote.blobwrite import BlobWriter
 from lanmirror.remote.hashing import Chunk

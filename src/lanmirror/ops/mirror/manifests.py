@@ -4,8 +4,8 @@ index first and the tagged manifest last, only after every blob is verified pres
 from __future__ import annotations
 
 from lanmirror.ops.mirror.context import Target
+from lanmirror.ops.mirror.outcome import TagResult
 from lanmirror.ops.mirror.plan import Plan
-from lanmirror.ops.mirror.report import TagResult
 from lanmirror.ops.mirror.verify import blobs_present, tag_reads_back
 
 

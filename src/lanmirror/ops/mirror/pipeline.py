@@ -13,9 +13,9 @@ from lanmirror.ops.mirror.context import ProgressFn, Target
 from lanmirror.ops.mirror.daemon import copy_with_docker
 from lanmirror.ops.mirror.manifests import publish
 from lanmirror.ops.mirror.options import MirrorOptions
+from lanmirror.ops.mirror.outcome import MirrorReport, TagResult
 from lanmirror.ops.mirror.plan import Plan, prepare
 from lanmirror.ops.mirror.referrers import copy_referrers
-from lanmirror.ops.mirror.report import MirrorReport, TagResult
 from lanmirror.retry import describe
 
 log = logging.getLogger("lanmirror.ops.mirror")

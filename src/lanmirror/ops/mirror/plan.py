@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from lanmirror.errors import RegistryError
 from lanmirror.ops.mirror.context import Target
-from lanmirror.ops.mirror.report import TagResult
+from lanmirror.ops.mirror.outcome import TagResult
 from lanmirror.remote.manifest import Descriptor, Manifest, manifest_tree
 
 log = logging.getLogger("lanmirror.ops.mirror")

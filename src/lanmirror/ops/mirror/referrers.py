@@ -14,7 +14,7 @@ import logging
 from lanmirror.errors import RegistryError
 from lanmirror.ops.mirror.blobs import copy_blob
 from lanmirror.ops.mirror.context import Target
-from lanmirror.ops.mirror.report import TagResult
+from lanmirror.ops.mirror.outcome import TagResult
 from lanmirror.ops.mirror.verify import blobs_present
 from lanmirror.remote.manifest import INDEX_TYPES, Descriptor, manifest_tree
 from lanmirror.remote.referrers import (

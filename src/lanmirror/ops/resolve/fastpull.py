@@ -26,8 +26,8 @@ from lanmirror.ops.resolve.slownote import slow_now
 from lanmirror.remote.manifest import Manifest
 from lanmirror.retry import describe, run_bounded
 from lanmirror.serve import BlobSources, Endpoint, Source
+from lanmirror.serve.feed import load_manifest
 from lanmirror.serve.image import ServedImage
-from lanmirror.serve.sources import load_manifest
 
 log = logging.getLogger("lanmirror.resolve")
 

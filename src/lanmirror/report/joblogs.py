@@ -27,9 +27,9 @@ from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.records.line import MAX_LINE, PREFIX, Rejected
 from lanmirror.records.scan import accept, record_lines
 from lanmirror.retry import describe
-from lanmirror.transport.session import RegistrySession
+from lanmirror.transport.session import NoNetrcSession
 
-log = logging.getLogger("lanmirror.sources.runs")
+log = logging.getLogger("lanmirror.report.joblogs")
 MAX_LOG_BYTES = 512 * 1024 * 1024  # a job log is read as a stream; past this it is cut off
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 
@@ -93,7 +93,7 @@ class RunsReader:
         self.repository = repository
         self.reserve = reserve
         self.max_jobs = max_jobs
-        self.storage = RegistrySession()  # no token, no ~/.netrc: the storage host gets nothing
+        self.storage = NoNetrcSession()  # no token, no ~/.netrc: the storage host gets nothing
         self.out = RunsRead()
         self.key = key  # lines are checked with it before they are cached
         # Which runs' logs are read, by the event that started them. By default, with a key, no
