@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import requests
 from actions_toolkit import core
 
+from lanmirror.cmd.argtypes import UsageError
 from lanmirror.cmd.cli import setup_logging
 from lanmirror.cmd.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, Outcome
 from lanmirror.cmd.escape import WorkflowSafeFormatter, annotation_safe, workflow_safe
-from lanmirror.cmd.flags import UsageError, build_parser
+from lanmirror.cmd.flags import build_parser
 from lanmirror.cmd.heap import bound_heap
 from lanmirror.cmd.recording import run_recorded
 from lanmirror.cmd.settings import split_list

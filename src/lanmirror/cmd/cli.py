@@ -15,9 +15,10 @@ from typing import TextIO
 
 import requests
 
+from lanmirror.cmd.argtypes import UsageError
 from lanmirror.cmd.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, Outcome
 from lanmirror.cmd.escape import WorkflowSafeFormatter
-from lanmirror.cmd.flags import UsageError, build_parser
+from lanmirror.cmd.flags import build_parser
 from lanmirror.cmd.heap import bound_heap
 from lanmirror.cmd.recording import run_recorded
 from lanmirror.errors import BadInput, LanmirrorError

@@ -7,222 +7,100 @@ CLI does: the action's inputs are mapped onto these flags, never onto a second s
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import textwrap
-from typing import Any, NoReturn
+from typing import Any
 
 from lanmirror import __version__
+from lanmirror.cmd import flaggroups as groups
+from lanmirror.cmd.argtypes import HelpFormatter, Parser, days, iso_date, positive_float
 from lanmirror.cmd.reportfmt import FORMATS
-from lanmirror.errors import BadInput
 from lanmirror.ops.mirror.options import ENGINES, LAN_MODES, REFERRERS
 from lanmirror.ops.resolve.model import LAN_SELECT, POLICIES, PULL_VIA
-from lanmirror.sources.arch import DEFAULT_ARCH, DEFAULT_MAP, DEFAULT_PATTERN
 
 
-class UsageError(BadInput):
-    """A flag argparse refused. The CLI prints usage and exits 2; the action names the input."""
-
-    def __init__(self, message: str, parser: argparse.ArgumentParser) -> None:
-        super().__init__(message)
-        self.parser = parser
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message, self)
-
-
-class _Formatter(argparse.HelpFormatter):
-    """Wraps at spaces only (a default such as `mi300=mi30x,…` stays whole), and keeps indented
-    lines of a description or epilog as written, so examples read as commands."""
-
-    def _split_lines(self, text: str, width: int) -> list[str]:
-        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False, break_on_hyphens=False)
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        out: list[str] = []
-        for block in text.split("\n\n"):
-            lines = block.splitlines()
-            if len(lines) > 1:  # written line by line (examples): kept as written
-                out.append("\n".join(indent + line for line in lines))
-            else:
-                out.append(textwrap.fill(" ".join(block.split()), width, initial_indent=indent,
-                                         subsequent_indent=indent, break_long_words=False,
-                                         break_on_hyphens=False))
-        return "\n\n".join(out)
+def _resolve_search(r: argparse.ArgumentParser) -> None:
+    """resolve: which image."""
+    search = r.add_argument_group("search", "which image: the tags tried, newest first")
+    search.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
+    search.add_argument("--base-tag", action="append", default=[], metavar="TAG",
+                        help="nightly tag prefix, e.g. v0.5.5-rocm700-mi30x; repeat for fallbacks in preference order")
+    search.add_argument("--days", type=days, default=7,
+                        help="how many days back to look, 1 to 366 (default 7, today included)")
+    search.add_argument("--image", metavar="REF",
+                        help="skip the search and use this image (still looked up, pulled and reported)")
+    search.add_argument("--policy", choices=POLICIES, default="cache-first",
+                        help="cache-first: any cached candidate wins, then the LAN's newest, then the Hub's; newest: "
+                             "the newest candidate anywhere, from the nearest source (default cache-first)")
+    search.add_argument("--fallback", action="append", default=[], metavar="tags,local",
+                        help="when nothing is in the window: tags = the newest tag of the base tag's line (any "
+                             "version, v0.5.10 after v0.5.9, then the date) in the LAN's and the Hub's tag lists "
+                             "(not counted pulls), checked and pulled as usual; local = else the newest image of the "
+                             "line this runner holds. Marked FALLBACK in the warnings and JSON `fallback` (default: "
+                             "none, exit 1)")
+    groups.gpu_arch(search)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
+def _resolve_sources(r: argparse.ArgumentParser) -> None:
+    """resolve: where from, and how each source is reached."""
+    sources = r.add_argument_group("sources", "where the image may come from, and how each is reached")
+    sources.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
+                         help="LAN registry, repeat for several in preference order (default: $LANMIRROR_LAN_REGISTRY "
+                              "or $LOCAL_DOCKER_REGISTRY)")
+    sources.add_argument("--hub-registry", metavar="HOST[:PORT]",
+                         help="upstream registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
+    sources.add_argument("--lan-select", choices=LAN_SELECT, default="ordered",
+                         help="ordered: LAN registries in the given preference order (sites); spread: the replicas "
+                              "that hold the chosen tag, ranked per runner by rendezvous hashing of --runner-id, so "
+                              "each runner sticks to one and the fleet splits evenly (default ordered)")
+    sources.add_argument("--runner-id", metavar="ID",
+                         help="this runner's identity for --lan-select spread (default: $RUNNER_NAME, then the host "
+                              "name)")
+    groups.hub_login(sources)
+    groups.access(sources)
+    groups.probe_timeouts(sources)
+    sources.add_argument("--no-daemon-probe", dest="daemon_probe", action="store_false",
+                         help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a rate in MB/s") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 (no floor) or a positive rate in MB/s")
-    return value
+def _resolve_pull(r: argparse.ArgumentParser) -> None:
+    """resolve: how the image reaches the daemon."""
+    pull = r.add_argument_group("pull", "how the image reaches the daemon, and how long and how slow it may be")
+    pull.add_argument("--no-pull", dest="pull", action="store_false", help="only resolve; do not pull")
+    pull.add_argument("--pull-via", choices=PULL_VIA, default="auto",
+                      help="how the image reaches the daemon: ranges = the daemon pulls from lanmirror's loopback "
+                           "endpoint, which reads each layer as parallel ranges from every replica holding it (the "
+                           "Hub last); daemon = the daemon pulls directly, one stream per layer; auto (default) = "
+                           "ranges, or daemon where the daemon cannot reach this process's loopback and no helper "
+                           "container can serve the ranges on its host (--helper-image)")
+    pull.add_argument("--helper-image", metavar="REF",
+                      help="where the daemon cannot reach this process's loopback (docker outside of docker): the "
+                           "lanmirror image, of this very version, that serves the ranges from a short-lived "
+                           "container on the daemon's host network (default: lanmirror/lanmirror:<version> on the "
+                           "daemon, else on a LAN registry; never pulled from Docker Hub)")
+    groups.pull_guards(pull)
 
 
-def _days(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 366:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days from 1 to 366")
-    return int(text)
+def _resolve_trust(r: argparse.ArgumentParser) -> None:
+    """resolve: what a copy must prove."""
+    trust = r.add_argument_group("trust", "what a copy must prove before it is used")
+    trust.add_argument("--no-verify", dest="verify", action="store_false",
+                       help="do not compare a LAN copy's digest with the Hub's")
+    trust.add_argument("--allow-unverified", action="store_true",
+                       help="when Docker Hub refuses the check (401/403: a wrong or planted login), still use a cached "
+                            "or LAN copy it cannot confirm, marked UNVERIFIED; without it that fails (exit 1). A Hub "
+                            "that is only unreachable never needs this: the copy is used with a warning")
+    trust.add_argument("--allow-degraded", action="store_true",
+                       help="when a newer candidate could not be probed (an error, not a 404), use the best one "
+                            "found anyway, marked degraded, instead of failing")
+    trust.add_argument("--require-referrer", action="append", default=[], metavar="TYPE",
+                       help="refuse a LAN copy that lacks a referrer of this artifact type (or cosign's sig, att, "
+                            "sbom) when the Hub's copy has one: it is stale, and resolve falls through (repeatable)")
 
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
-
-
-Group = Any  # an ArgumentParser or one of its argument groups: both take add_argument
-
-
-def _access(p: Group) -> None:
-    """How the registries are reached: plain HTTP where allowed, CAs, the LAN's login."""
-    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
-                   help="allow plain HTTP to this registry, HOST[:PORT] or CIDR (repeatable; default "
-                        "$LANMIRROR_INSECURE_REGISTRIES). Loopback and the Docker daemon's insecure-registries "
-                        "are allowed already")
-    p.add_argument("--certs-dir", metavar="DIR",
-                   help="Docker's certs.d: DIR/<host:port>/*.crt are CAs, client.cert + client.key give mutual TLS "
-                        "(default $LANMIRROR_CERTS_DIR, else /etc/docker/certs.d)")
-    p.add_argument("--lan-username", metavar="USER",
-                   help="user for the LAN registries that need a login; the password is read from "
-                        "$LANMIRROR_LAN_PASSWORD, never from a flag (default $LANMIRROR_LAN_USERNAME, else what "
-                        "`docker login LAN` stored)")
-
-
-def _hub_login(p: Group, what: str = "Docker Hub user") -> None:
-    p.add_argument("--hub-username", metavar="USER",
-                   help=f"{what} (default $DOCKERHUB_USERNAME, else what `docker login` stored); the token is "
-                        "read from $DOCKERHUB_TOKEN, never from a flag")
-
-
-def _output(p: Group) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object with every output on stdout")
-    p.add_argument("-v", "--verbose", action="store_true", help="log every request decision")
-
-
-def _common(p: Group) -> None:
-    _access(p)
-    _output(p)
-
-
-def _record(p: Group) -> None:
-    """Where the run's one record line goes besides the log (docs/records.md)."""
-    p.add_argument("--record-file", metavar="PATH", default=None,
-                   help="also append this run's record to the JSON Lines file PATH (atomic: concurrent jobs never "
-                        "interleave; default $LANMIRROR_RECORD_FILE). The record line always goes to the log; "
-                        "$LANMIRROR_RECORD_KEY, when set, signs it so that `lanmirror report` can tell it from a copy")
-    p.add_argument("--no-record-line", action="store_true",
-                   help="do not print the record line to stderr (--record-file still gets it). Ignored in GitHub "
-                        "Actions, where the report reads it from the job log")
-
-
-def _probe_timeouts(p: Group) -> None:
-    """How long the probes of each source may take before it is skipped or counted unavailable."""
-    p.add_argument("--probe-timeout", metavar="SECONDS", type=_positive_float, default=2.0,
-                   help="seconds a LAN registry gets to answer all probes before it is skipped (default 2)")
-    p.add_argument("--hub-timeout", metavar="SECONDS", type=_positive_float, default=30.0,
-                   help="seconds the Hub's probes may take, retries included, before it counts as unavailable "
-                        "(default 30)")
-
-
-def _pull_guards(p: Group) -> None:
-    """How long a pull may take, and how slow it may be before it is handed to the next source."""
-    p.add_argument("--stall-timeout", metavar="SECONDS", type=_positive_float, default=120.0,
-                   help="abort a pull that makes no progress for this many seconds and try the next source "
-                        "(default 120)")
-    p.add_argument("--budget", type=_positive_float, default=3900.0, metavar="SECONDS",
-                   help="wall-clock budget of the whole resolve: every probe, check and pull gets at most what "
-                        "is left of it, and no further source is tried once it is spent (default 3900: the "
-                        "pull timeout plus room for probes and a hand-off)")
-    p.add_argument("--pull-timeout", metavar="SECONDS", type=_positive_float, default=3600.0,
-                   help="abort any pull that takes longer than this, or as soon as the bytes left cannot "
-                        "arrive in time at the current rate (default 3600)")
-    p.add_argument("--min-pull-rate", type=_rate, default=5.0, metavar="MB/S",
-                   help="hand a LAN pull that downloads slower than this for --pull-rate-window seconds to "
-                        "the next source, keeping its completed layers (default 5; 0 = no floor)")
-    p.add_argument("--pull-rate-window", type=_positive_float, default=30.0, metavar="SECONDS",
-                   help="how long a LAN pull must stay below --min-pull-rate, counting only time with bytes "
-                        "left to download (extraction never counts) (default 30)")
-
-
-def _gpu_arch(p: Group) -> None:
-    """The runner's GPU architecture and what it chooses: base tags per architecture, an override."""
-    p.add_argument("--gpu-arch", metavar="ARCH",
-                   help="the runner's GPU architecture (e.g. mi35x); default: found in the runner's name (--runner-id, "
-                        "$RUNNER_NAME, then the host name) by --arch-pattern and --arch-map, when a base tag or "
-                        "override needs it")
-    p.add_argument("--arch-pattern", default=DEFAULT_PATTERN, metavar="REGEX",
-                   help=f"where the GPU is in the runner's name: its first group, matched without case "
-                        f"(default '{DEFAULT_PATTERN}': linux-mi325-gpu-3 gives mi325)")
-    p.add_argument("--arch-map", default=",".join(f"{k}={v}" for k, v in DEFAULT_MAP.items()), metavar="GPU=ARCH,...",
-                   help="GPU to architecture (default %(default)s)")
-    p.add_argument("--base-tag-for", action="append", default=[], metavar="ARCH=TAG",
-                   help="a base tag for one architecture (repeatable, in preference order; before --base-tag, "
-                        "whose {arch} is filled in too), e.g. mi35x=v0.5.5-rocm720-mi35x")
-    p.add_argument("--image-env", metavar="PREFIX",
-                   help="force the image from the environment: PREFIX_<ARCH> (AMD_CI_IMAGE_MI35X), or PREFIX alone "
-                        f"for {DEFAULT_ARCH} (AMD_CI_IMAGE), like --image, with its own login in <VARIABLE>_USERNAME "
-                        "and <VARIABLE>_PASSWORD if set; unset or empty: the search as usual")
-
-
-def _tag_sources(p: Group) -> None:
-    """Where mirror's tags come from: flags, a file, an artifact of a workflow run, or a backfill window."""
-    p.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag to mirror (repeatable)")
-    p.add_argument("--tag-file", metavar="PATH",
-                   help="file with one tag per line, or a folder of <arch>.txt files (the publish job's artifact)")
-    p.add_argument("--from-artifact", metavar="NAME-OR-GLOB",
-                   help="read the tag file from this GitHub Actions artifact (GITHUB_TOKEN, GITHUB_REPOSITORY, "
-                        "GITHUB_API_URL; the current run unless --run-id or --workflow)")
-    p.add_argument("--run-id", type=int, metavar="ID", help="workflow run that holds the artifact")
-    p.add_argument("--workflow", metavar="FILE",
-                   help="take the artifact from this workflow's latest successful run on the default branch "
-                        "from push, schedule or workflow_dispatch (never a pull request's)")
-    p.add_argument("--any-branch", action="store_true",
-                   help="with --workflow: accept the latest successful run of any branch or event")
-    p.add_argument("--backfill", type=_days, metavar="DAYS",
-                   help="mirror every nightly of the last DAYS days (1 to 366) that the source has (needs --base-tag)")
-    p.add_argument("--base-tag", action="append", default=[], metavar="TAG", help="nightly prefix for --backfill")
-
-
-def _transfer(p: Group) -> None:
-    """How blobs are read (parallel ranges) and written (chunked uploads): the copy engine's knobs."""
-    p.add_argument("--range-threshold-mb", type=int, default=64, metavar="MB",
-                   help="read blobs larger than this as parallel bounded HTTP ranges (default 64)")
-    p.add_argument("--range-chunk-mb", type=int, default=4, metavar="MB", help="size of one range (default 4)")
-    p.add_argument("--range-below-mbps", type=float, default=150.0, metavar="MB/S",
-                   help="a large blob starts as one stream and switches to parallel ranges only if that "
-                        "connection delivers less than this over its first 4 MiB (default 150: a CDN flow at "
-                        "100 MB/s still gains from ranges, a LAN or loopback source does not; 0 = ranges from "
-                        "the start)")
-    p.add_argument("--ranges", type=int, default=9, metavar="N",
-                   help="most ranges held at once, 1 to 64, shared by the blobs copied at once (default 9). A blob "
-                        "starts with 4 downloading and doubles that while the total rate still grows, back "
-                        "one step when it does not (a link cap). Memory bound: --ranges x --range-chunk-mb "
-                        "buffered (defaults: 9 x 4 MiB = 36 MiB)")
-    p.add_argument("--upload-chunk-mb", type=int, default=64, metavar="MB",
-                   help="upload blobs larger than this as chunks (one PATCH each) so that a failed request "
-                        "resumes instead of restarting the blob; nothing is buffered for it (default 64; 0 = "
-                        "one streamed PUT per blob)")
 
 
 def _resolve(sub: Any) -> None:
     """resolve: the job's side, one image ref out."""
     r = sub.add_parser(
-        "resolve", help="pick the newest nightly (cache → LAN → Hub) and pull it", formatter_class=_Formatter,
+        "resolve", help="pick the newest nightly (cache → LAN → Hub) and pull it", formatter_class=HelpFormatter,
         description="Find the newest tag <base-tag>-<YYYYMMDD> of the last N days (UTC), preferring the local "
                     "Docker cache, then the LAN registries, then the Hub; probe with manifest HEADs only (free on "
                     "Docker Hub); verify a LAN copy against the Hub's digest; pull with a stall guard. Prints the "
@@ -237,79 +115,18 @@ def _resolve(sub: Any) -> None:
                "      --base-tag v0.5.5-rocm700-mi30x --lan-registry 10.0.0.5:5000 --lan-registry 10.0.0.6:5000 \\\n"
                "      --lan-select spread --json",
     )
-    search = r.add_argument_group("search", "which image: the tags tried, newest first")
-    search.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
-    search.add_argument("--base-tag", action="append", default=[], metavar="TAG",
-                        help="nightly tag prefix, e.g. v0.5.5-rocm700-mi30x; repeat for fallbacks in preference order")
-    search.add_argument("--days", type=_days, default=7,
-                        help="how many days back to look, 1 to 366 (default 7, today included)")
-    search.add_argument("--image", metavar="REF",
-                        help="skip the search and use this image (still looked up, pulled and reported)")
-    search.add_argument("--policy", choices=POLICIES, default="cache-first",
-                        help="cache-first: any cached candidate wins, then the LAN's newest, then the Hub's; newest: "
-                             "the newest candidate anywhere, from the nearest source (default cache-first)")
-    search.add_argument("--fallback", action="append", default=[], metavar="tags,local",
-                        help="when nothing is in the window: tags = the newest tag of the base tag's line (any "
-                             "version, v0.5.10 after v0.5.9, then the date) in the LAN's and the Hub's tag lists "
-                             "(not counted pulls), checked and pulled as usual; local = else the newest image of the "
-                             "line this runner holds. Marked FALLBACK in the warnings and JSON `fallback` (default: "
-                             "none, exit 1)")
-    _gpu_arch(search)
-    sources = r.add_argument_group("sources", "where the image may come from, and how each is reached")
-    sources.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
-                         help="LAN registry, repeat for several in preference order (default: $LANMIRROR_LAN_REGISTRY "
-                              "or $LOCAL_DOCKER_REGISTRY)")
-    sources.add_argument("--hub-registry", metavar="HOST[:PORT]",
-                         help="upstream registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
-    sources.add_argument("--lan-select", choices=LAN_SELECT, default="ordered",
-                         help="ordered: LAN registries in the given preference order (sites); spread: the replicas "
-                              "that hold the chosen tag, ranked per runner by rendezvous hashing of --runner-id, so "
-                              "each runner sticks to one and the fleet splits evenly (default ordered)")
-    sources.add_argument("--runner-id", metavar="ID",
-                         help="this runner's identity for --lan-select spread (default: $RUNNER_NAME, then the host "
-                              "name)")
-    _hub_login(sources)
-    _access(sources)
-    _probe_timeouts(sources)
-    sources.add_argument("--no-daemon-probe", dest="daemon_probe", action="store_false",
-                         help="do not ask the Docker daemon to probe a LAN registry this process cannot reach")
-    pull = r.add_argument_group("pull", "how the image reaches the daemon, and how long and how slow it may be")
-    pull.add_argument("--no-pull", dest="pull", action="store_false", help="only resolve; do not pull")
-    pull.add_argument("--pull-via", choices=PULL_VIA, default="auto",
-                      help="how the image reaches the daemon: ranges = the daemon pulls from lanmirror's loopback "
-                           "endpoint, which reads each layer as parallel ranges from every replica holding it (the "
-                           "Hub last); daemon = the daemon pulls directly, one stream per layer; auto (default) = "
-                           "ranges, or daemon where the daemon cannot reach this process's loopback and no helper "
-                           "container can serve the ranges on its host (--helper-image)")
-    pull.add_argument("--helper-image", metavar="REF",
-                      help="where the daemon cannot reach this process's loopback (docker outside of docker): the "
-                           "lanmirror image, of this very version, that serves the ranges from a short-lived "
-                           "container on the daemon's host network (default: lanmirror/lanmirror:<version> on the "
-                           "daemon, else on a LAN registry; never pulled from Docker Hub)")
-    _pull_guards(pull)
-    trust = r.add_argument_group("trust", "what a copy must prove before it is used")
-    trust.add_argument("--no-verify", dest="verify", action="store_false",
-                       help="do not compare a LAN copy's digest with the Hub's")
-    trust.add_argument("--allow-unverified", action="store_true",
-                       help="when Docker Hub refuses the check (401/403: a wrong or planted login), still use a cached "
-                            "or LAN copy it cannot confirm, marked UNVERIFIED; without it that fails (exit 1). A Hub "
-                            "that is only unreachable never needs this: the copy is used with a warning")
-    trust.add_argument("--allow-degraded", action="store_true",
-                       help="when a newer candidate could not be probed (an error, not a 404), use the best one "
-                            "found anyway, marked degraded, instead of failing")
-    trust.add_argument("--require-referrer", action="append", default=[], metavar="TYPE",
-                       help="refuse a LAN copy that lacks a referrer of this artifact type (or cosign's sig, att, "
-                            "sbom) when the Hub's copy has one: it is stale, and resolve falls through (repeatable)")
+    for group in (_resolve_search, _resolve_sources, _resolve_pull, _resolve_trust):
+        group(r)
     output = r.add_argument_group("output", "what is printed and recorded")
-    _output(output)
-    _record(output)
+    groups.output(output)
+    groups.record(output)
     r.set_defaults(command="resolve")
 
 
 def _mirror(sub: Any) -> None:
     """mirror: the publisher's side, tags copied to the LAN."""
     m = sub.add_parser(
-        "mirror", help="copy nightly tags from the Hub to the LAN registry", formatter_class=_Formatter,
+        "mirror", help="copy nightly tags from the Hub to the LAN registry", formatter_class=HelpFormatter,
         description="Copy tags registry-to-registry (no daemon, no disk): blobs already on the LAN are skipped, "
                     "others are mounted from --mount-from repositories or streamed and hashed on the way; "
                     "manifests are copied byte for byte, the tag's manifest last, only after every blob is "
@@ -331,7 +148,7 @@ def _mirror(sub: Any) -> None:
     )
     tags = m.add_argument_group("tags", "what to copy: tags named, in a file or an artifact, or a backfill window")
     tags.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
-    _tag_sources(tags)
+    groups.tag_sources(tags)
     registries = m.add_argument_group("registries", "where from, where to, and how each is reached")
     registries.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
                             help="target registry; repeat for several, each gets every tag (default: "
@@ -345,8 +162,8 @@ def _mirror(sub: Any) -> None:
                                  "at once) (default auto)")
     registries.add_argument("--mount-from", action="append", default=[], metavar="REPO",
                             help="repository on the LAN registry to mount shared layers from (repeatable)")
-    _hub_login(registries, "source registry user")
-    _access(registries)
+    groups.hub_login(registries, "source registry user")
+    groups.access(registries)
     copy = m.add_argument_group("copy", "how the bytes move")
     copy.add_argument("--engine", choices=ENGINES, default="registry",
                       help="registry: direct registry-to-registry copy (default); docker: pull, tag, push through "
@@ -355,7 +172,7 @@ def _mirror(sub: Any) -> None:
     copy.add_argument("--dry-run", action="store_true", help="say what would be copied; copy nothing")
     copy.add_argument("--no-overwrite", dest="overwrite", action="store_false",
                       help="fail a tag that exists on the LAN with a different digest instead of replacing it")
-    _transfer(copy)
+    groups.transfer(copy)
     signatures = m.add_argument_group("signatures", "what follows each image")
     signatures.add_argument("--referrers", choices=REFERRERS, default="all",
                             help="all (default): also copy what refers to each mirrored digest and to each "
@@ -366,15 +183,15 @@ def _mirror(sub: Any) -> None:
                             help="copy only referrers of this artifact type (repeatable), e.g. application/spdx+json; "
                                  "cosign's tags count as application/vnd.dev.cosign.artifact.{sig,att,sbom}.v1+json")
     output = m.add_argument_group("output", "what is printed and recorded")
-    _output(output)
-    _record(output)
+    groups.output(output)
+    groups.record(output)
     m.set_defaults(command="mirror")
 
 
 def _prune(sub: Any) -> None:
     """prune: the LAN's (or the runner's) old nightlies deleted."""
     pr = sub.add_parser(
-        "prune", help="delete LAN nightlies older than the window", formatter_class=_Formatter,
+        "prune", help="delete LAN nightlies older than the window", formatter_class=HelpFormatter,
         description="Delete tags <base-tag>-<YYYYMMDD> older than --keep-days from the LAN registry through the "
                     "registry API (by digest; a digest still used by a kept tag is left alone). Tags outside the "
                     "nightly pattern are never touched. The registry only frees disk space when its garbage "
@@ -384,7 +201,7 @@ def _prune(sub: Any) -> None:
     pr.add_argument("--repo", required=True, help="repository, e.g. rocm/sgl-dev")
     pr.add_argument("--lan-registry", metavar="HOST[:PORT]",
                     help="the LAN registry to prune (default: $LANMIRROR_LAN_REGISTRY or $LOCAL_DOCKER_REGISTRY)")
-    pr.add_argument("--keep-days", type=_days, metavar="DAYS", help="keep nightlies of this many days (1 to 366), "
+    pr.add_argument("--keep-days", type=days, metavar="DAYS", help="keep nightlies of this many days (1 to 366), "
                                                                     "today included (LAN)")
     pr.add_argument("--local", action="store_true",
                     help="prune this runner's Docker cache instead of the LAN registry: keep the newest --keep "
@@ -396,7 +213,7 @@ def _prune(sub: Any) -> None:
     pr.add_argument("--base-tag", action="append", default=[], metavar="TAG",
                     help="only prune nightlies of these prefixes (default: any <prefix>-<YYYYMMDD> tag)")
     pr.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
-    _common(pr)
+    groups.common(pr)
     pr.set_defaults(command="prune")
 
 
@@ -404,7 +221,7 @@ def _doctor(sub: Any) -> None:
     """doctor: the checks a runner admin runs first."""
     d = sub.add_parser(
         "doctor", help="check the daemon, the LAN registries, Hub credentials and quota, clock and disk",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         description="One command for a runner admin when pulls are slow or failing: is the Docker daemon "
                     "reachable; is each LAN registry reachable from this process and from the daemon (they differ "
                     "inside containers); which registries the daemon treats as insecure; are the Hub credentials "
@@ -418,15 +235,15 @@ def _doctor(sub: Any) -> None:
     d.add_argument("--hub-registry", metavar="HOST[:PORT]",
                    help="the upstream registry whose login and ratelimit-remaining are checked (default: "
                         "$LANMIRROR_HUB_REGISTRY or docker.io)")
-    _hub_login(d)
+    groups.hub_login(d)
     d.add_argument("--repo", metavar="REPO",
                    help="also probe this repository (default: Docker's ratelimitpreview/test)")
     d.add_argument("--tag", metavar="TAG", help="tag to probe with --repo")
-    d.add_argument("--timeout", type=_positive_float, default=3.0, metavar="SECONDS",
+    d.add_argument("--timeout", type=positive_float, default=3.0, metavar="SECONDS",
                    help="seconds per check (default 3)")
-    d.add_argument("--min-free-gb", type=_positive_float, default=50.0, metavar="GB",
+    d.add_argument("--min-free-gb", type=positive_float, default=50.0, metavar="GB",
                    help="warn below this much free disk in the daemon's data root (default 50)")
-    _common(d)
+    groups.common(d)
     d.set_defaults(command="doctor")
 
 
@@ -434,7 +251,7 @@ def _report(sub: Any) -> None:
     """report: the fleet's pulls, from the records resolve and mirror wrote."""
     rp = sub.add_parser(
         "report", help="aggregate run records: where pulls came from, how long they took, is the LAN worth it",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         description="Read the records resolve and mirror write (local JSON Lines files, and/or the job logs of a "
                     "workflow's runs on GitHub) and print, per source and registry: pulls, failures, hand-offs, "
                     "p50/p95/max seconds and MB/s; per runner and per day; the counted Hub pulls with the lowest "
@@ -454,9 +271,9 @@ def _report(sub: Any) -> None:
                          "$LANMIRROR_RECORD_KEY is set, since any job of a pull request can print lines)")
     rp.add_argument("--repository", metavar="OWNER/REPO", help="with --workflow (default $GITHUB_REPOSITORY)")
     rp.add_argument("--api-url", metavar="URL", help="GitHub API (default $GITHUB_API_URL or https://api.github.com)")
-    rp.add_argument("--days", type=_days, default=7, metavar="DAYS", help="the window: records and runs of the last "
+    rp.add_argument("--days", type=days, default=7, metavar="DAYS", help="the window: records and runs of the last "
                                                                           "N days (default 7)")
-    rp.add_argument("--until", type=_date, metavar="YYYY-MM-DD",
+    rp.add_argument("--until", type=iso_date, metavar="YYYY-MM-DD",
                     help="the window's last day, UTC (default today): a report of an earlier week")
     rp.add_argument("--format", choices=tuple(FORMATS), default="table",
                     help="table (default); json; markdown for a job summary, with a chart GitHub renders; "
@@ -473,13 +290,13 @@ def _report(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="lanmirror", formatter_class=_Formatter,
+    parser = Parser(
+        prog="lanmirror", formatter_class=HelpFormatter,
         description="Keep nightly container images on the LAN: mirror them from Docker Hub to a LAN registry, "
                     "and resolve the newest one for a CI job without spending Docker Hub pull quota.",
     )
     parser.add_argument("--version", action="version", version=f"lanmirror {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     for build in (_resolve, _mirror, _prune, _doctor, _report):
         build(sub)
