@@ -334,7 +334,7 @@ def test_fleet_report_workflow_reports_real_runs_under_act(stack, repo, tmp_path
             "-s", f"GITHUB_TOKEN={gh.token}", "-s", f"LANMIRROR_RECORD_KEY={RECORD_KEY}"])
     finally:
         gh.stop()
-    assert "2 resolve(s), 0 failed" in log, log[-4000:]
+    assert "2 resolve(s): 2 pulled, 0 without a pull, 0 failed" in log, log[-4000:]
     assert re.search(rf"lan\s+{re.escape(stack.lan)}\s+1\s+0\s+0\s", log), log[-4000:]
     assert re.search(r"local\s+docker\s+1\s+0\s+0\s", log)
     assert "records not counted: 1 forged" in log

@@ -112,7 +112,8 @@ def test_records_of_real_runs_and_the_report_over_them(stack, repo, env, tmp_pat
     assert report.returncode == 0, report.stderr
     data = json.loads(report.stdout)
     assert (data["resolves"], data["failed_resolves"]) == (6, 1)
-    assert data["records"] == {"rejected": {}, "unsigned": 0}
+    assert data["records"] == {"rejected": {}, "unsigned": 0, "outside_window": 0, "outside_first": None,
+                               "outside_last": None}
     rows = {(r["source"], r["registry"]): r for r in data["sources"]}
     pulls = [r["resolve"]["pull"] for r in records if r["ok"]]
     for (source, registry), row in rows.items():

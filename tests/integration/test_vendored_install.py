@@ -63,10 +63,14 @@ def vendor_as_the_readme_says(upstream: Path, consumer: Path, ref: str) -> subpr
                           env={**os.environ, **GIT_ENV}, timeout=120)
 
 
+# As an admin's shell runs them: nothing of the test run's own Python setup (PYTHONPATH) leaks in.
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+
+
 def install(action_root: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     cmd = [*extra, "env", f"LANMIRROR_CACHE={cache}", "GITHUB_ENV=", "bash", str(action_root / "scripts" /
                                                                               "action-install.sh"), str(action_root)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=CLEAN_ENV)
 
 
 def test_vendored_before_and_after_a_release_keeps_its_version_and_the_cached_venv_runs(upstream, tmp_path):
@@ -86,13 +90,15 @@ def test_vendored_before_and_after_a_release_keeps_its_version_and_the_cached_ve
     venv = Path(done.stdout.strip().splitlines()[-1]).parent.parent
     # An admin runs the cached venv's commands directly: their shebangs name the venv, not the
     # build folder it was made in (which is gone).
-    version = subprocess.run([str(venv / "bin" / "lanmirror"), "--version"], capture_output=True, text=True)
+    version = subprocess.run([str(venv / "bin" / "lanmirror"), "--version"], capture_output=True, text=True,
+                             env=CLEAN_ENV)
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == "lanmirror 9.8.7"
     for script in (venv / "bin").iterdir():
         if script.is_file() and not script.is_symlink():
             assert b".build-venv" not in script.read_bytes(), script
-    doctor = subprocess.run([str(venv / "bin" / "lanmirror"), "doctor", "--help"], capture_output=True, text=True)
+    doctor = subprocess.run([str(venv / "bin" / "lanmirror"), "doctor", "--help"], capture_output=True, text=True,
+                            env=CLEAN_ENV)
     assert doctor.returncode == 0 and "usage: lanmirror doctor" in doctor.stdout
 
     # Before a release: main, one commit past the tag (a shallow clone sees no tag at all).
@@ -103,7 +109,7 @@ def test_vendored_before_and_after_a_release_keeps_its_version_and_the_cached_ve
     scm = subprocess.run([str(venv / "bin" / "python"), "-I", "-c",
                           "import sys, setuptools_scm; print(setuptools_scm.get_version(root=sys.argv[1], "
                           "fallback_version='0.0.0'))", str(unreleased / "resolve-image")],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=CLEAN_ENV)
     assert scm.returncode == 0, scm.stderr
     assert scm.stdout.strip().startswith("0.0.1.dev") and f"+g{head[:9]}" in scm.stdout, scm.stdout
 
