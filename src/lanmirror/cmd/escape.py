@@ -9,6 +9,7 @@ line that would still start a command is quoted."""
 from __future__ import annotations
 
 import html
+import re
 import logging
 
 from lanmirror.records.line import PREFIX
@@ -61,7 +62,9 @@ def markdown_cell(value: object) -> str:
     text = "".join(out)
     for plain, escaped in _AUTOLINK:
         text = text.replace(plain, escaped)
-    return text
+    # A dot before a letter is where a bare domain starts ("0.AC", "evil.example"): an escaped dot
+    # renders the same and splits the text, so no autolinker that links bare domains finds one.
+    return re.sub(r"(?<!\\)\.(?=[A-Za-z])", r"\\.", text)
 
 
 class WorkflowSafeFormatter(logging.Formatter):
