@@ -9,8 +9,8 @@ line that would still start a command is quoted."""
 from __future__ import annotations
 
 import html
-import re
 import logging
+import re
 
 from lanmirror.records.line import PREFIX
 

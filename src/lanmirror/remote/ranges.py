@@ -42,7 +42,8 @@ class RangeSettings:
     grow_by: float = 1.15
 
     def __post_init__(self) -> None:
-        if self.threshold < 1 << 20 or self.chunk_size < 1 << 20 or not 1 <= self.window <= MAX_WINDOW:
+        # In bytes here (tests read 256 KiB ranges); the flags are whole MB, so 0 is what this refuses.
+        if self.threshold < 1 or self.chunk_size < 1 or not 1 <= self.window <= MAX_WINDOW:
             raise BadInput(f"range settings: threshold and chunk must be at least 1 MB, --ranges 1 to {MAX_WINDOW}")
 
     @property
