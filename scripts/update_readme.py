@@ -40,7 +40,7 @@ def render(text: str) -> str:
 def render_cli(text: str) -> str:
     """`text` (docs/cli.md) with each command's block replaced by its --help today."""
     env = {**os.environ, "COLUMNS": "110"}
-    for command in ("resolve", "mirror", "prune", "doctor", "report"):
+    for command in ("resolve", "mirror", "prune", "doctor", "report", "serve"):
         help_text = subprocess.run([sys.executable, "-m", "lanmirror", command, "--help"], env=env, check=True,
                                    capture_output=True, text=True).stdout
         text = re.sub(rf"```text\nusage: lanmirror {command} .*?```", lambda m, h=help_text: f"```text\n{h}```",

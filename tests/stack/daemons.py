@@ -76,9 +76,11 @@ def stop_dockerd(proc: subprocess.Popen | None, mounts_under: str) -> None:
 class Dockerd:
     """dockerd with --data-root/--exec-root/socket/pidfile in `root`, no bridge, no iptables."""
 
-    def __init__(self, root: Path, insecure: list[str] | None = None, prefix: list[str] | None = None) -> None:
+    def __init__(self, root: Path, insecure: list[str] | None = None, prefix: list[str] | None = None,
+                 mirrors: list[str] | None = None) -> None:
         self.root = root
         self.insecure = list(insecure or [])
+        self.mirrors = list(mirrors or [])  # --registry-mirror URLs: Docker Hub pulls go there first
         self.prefix = list(prefix or [])  # e.g. `ip netns exec NS`: a daemon in a job's network namespace
         self.socket = root / "docker.sock"
         self.host = f"unix://{self.socket}"
@@ -95,7 +97,8 @@ class Dockerd:
                "--ip-masq=false", "--userland-proxy=false", "--log-level=warn",
                # Declared, never contacted (TEST-NET-1): lets tests read a daemon's insecure list.
                "--insecure-registry", "192.0.2.10:5000",
-               *[a for registry in self.insecure for a in ("--insecure-registry", registry)]]
+               *[a for registry in self.insecure for a in ("--insecure-registry", registry)],
+               *[a for mirror in self.mirrors for a in ("--registry-mirror", mirror)]]
         env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -30,7 +30,7 @@ def test_readme_names_the_two_commands_and_ci_runs_one():
     assert "./dev test" in (ROOT / ".ci" / "run").read_text()
 
 
-@pytest.mark.parametrize("command", ["resolve", "mirror", "prune", "doctor", "report"])
+@pytest.mark.parametrize("command", ["resolve", "mirror", "prune", "doctor", "report", "serve"])
 def test_cli_reference_has_every_flag_of_every_command(command):
     """docs/cli.md is the --help output of every command; every flag must be in it."""
     from lanmirror.cmd.flags import build_parser

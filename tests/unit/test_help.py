@@ -7,11 +7,11 @@ import shlex
 
 import pytest
 
-COMMANDS = ("resolve", "mirror", "prune", "doctor", "report")
+COMMANDS = ("resolve", "mirror", "prune", "doctor", "report", "serve")
 # One word per kind of value: a flag's placeholder is one of these (or a documented shape).
 PLACEHOLDERS = {"REPO", "TAG", "DAYS", "HOST[:PORT]", "ID", "USER", "DIR", "PATH", "SECONDS", "MB/S", "MB", "N",
                 "REF", "ARCH", "REGEX", "GPU=ARCH,...", "ARCH=TAG", "PREFIX", "TYPE", "FILE", "NAME-OR-GLOB", "GB",
-                "EVENT", "OWNER/REPO", "URL", "YYYY-MM-DD", "tags,local"}
+                "EVENT", "OWNER/REPO", "URL", "YYYY-MM-DD", "tags,local", "HOST:PORT", "SIZE"}
 
 
 def help_of(command: str, monkeypatch: pytest.MonkeyPatch, columns: int = 80) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "lanmirror"
 # Lower first. A module may import its own layer and any layer before it in this list.
 LAYERS = ["errors", "name", "retry", "cache", "records", "authn", "transport", "remote", "serve", "daemon", "sources",
-          "ops", "report", "cmd", "__main__"]
+          "ops", "report", "node", "cmd", "__main__"]
 
 
 def modules() -> dict[str, ast.Module]:

@@ -75,3 +75,28 @@ def iso_date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def byte_size(text: str) -> int:
+    """`200G`, `512M`, `1.5T` or a number of bytes (binary units, as `df -h` prints them)."""
+    value, unit = text.strip().upper().rstrip("B").rstrip("I"), ""
+    if value and value[-1] in _UNITS:
+        value, unit = value[:-1], value[-1]
+    try:
+        size = int(float(value) * _UNITS[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 200G, 512M or a number of bytes") from None
+    if size < 1 << 20:
+        raise argparse.ArgumentTypeError(f"{text!r} is below 1M: too small for a cache of image layers")
+    return size
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """HOST:PORT to listen on (HOST may be 0.0.0.0 or a node address)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:5080")
+    return host.strip("[]"), int(port)

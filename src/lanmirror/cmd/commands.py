@@ -287,7 +287,30 @@ def write_atomically(path: str, text: str) -> None:
         raise
 
 
+def serve_command(args: argparse.Namespace) -> Outcome:
+    from pathlib import Path
+
+    try:
+        from lanmirror.node.service import serve
+    except ImportError as exc:  # aiohttp is an extra: the actions never need it
+        raise BadInput(f"lanmirror serve needs aiohttp ({exc}): pip install 'lanmirror[serve]'") from None
+    from lanmirror.node.upstream import Upstream
+
+    hub = normalize_registry(hub_registry(args.hub_registry))
+    repos = [validate_repository(r) for r in split_tags(args.repo, "--repo")]
+    lans = [normalize_registry(r) for r in lan_registries(args.lan_registry)]
+    clients = clients_for(args, hub, daemon=False)
+    upstream = Upstream(clients, lans, hub, clients.policy, probe_timeout=args.probe_timeout,
+                        hub_timeout=args.hub_timeout, hub_unavailable=args.hub_unavailable)
+    host, port = args.listen
+    try:
+        serve(upstream, repos, Path(args.cache_dir), args.cache_size, host, port, grace=args.grace)
+    finally:
+        clients.close()
+    return Outcome(EXIT_OK, {"stopped": True})
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "resolve": resolve_command, "mirror": mirror_command, "prune": prune_command, "doctor": doctor_command,
-    "report": report_command,
+    "report": report_command, "serve": serve_command,
 }

@@ -11,8 +11,9 @@ from typing import Any
 
 from lanmirror import __version__
 from lanmirror.cmd import flaggroups as groups
-from lanmirror.cmd.argtypes import HelpFormatter, Parser, days, iso_date, positive_float
+from lanmirror.cmd.argtypes import HelpFormatter, Parser, byte_size, days, host_port, iso_date, positive_float
 from lanmirror.cmd.reportfmt import FORMATS
+from lanmirror.node.upstream import HUB_UNAVAILABLE
 from lanmirror.ops.mirror.options import ENGINES, LAN_MODES, REFERRERS
 from lanmirror.ops.resolve.model import LAN_SELECT, POLICIES, PULL_VIA
 
@@ -289,6 +290,51 @@ def _report(sub: Any) -> None:
     rp.set_defaults(command="report", json=False)
 
 
+def _serve(sub: Any) -> None:
+    """serve: the node mirror, one per runner host."""
+    sv = sub.add_parser(
+        "serve", help="run the node mirror: the registry mirror every Docker daemon on this host pulls through",
+        formatter_class=HelpFormatter,
+        description="A long-running, read-only Docker Hub mirror for the daemons of one host: "
+                    "\"registry-mirrors\": [\"http://127.0.0.1:PORT\"] in /etc/docker/daemon.json (docker-in-docker: "
+                    "--registry-mirror http://NODE_IP:PORT, with --listen on the node's address). A tag is served only "
+                    "when the LAN replicas' digest is the Hub's (a free HEAD); blobs are read once per host, in "
+                    "parallel ranges from every LAN replica holding them (the Hub last), into a content-addressed "
+                    "disk cache, verified before it is kept. Its logins (LAN and Hub) are its own, so jobs need none. "
+                    "Runs until SIGTERM, letting pulls in flight finish. Exit 0 stopped, 2 bad input.",
+        epilog="example:\n"
+               "  DOCKERHUB_USERNAME=ci-bot DOCKERHUB_TOKEN=... lanmirror serve --listen 127.0.0.1:5080 \\\n"
+               "      --cache-dir /var/cache/lanmirror --cache-size 200G --repo rocm/sgl-dev \\\n"
+               "      --lan-registry 10.0.0.5:5000 --lan-registry 10.0.0.6:5000",
+    )
+    sv.add_argument("--listen", type=host_port, default=("127.0.0.1", 5080), metavar="HOST:PORT",
+                    help="address to listen on (default 127.0.0.1:5080; a node address for docker-in-docker pods)")
+    sv.add_argument("--cache-dir", required=True, metavar="DIR", help="where the cache lives (created, mode 0700)")
+    sv.add_argument("--cache-size", type=byte_size, default=100 << 30, metavar="SIZE",
+                    help="the cache's cap, e.g. 200G; least recently used blobs go first (default 100G)")
+    sv.add_argument("--repo", action="append", required=True, metavar="REPO",
+                    help="a repository this mirror serves, e.g. rocm/sgl-dev (repeatable); any other gets 404, and "
+                         "the daemon pulls it from the Hub itself")
+    sv.add_argument("--lan-registry", action="append", default=[], metavar="HOST[:PORT]",
+                    help="a LAN replica to read from (repeatable; default $LANMIRROR_LAN_REGISTRY)")
+    sv.add_argument("--hub-registry", metavar="HOST[:PORT]",
+                    help="the upstream registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
+    sv.add_argument("--hub-unavailable", choices=HUB_UNAVAILABLE, default="lan",
+                    help="when the Hub cannot be reached (not when it refuses): lan = serve the digest every LAN "
+                         "replica agrees on, with a warning; fail = refuse, and the daemon falls back to the Hub "
+                         "itself (default lan)")
+    sv.add_argument("--probe-timeout", type=positive_float, default=3.0, metavar="SECONDS",
+                    help="seconds a LAN replica gets to answer a HEAD (default 3)")
+    sv.add_argument("--hub-timeout", type=positive_float, default=15.0, metavar="SECONDS",
+                    help="seconds the Hub gets to answer a HEAD before it counts as unavailable (default 15)")
+    sv.add_argument("--grace", type=positive_float, default=60.0, metavar="SECONDS",
+                    help="on SIGTERM, how long pulls in flight may take to finish (default 60)")
+    groups.hub_login(sv)
+    groups.access(sv)
+    sv.add_argument("-v", "--verbose", action="store_true", help="log every request decision")
+    sv.set_defaults(command="serve", json=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="lanmirror", formatter_class=HelpFormatter,
@@ -298,6 +344,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lanmirror {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    for build in (_resolve, _mirror, _prune, _doctor, _report):
+    for build in (_resolve, _mirror, _prune, _doctor, _report, _serve):
         build(sub)
     return parser

@@ -123,7 +123,7 @@ class Clients:
 
 
 def clients_for(args: argparse.Namespace, upstream: str | None, *, policy: RetryPolicy = DEFAULT_POLICY,
-                extra: Mapping[str, Credentials] | None = None) -> Clients:
+                extra: Mapping[str, Credentials] | None = None, daemon: bool = True) -> Clients:
     """The clients a command's flags ask for.
 
     The upstream registry (Docker Hub or its stand-in) gets the Hub credentials (--hub-username,
@@ -140,7 +140,7 @@ def clients_for(args: argparse.Namespace, upstream: str | None, *, policy: Retry
         creds[upstream] = hub_credentials(upstream, getattr(args, "hub_username", None))
     creds.update(extra or {})  # a forced image's own login, for its registry (resolve --image-env)
     return Clients(credentials=creds, insecure=insecure_list(args.insecure_registry), policy=policy,
-                   certs_dir=getattr(args, "certs_dir", None))
+                   certs_dir=getattr(args, "certs_dir", None), daemon=daemon)
 
 
 def doctor_clients(args: argparse.Namespace, upstream: str) -> Clients:

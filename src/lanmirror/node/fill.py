@@ -1,0 +1,66 @@
+"""One upstream read of a blob, shared: the first client's request starts it, on a thread, into a
+temp file of the store; every client asking for the blob meanwhile is served from that file as
+the bytes land, not after the whole blob. Only once every byte hashed right is the file renamed
+into the cache; a read that fails or hashes wrong is never cached, and its clients' connections
+are cut (the daemon retries the layer, or falls back to the Hub by itself)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from lanmirror.remote.hashing import Chunk
+
+log = logging.getLogger("lanmirror.node")
+
+
+class Fill:
+    def __init__(self, digest: str, size: int, temp: Path, read: Callable[[], Iterator[Chunk]],
+                 admit: Callable[[Path], Path], abandon: Callable[[], None]) -> None:
+        self.digest = digest
+        self.size = size
+        self.temp = temp
+        self.final: Path | None = None
+        self.written = 0
+        self.error = ""
+        self.done = threading.Event()
+        self.seconds = 0.0
+        self._read = read
+        self._admit = admit
+        self._abandon = abandon
+
+    def start(self) -> Fill:
+        threading.Thread(target=self._run, name=f"fill {self.digest[:19]}", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        h = hashlib.sha256()
+        try:
+            with open(self.temp, "wb") as f:
+                for chunk in self._read():
+                    f.write(chunk)
+                    f.flush()  # readers open the file by name and read what the kernel has
+                    h.update(chunk)
+                    self.written += len(chunk)
+            actual = "sha256:" + h.hexdigest()
+            if self.written != self.size or actual != self.digest:
+                raise ValueError(f"upstream bytes hash to {actual} ({self.written} bytes), expected {self.digest} "
+                                 f"({self.size} bytes)")
+            self.final = self._admit(self.temp)
+        except Exception as exc:  # every failure ends the same way: nothing cached, clients cut
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.warning("blob %s: the upstream read failed (%s); not cached", self.digest[:19], self.error)
+            self.temp.unlink(missing_ok=True)
+            self._abandon()
+        finally:
+            self.seconds = time.monotonic() - started
+            self.done.set()
+
+    def available(self) -> int:
+        """Bytes that clients may read now (all of them once the blob is in the cache)."""
+        return self.size if self.final is not None else self.written

@@ -1,0 +1,174 @@
+"""`lanmirror serve`, the node mirror, on the real stack: Docker daemons pull Hub-named images
+through it (`--registry-mirror`), each from a network namespace whose only way out is the mirror.
+What is checked: the bytes (LAN read once per host, whatever the number of daemons), the trust
+rules (the Hub's digest, a refusal is a failed check, LAN-only tags never served), the cache
+(verified before kept, no partial blob after a kill, an altered file detected), and the server
+(read-only, only the configured repositories, clean exit on SIGTERM)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import signal
+import time
+
+import pytest
+import requests
+
+from lanmirror.daemon import Engine
+from tests.helpers import publish, tag_for
+from tests.stack.node import MirroredDaemon, NodeMirror
+
+pytestmark = pytest.mark.integration
+BASE = "v0.5.5-rocm700-mi30x"
+
+
+def blob_bytes(img) -> int:
+    return sum(len(b) for d, b in img.blobs.items() if d != img.manifest.blobs()[0].digest)
+
+
+@pytest.fixture
+def node(stack, repo, tmp_path):
+    mirror = NodeMirror(stack, tmp_path / "cache", [repo], lans=(stack.lan, stack.lan2)).start()
+    yield mirror
+    if mirror.proc and mirror.proc.poll() is None:
+        assert mirror.stop() == 0, mirror.text()
+
+
+def test_two_daemons_pull_through_the_mirror_and_the_lan_is_read_once(stack, repo, node, tmp_path):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, lan2=True, size=2_000_000, layers=2)
+    tag = tag_for(BASE, 1)
+    with MirroredDaemon(tmp_path / "d1", node) as d1, MirroredDaemon(tmp_path / "d2", node) as d2:
+        for daemon in (d1, d2):
+            Engine(daemon.host).api.pull(repo, tag=tag)
+            local = Engine(daemon.host).local_image(f"{repo}:{tag}")
+            assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests), local
+    lan_read = stack.lan_proxy.bytes_out() + stack.lan2_proxy.bytes_out()
+    assert blob_bytes(img) <= lan_read < 1.2 * blob_bytes(img) + 100_000, lan_read  # 1x, not 2x
+    assert stack.hub_proxy.bytes_out() == 0 and stack.hub_proxy.counted_gets() == 0  # HEADs only
+    text = node.text()
+    assert text.count(f"pull {repo}:{tag}") == 2 and "verified against the Hub" in text, text
+    metrics = requests.get(f"{node.url}/metrics", timeout=5).text
+    assert "lanmirror_node_hits_total 2" in metrics or "lanmirror_node_hits_total 3" in metrics, metrics
+
+
+def test_a_tag_only_the_lan_has_is_never_served(stack, repo, node):
+    publish(stack, repo, BASE, 1, hub=False, lan=True)
+    resp = requests.head(f"{node.url}/v2/{repo}/manifests/{tag_for(BASE, 1)}", timeout=10)
+    assert resp.status_code == 404
+
+
+def test_a_stale_lan_copy_is_passed_over_for_the_hubs(stack, repo, node):
+    old = publish(stack, repo, BASE, 1, hub=False, lan=True, variant="-old")
+    new = publish(stack, repo, BASE, 1, hub=True, lan=False, variant="-new")
+    resp = requests.get(f"{node.url}/v2/{repo}/manifests/{tag_for(BASE, 1)}", timeout=10,
+                        headers={"Accept": new.manifest.media_type})
+    assert resp.status_code == 200 and resp.headers["Docker-Content-Digest"] == new.digest != old.digest
+
+
+def test_a_hub_that_refuses_the_check_is_a_failed_check(stack, repo, tmp_path):
+    publish(stack, repo, BASE, 1, hub=True, lan=True)
+    mirror = NodeMirror(stack, tmp_path / "cache", [repo], hub_password="wrong-password").start()
+    try:
+        resp = requests.get(f"{mirror.url}/v2/{repo}/manifests/{tag_for(BASE, 1)}", timeout=20)
+        assert resp.status_code == 502 and "refused the check" in resp.text, resp.text
+    finally:
+        assert mirror.stop() == 0
+
+
+def test_only_the_configured_repositories_and_no_writes(stack, repo, node):
+    assert requests.get(f"{node.url}/v2/", timeout=5).status_code == 200
+    other = requests.get(f"{node.url}/v2/someone/else/manifests/latest", timeout=5)
+    assert other.status_code == 404 and "NAME_UNKNOWN" in other.text
+    push = requests.post(f"{node.url}/v2/{repo}/blobs/uploads/", timeout=5)
+    assert push.status_code == 405
+    assert requests.get(f"{node.url}/v2/_catalog", timeout=5).status_code == 404
+
+
+def test_eight_clients_of_one_new_blob_share_one_upstream_read(stack, repo, node):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=6_000_000, layers=1)
+    requests.get(f"{node.url}/v2/{repo}/manifests/{tag_for(BASE, 1)}", timeout=10)  # learns the sizes
+    layer = img.layer_digests[0]
+
+    def get() -> str:
+        body = requests.get(f"{node.url}/v2/{repo}/blobs/{layer}", timeout=60).content
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: get(), range(8)))
+    assert got == [layer] * 8
+    assert len(img.blobs[layer]) <= stack.lan_proxy.bytes_out() < 1.2 * len(img.blobs[layer])
+
+
+def test_an_altered_cache_file_is_detected_before_it_is_served(stack, repo, node):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=500_000, layers=1)
+    layer = img.layer_digests[0]
+    requests.get(f"{node.url}/v2/{repo}/manifests/{tag_for(BASE, 1)}", timeout=10)
+    assert requests.get(f"{node.url}/v2/{repo}/blobs/{layer}", timeout=30).status_code == 200
+    cached = node.cache / "blobs" / "sha256" / layer.split(":")[1]
+    assert cached.exists()
+    cached.chmod(0o600)
+    with open(cached, "r+b") as f:  # one byte changed in place, size kept
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    body = requests.get(f"{node.url}/v2/{repo}/blobs/{layer}", timeout=30).content
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == layer
+    assert "altered on disk" in node.text()
+    assert "lanmirror_node_cache_tampered_total 1" in requests.get(f"{node.url}/metrics", timeout=5).text
+
+
+def test_killed_mid_fill_leaves_no_partial_blob_and_a_restart_serves_it_whole(stack, repo, tmp_path):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=3_000_000, layers=1)
+    layer = img.layer_digests[0]
+    stack.lan_proxy.break_body("drip", after=500_000, count=10, path=layer)
+    mirror = NodeMirror(stack, tmp_path / "cache", [repo]).start()
+    requests.get(f"{mirror.url}/v2/{repo}/manifests/{tag_for(BASE, 1)}", timeout=10)
+    with cf.ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: requests.get(f"{mirror.url}/v2/{repo}/blobs/{layer}", timeout=10))
+        deadline = time.monotonic() + 10
+        while not any((tmp_path / "cache" / "tmp").iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any((tmp_path / "cache" / "tmp").iterdir()), "a fill was under way"
+        assert mirror.stop(signal.SIGKILL) == -signal.SIGKILL
+    stack.lan_proxy.clear()
+    again = NodeMirror(stack, tmp_path / "cache", [repo], port=mirror.port).start()
+    try:
+        assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+        assert not (tmp_path / "cache" / "blobs" / "sha256" / layer.split(":")[1]).exists()
+        requests.get(f"{again.url}/v2/{repo}/manifests/{tag_for(BASE, 1)}", timeout=10)
+        body = requests.get(f"{again.url}/v2/{repo}/blobs/{layer}", timeout=30).content
+        assert "sha256:" + hashlib.sha256(body).hexdigest() == layer
+    finally:
+        assert again.stop() == 0
+
+
+def test_a_blob_bigger_than_the_cache_is_served_without_caching_with_one_warning(stack, repo, tmp_path):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=1_500_000, layers=2)
+    mirror = NodeMirror(stack, tmp_path / "cache", [repo], "--cache-size", "1M").start()
+    try:
+        requests.get(f"{mirror.url}/v2/{repo}/manifests/{tag_for(BASE, 1)}", timeout=10)
+        for layer in img.layer_digests:
+            body = requests.get(f"{mirror.url}/v2/{repo}/blobs/{layer}", timeout=30).content
+            assert "sha256:" + hashlib.sha256(body).hexdigest() == layer
+        assert mirror.text().count("serving it without caching") == 1, mirror.text()
+        assert not list((tmp_path / "cache" / "blobs" / "sha256").iterdir())
+    finally:
+        assert mirror.stop() == 0
+
+
+def test_sigterm_lets_a_pull_in_flight_finish(stack, repo, tmp_path):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=2_000_000, layers=1)
+    layer = img.layer_digests[0]
+    stack.lan_proxy.break_body("drip", after=200_000, count=10, path=layer)
+    mirror = NodeMirror(stack, tmp_path / "cache", [repo], "--grace", "30").start()
+    requests.get(f"{mirror.url}/v2/{repo}/manifests/{tag_for(BASE, 1)}", timeout=10)
+    with cf.ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(lambda: requests.get(f"{mirror.url}/v2/{repo}/blobs/{layer}", timeout=60).content)
+        time.sleep(1.0)
+        stack.lan_proxy.clear()  # the LAN speeds up again: the read in flight can finish
+        assert mirror.stop(signal.SIGTERM, timeout=60) == 0
+        body = fut.result(timeout=60)
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == layer
+    assert "stopped" in mirror.text()
