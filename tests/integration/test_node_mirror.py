@@ -35,10 +35,12 @@ def node(stack, repo, tmp_path):
         assert mirror.stop() == 0, mirror.text()
 
 
-def test_two_daemons_pull_through_the_mirror_and_the_lan_is_read_once(stack, repo, node, tmp_path):
+def test_both_engines_pull_through_the_mirror_and_the_lan_is_read_once(stack, repo, node, tmp_path):
+    """An Engine 20.10 (classic store) and an Engine 26.1 (containerd store) daemon on one host."""
     img = publish(stack, repo, BASE, 1, hub=True, lan=True, lan2=True, size=2_000_000, layers=2)
     tag = tag_for(BASE, 1)
-    with MirroredDaemon(tmp_path / "d1", node) as d1, MirroredDaemon(tmp_path / "d2", node) as d2:
+    with MirroredDaemon(tmp_path / "d1", node) as d1, \
+            MirroredDaemon(tmp_path / "d2", node, engine="26.1-containerd") as d2:
         for daemon in (d1, d2):
             Engine(daemon.host).api.pull(repo, tag=tag)
             local = Engine(daemon.host).local_image(f"{repo}:{tag}")
@@ -172,3 +174,20 @@ def test_sigterm_lets_a_pull_in_flight_finish(stack, repo, tmp_path):
         body = fut.result(timeout=60)
     assert "sha256:" + hashlib.sha256(body).hexdigest() == layer
     assert "stopped" in mirror.text()
+
+
+def test_a_lan_serving_wrong_bytes_is_left_out_and_the_next_read_is_right(stack, repo, node, tmp_path):
+    """The first read of the layer hashes wrong (the LAN flips bytes): nothing is cached, the client's
+    connection is cut, the LAN is named; the daemon's retry reads it from the other replica. Engine
+    20.10 ends with the right image."""
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, lan2=True, size=1_000_000, layers=1)
+    layer = img.layer_digests[0]
+    stack.lan_proxy.break_body("corrupt", after=1000, count=1000, path=layer)
+    with MirroredDaemon(tmp_path / "d1", node) as daemon:
+        Engine(daemon.host).api.pull(repo, tag=tag_for(BASE, 1))
+        local = Engine(daemon.host).local_image(f"{repo}:{tag_for(BASE, 1)}")
+        assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
+    text = node.text()
+    assert f"{stack.lan} served wrong bytes" in text, text
+    assert f"{stack.lan2} served wrong bytes" not in text
+    assert (node.cache / "blobs" / "sha256" / layer.split(":")[1]).exists()

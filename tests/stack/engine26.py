@@ -24,9 +24,12 @@ SUITE = "trixie"
 class ChrootDockerd:
     name = "26-containerd"
 
-    def __init__(self, root: Path, insecure: list[str] | None = None, prefix: list[str] | None = None) -> None:
+    def __init__(self, root: Path, insecure: list[str] | None = None, prefix: list[str] | None = None,
+                 mirrors: list[str] | None = None, hosts: str | None = None) -> None:
         self.root = root
         self.prefix = list(prefix or [])  # e.g. `ip netns exec NS`: a daemon in a job's network namespace
+        self.mirrors = list(mirrors or [])  # registry-mirrors: Docker Hub pulls go there first
+        self.hosts = hosts  # the chroot's own /etc/hosts (a netns's hosts file does not reach into it)
         self.insecure = [a for cidr in (insecure or []) for a in ("--insecure-registry", cidr)]
         self.rootfs = root / "rootfs"
         self.socket = self.rootfs / "run" / "lmt-docker.sock"
@@ -49,7 +52,14 @@ class ChrootDockerd:
         daemon_json = self.rootfs / "etc" / "docker" / "daemon.json"
         daemon_json.parent.mkdir(parents=True, exist_ok=True)
         daemon_json.unlink(missing_ok=True)  # never write through a hard link into the cache
-        daemon_json.write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
+        config: dict[str, object] = {"features": {"containerd-snapshotter": True}}
+        if self.mirrors:
+            config["registry-mirrors"] = self.mirrors
+        daemon_json.write_text(json.dumps(config))
+        if self.hosts is not None:
+            etc_hosts = self.rootfs / "etc" / "hosts"
+            etc_hosts.unlink(missing_ok=True)  # a hard link into the cache: replaced, never written through
+            etc_hosts.write_text(self.hosts)
         # The root a mount point of its own: runc makes "/" private before it pivots into a container's
         # root, which fails (EINVAL) on a chroot's plain folder. With it, this engine runs containers.
         self._mount(["--bind", str(self.rootfs)], self.rootfs)

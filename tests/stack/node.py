@@ -21,6 +21,7 @@ import requests
 from tests.helpers import LANMIRROR
 from tests.stack import HUB_PASSWORD, HUB_USER, Stack
 from tests.stack.daemons import Dockerd, free_port
+from tests.stack.engine26 import ChrootDockerd
 from tests.stack.shapes import Namespace
 
 HUB_NAMES = ("registry-1.docker.io", "index.docker.io", "auth.docker.io", "registry.docker.io",
@@ -70,21 +71,29 @@ class NodeMirror:
 
 
 class MirroredDaemon:
-    """dockerd 20.10 in a namespace of its own, `--registry-mirror` the node mirror."""
+    """A Docker daemon in a namespace of its own, the node mirror its registry mirror: Engine 20.10
+    (classic store, `--registry-mirror`) or Engine 26.1 from the chroot (containerd store,
+    `registry-mirrors` in its daemon.json, the Hub's names in the chroot's own hosts file)."""
 
-    def __init__(self, root: Path, mirror: NodeMirror) -> None:
+    def __init__(self, root: Path, mirror: NodeMirror, engine: str = "20.10-classic") -> None:
         self.ns = Namespace([mirror.port])
         self.root = root
         self.mirror = mirror
-        self.dockerd: Dockerd | None = None
+        self.engine = engine
+        self.dockerd: Dockerd | ChrootDockerd | None = None
 
     def __enter__(self) -> MirroredDaemon:
         self.ns.__enter__()
         hosts = Path("/etc/netns") / self.ns.name / "hosts"
         hosts.parent.mkdir(parents=True, exist_ok=True)
         # 127.0.0.9: a loopback address nothing listens on, so a fallback is refused at once.
-        hosts.write_text("127.0.0.1 localhost\n" + "".join(f"127.0.0.9 {name}\n" for name in HUB_NAMES))
-        self.dockerd = Dockerd(self.root, prefix=self.ns.prefix, mirrors=[self.mirror.url]).start()
+        text = "127.0.0.1 localhost\n" + "".join(f"127.0.0.9 {name}\n" for name in HUB_NAMES)
+        hosts.write_text(text)
+        if self.engine == "26.1-containerd":
+            self.dockerd = ChrootDockerd(self.root, prefix=self.ns.prefix, mirrors=[self.mirror.url],
+                                         hosts=text).start()
+        else:
+            self.dockerd = Dockerd(self.root, prefix=self.ns.prefix, mirrors=[self.mirror.url]).start()
         return self
 
     @property

@@ -29,13 +29,14 @@ from lanmirror.node.upstream import CheckFailed, Upstream
 from lanmirror.remote.hashing import Chunk
 from lanmirror.remote.manifest import Manifest
 from lanmirror.retry import describe
-from lanmirror.serve.feed import BlobSources, Source
+from lanmirror.serve.feed import BlobSources, Provenance, Source
 
 log = logging.getLogger("lanmirror.node")
 
 API_HEADERS = {"Docker-Distribution-API-Version": "registry/2.0"}
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 STEP = 1 << 20  # bytes a client is sent per read of a filling blob
+BAD_FOR = 15 * 60.0  # seconds a source proven to serve wrong bytes is left out
 
 
 @dataclass
@@ -52,6 +53,10 @@ class Node:
     sizes: dict[str, int] = field(default_factory=dict)
     lans_of: dict[str, list[str]] = field(default_factory=dict)  # blob → the replicas whose manifest named it
     full_warned: bool = False
+    # Sources proven to have served wrong bytes (registry → until when they are left out), and the
+    # blobs whose last read mismatched with the blame undecided (read one source at a time).
+    bad: dict[str, float] = field(default_factory=dict)
+    solo: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -235,10 +240,19 @@ def start_fill(node: Node, repo: str, digest: str, size: int, sources: list[Sour
         return None
     if sources is None:
         sources = _sources(node, repo, digest)
+    now = time.time()
+    sources = [s for s in sources if node.bad.get(s.name, 0.0) < now]
     feed = BlobSources(sources, node.upstream.policy, node.upstream.settings)
+    feed.solo = node.solo  # what one fill learned about a blob, the next fill of it knows
+    provenance = Provenance()
 
     def read() -> Iterator[Chunk]:
-        yield from feed.read(digest, size)
+        yield from feed.read(digest, size, provenance=provenance)
+
+    def mismatch(why: str) -> None:
+        for name in feed.blame(digest, provenance, why):
+            node.bad[name] = time.time() + BAD_FOR
+            log.warning("%s served wrong bytes of %s: left out for %.0f minutes", name, digest[:19], BAD_FOR / 60)
 
     def admit(temp: Path) -> Path:
         final = node.store.admit(digest, temp, size)
@@ -250,7 +264,7 @@ def start_fill(node: Node, repo: str, digest: str, size: int, sources: list[Sour
         with node.lock:
             node.fills.pop(digest, None)
 
-    fill = Fill(digest, size, node.store.temp(digest), read, admit, abandon)
+    fill = Fill(digest, size, node.store.temp(digest), read, admit, abandon, mismatch)
     with node.lock:
         if digest in node.fills:  # another request started it meanwhile
             node.store.release(size)

@@ -2,7 +2,7 @@
 temp file of the store; every client asking for the blob meanwhile is served from that file as
 the bytes land, not after the whole blob. Only once every byte hashed right is the file renamed
 into the cache; a read that fails or hashes wrong is never cached, and its clients' connections
-are cut (the daemon retries the layer, or falls back to the Hub by itself)."""
+are cut before their last byte (the daemon retries the layer, or falls back to the Hub by itself)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ log = logging.getLogger("lanmirror.node")
 
 class Fill:
     def __init__(self, digest: str, size: int, temp: Path, read: Callable[[], Iterator[Chunk]],
-                 admit: Callable[[Path], Path], abandon: Callable[[], None]) -> None:
+                 admit: Callable[[Path], Path], abandon: Callable[[], None],
+                 mismatch: Callable[[str], None] = lambda why: None) -> None:
         self.digest = digest
         self.size = size
         self.temp = temp
@@ -32,6 +33,7 @@ class Fill:
         self._read = read
         self._admit = admit
         self._abandon = abandon
+        self._mismatch = mismatch  # told why, so that the source proven guilty is not asked again
 
     def start(self) -> Fill:
         threading.Thread(target=self._run, name=f"fill {self.digest[:19]}", daemon=True).start()
@@ -49,6 +51,7 @@ class Fill:
                     self.written += len(chunk)
             actual = "sha256:" + h.hexdigest()
             if self.written != self.size or actual != self.digest:
+                self._mismatch(f"{self.written} bytes hashing to {actual[:19]}…")
                 raise ValueError(f"upstream bytes hash to {actual} ({self.written} bytes), expected {self.digest} "
                                  f"({self.size} bytes)")
             self.final = self._admit(self.temp)
@@ -62,5 +65,7 @@ class Fill:
             self.done.set()
 
     def available(self) -> int:
-        """Bytes that clients may read now (all of them once the blob is in the cache)."""
-        return self.size if self.final is not None else self.written
+        """Bytes that clients may read now: all of them once the blob is verified and cached; until
+        then all but the last, so that a blob that hashes wrong never reaches a client whole (its
+        connection is cut one byte short, and the daemon retries the layer instead of failing it)."""
+        return self.size if self.final is not None else min(self.written, self.size - 1)
