@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
+import json
 import signal
 import time
 
@@ -191,3 +192,17 @@ def test_a_lan_serving_wrong_bytes_is_left_out_and_the_next_read_is_right(stack,
     assert f"{stack.lan} served wrong bytes" in text, text
     assert f"{stack.lan2} served wrong bytes" not in text
     assert (node.cache / "blobs" / "sha256" / layer.split(":")[1]).exists()
+
+
+def test_doctor_names_the_daemons_mirror_and_whether_it_answers(stack, repo, node, tmp_path):
+    from tests.helpers import run_cli
+
+    with MirroredDaemon(tmp_path / "d1", node) as daemon:
+        proc = run_cli(stack, "doctor", "--hub-registry", stack.hub, "--json", env={"DOCKER_HOST": daemon.host})
+        checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+        line = checks[f"registry mirror {node.url}"]
+        assert line["status"] == "ok" and "lanmirror node mirror" in line["detail"], line
+        node.stop()
+        proc = run_cli(stack, "doctor", "--hub-registry", stack.hub, "--json", env={"DOCKER_HOST": daemon.host})
+        line = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}[f"registry mirror {node.url}"]
+        assert line["status"] == "warn" and "not reachable from here" in line["detail"], line

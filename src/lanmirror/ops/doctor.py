@@ -211,6 +211,34 @@ def hub(d: Doctor) -> list[Check]:
     return out + ([skew] if skew else [])
 
 
+def node_mirror(d: Doctor) -> list[Check]:
+    """The registry mirrors the daemon pulls Docker Hub images through (`lanmirror serve`, say), and
+    whether each answers from here. Nothing when the daemon has none: the mirror is optional."""
+    mirrors = (d.info.get("RegistryConfig") or {}).get("Mirrors") or []
+    out: list[Check] = []
+    for url in mirrors:
+        url = str(url).rstrip("/")
+        name = f"registry mirror {url}"
+        try:
+            health = requests.get(f"{url}/healthz", timeout=d.timeout)
+            api = requests.get(f"{url}/v2/", timeout=d.timeout)
+        except requests.RequestException as exc:
+            out.append(Check(name, WARN, f"not reachable from here ({describe(exc)}); the daemon pulls Docker Hub "
+                             "images through it first, and falls back to the Hub when it fails",
+                             "start it (`lanmirror serve`, docs/node-mirror.md), or check from the daemon's host: "
+                             "a job container may not reach it while the daemon does"))
+            continue
+        if api.status_code != 200:
+            out.append(Check(name, FAIL, f"/v2/ answered {api.status_code}: the daemon cannot pull through it",
+                             "check the mirror's log; the daemon falls back to the Hub meanwhile"))
+        elif health.status_code == 200:
+            out.append(Check(name, OK, "a lanmirror node mirror: the daemon pulls Docker Hub images through it"))
+        else:
+            out.append(Check(name, OK, "answers /v2/ (not a lanmirror node mirror): the daemon pulls Docker Hub "
+                             "images through it"))
+    return out
+
+
 def runner_shape(d: Doctor) -> list[Check]:
     if d.engine is None:  # said, not left out: a report without these lines reads as if they had passed
         return [Check("runner shape", WARN, "not checked: the Docker daemon did not answer"),
@@ -238,7 +266,7 @@ def disk(d: Doctor) -> list[Check]:
 
 
 # Every check, in the order a person reads them: adding a check is adding a function here.
-CHECKS: list[Callable[[Doctor], list[Check]]] = [daemon, lan_registries, hub, runner_shape, clock, disk]
+CHECKS: list[Callable[[Doctor], list[Check]]] = [daemon, lan_registries, hub, node_mirror, runner_shape, clock, disk]
 
 
 def run_checks(clients: Clients, *, lan_registries: list[str], hub_registry: str = DOCKER_HUB,
