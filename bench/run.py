@@ -49,7 +49,7 @@ from harness import Bench
 
 # In report order; each name is a module of bench/scenarios/.
 ORDER = ("cold", "incremental", "fanout", "replicas", "resolve", "fleet", "kernel_wan", "proxy_wan", "fastpull",
-         "dood", "memory", "profile", "report")
+         "dood", "node", "memory", "profile", "report")
 ALIASES = {"wan": "kernel_wan", "wanproxy": "proxy_wan"}  # the names earlier runs and docs used
 
 

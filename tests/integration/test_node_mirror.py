@@ -206,3 +206,27 @@ def test_doctor_names_the_daemons_mirror_and_whether_it_answers(stack, repo, nod
         proc = run_cli(stack, "doctor", "--hub-registry", stack.hub, "--json", env={"DOCKER_HOST": daemon.host})
         line = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}[f"registry mirror {node.url}"]
         assert line["status"] == "warn" and "not reachable from here" in line["detail"], line
+
+
+def test_resolve_leaves_the_pull_to_a_daemon_with_a_node_mirror(stack, repo, node, tmp_path):
+    """A job where the daemon has the node mirror: resolve checks the tag as always, then the daemon
+    pulls by the Hub's name and the digest, through the mirror; the record says node-mirror. Run
+    in the daemon's namespace, where Docker Hub's names lead nowhere (the Hub is unavailable: the
+    LAN's copy is used with a warning), and the LAN answers."""
+    from tests.helpers import run_cli
+
+    img = publish(stack, repo, BASE, 1, hub=False, lan=True, size=300_000, layers=2)
+    lan_port = int(stack.lan.rsplit(":", 1)[1])
+    with MirroredDaemon(tmp_path / "d1", node, ports=(lan_port,)) as daemon:
+        proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
+                       "--hub-registry", "docker.io", "--hub-timeout", "3", "--json",
+                       env={"DOCKER_HOST": daemon.host}, prefix=daemon.ns.prefix)
+        assert proc.returncode == 0, proc.stderr
+        res = json.loads(proc.stdout)
+        assert (res["source"], res["digest"]) == ("lan", img.digest)
+        pulled = [a for a in res["attempts"] if a["result"].startswith("pulled")]
+        assert pulled and pulled[-1]["path"] == "node-mirror", res["attempts"]
+        local = Engine(daemon.host).local_image(f"{repo}:{tag_for(BASE, 1)}")
+        assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
+    assert '"path":"node-mirror"' in proc.stderr  # the record line
+    assert stack.lan_proxy.bytes_out() >= 2 * 300_000  # through the mirror, from the LAN

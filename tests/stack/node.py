@@ -75,8 +75,9 @@ class MirroredDaemon:
     (classic store, `--registry-mirror`) or Engine 26.1 from the chroot (containerd store,
     `registry-mirrors` in its daemon.json, the Hub's names in the chroot's own hosts file)."""
 
-    def __init__(self, root: Path, mirror: NodeMirror, engine: str = "20.10-classic") -> None:
-        self.ns = Namespace([mirror.port])
+    def __init__(self, root: Path, mirror: NodeMirror, engine: str = "20.10-classic", ports: tuple[int, ...] = ()
+                 ) -> None:
+        self.ns = Namespace([mirror.port, *ports])  # `ports`: more of 127.0.0.1 that answer in it (a LAN)
         self.root = root
         self.mirror = mirror
         self.engine = engine

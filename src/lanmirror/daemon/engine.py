@@ -212,13 +212,15 @@ class Engine:
         on_progress: ProgressFn | None = None,
         min_rate: float = 0.0,
         rate_window: float = 30.0,
+        counted: bool = True,
     ) -> LocalImage:
         """Pull `ref`, aborting when no progress message arrives for `stall_timeout` seconds, when
         the download rate stays below `min_rate` bytes/s (0: no floor) for `rate_window` seconds of
         downloading, when the bytes left cannot arrive within `timeout` at the current rate, or when
         the whole pull exceeds `timeout` (the original once sat 4h16m in a pull with none of these)."""
         name = parse(ref)
-        self.pulls[name.registry] += 1
+        if counted:  # a pull through the daemon's registry mirror is not a pull from the registry
+            self.pulls[name.registry] += 1
         where = name.familiar_repository
         # By digest, the daemon takes `repo@digest` as the image and no tag; by tag, the two apart.
         params = {"fromImage": f"{where}@{name.digest}"} if name.digest else {"fromImage": where,

@@ -78,6 +78,9 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
                            timeout=run.within(run.opts.pull_timeout), creds=creds, on_progress=run.on_progress,
                            min_rate=floor, rate_window=run.opts.pull_rate_window)
 
+    mirror = node_mirror(run)
+    if mirror:
+        return via_node_mirror(run, option, canonical, pinned, verified, mirror, started)
     try:
         fast = pull_fast(run, option, floor) if run.opts.pull_via != "daemon" else None
     except Exception as exc:  # whatever broke in the endpoint, the next step is the same
@@ -138,3 +141,41 @@ def rename_fast_pull(run: Run, fast: FastPull, pinned: str, kind: str, creds: Cr
     elif engine.image_store() != "containerd":
         return
     engine.untag(loopback)
+
+
+def node_mirror(run: Run) -> str:
+    """The registry mirror the daemon pulls Docker Hub images through (`lanmirror serve` on the
+    host), when the image is a Docker Hub image: "" otherwise, or when the daemon has none."""
+    if run.upstream.registry != DOCKER_HUB or run.engine is None or run.opts.pull_via == "ranges":
+        return ""
+    try:
+        mirrors = (run.engine.info().get("RegistryConfig") or {}).get("Mirrors") or []
+    except LanmirrorError:
+        return ""
+    return str(mirrors[0]).rstrip("/") if mirrors else ""
+
+
+def via_node_mirror(run: Run, option: Option, canonical: Reference, pinned: str, verified: bool | None,
+                    mirror: str, started: float) -> Resolution:
+    """The daemon has a node mirror: leave the pull to it, by the Hub name and the digest this run
+    checked. The mirror reads the LAN once for the whole host (and the daemon falls back to the Hub
+    by itself if the mirror fails); the job needs no endpoint and no LAN route of its own."""
+    cand, kind, registry, digest = option
+    engine = run.engine
+    assert engine is not None
+    by_hub_name = f"{canonical.familiar_repository}@{digest}"
+    image = engine.pull(by_hub_name, source=f"node mirror {mirror}", stall_timeout=run.opts.stall_timeout,
+                        timeout=run.within(run.opts.pull_timeout), on_progress=run.on_progress, counted=False)
+    engine.tag(by_hub_name, canonical.familiar_repository, cand.tag)
+    if kind == "lan" and verified is False:
+        mark_unverified(image.id, registry)
+    seconds = clock() - started
+    nbytes = image.bytes or 0
+    # The source stays what the check chose (lan, or hub when the LAN lacks the tag); the registry is
+    # the mirror the bytes came through, and the path says so: the report's "via".
+    host = mirror.split("://", 1)[-1]
+    run.record(kind, host, f"pulled {cand.tag} (the daemon, through its node mirror {mirror})", started, cand.tag,
+               path="node-mirror", nbytes=nbytes,
+               mbps=round(nbytes / seconds / 1e6, 1) if nbytes and seconds > 0 else None,
+               download_seconds=image.download_seconds, event="pull")
+    return report(run, cand, kind, registry, digest, str(canonical), pinned, verified, True)

@@ -1,0 +1,125 @@
+"""Scenario 10n the node mirror: four daemons on one host pull one new image at once through
+`lanmirror serve`, whose LAN is the kernel-shaped registry (25 MB/s per flow)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+from harness import REPO, Bench, tag, with_extra_layer
+from tests.stack import HUB_CREDS, images
+
+DAEMONS = 4
+
+
+def run(b: Bench) -> None:
+    """10n. Four Engine 20.10 daemons, each in a network namespace whose only way out is the node
+    mirror (their own fallback to Docker Hub is refused), pull one new image at once; then, their
+    stores emptied, again from the warm node cache. Beside them: one daemon's direct pull of the
+    LAN copy (what each of the four would do without the mirror), and a pull from an unshaped
+    registry on loopback (extraction-bound). The mirror's LAN bytes and peak RSS go in the notes."""
+    from tests.stack.node import MirroredDaemon, NodeMirror
+    from wan import ADDRESS, ShapedHub
+
+    from lanmirror.daemon import Engine
+
+    a = b.args
+    s = b.stack
+    t = tag(0, "fnode")
+    blob, diff = images.layer("fnode-big", a.wan_big_mb << 20)
+    img = with_extra_layer(images.build([], 0), blob, diff)
+    images.push(s.client(b.hub_direct, HUB_CREDS), REPO, t, img)
+    images.push(s.client(b.lan_direct), REPO, t, img)  # the unshaped registry on loopback
+    total = sum(len(x) for x in img.blobs.values())
+    hub = ShapedHub(s.root, s.hub_registry.root / "data").start()
+    mirror = NodeMirror(s, s.root / "node-cache", [REPO], "--insecure-registry", ADDRESS, lans=(hub.address,))
+    scenario = (f"10n {DAEMONS} daemons pull one new image at once, LAN {a.wan_conn_mbps:g} MB/s per flow, "
+                f"{a.wan_big_mb} MiB layer")
+    warm = f"10n the same {DAEMONS} daemons again, from the warm node cache"
+    daemons: list[MirroredDaemon] = []
+    try:
+        hub.shape(a.wan_conn_mbps, None)
+        mirror.start()
+        for i in range(DAEMONS):
+            daemons.append(MirroredDaemon(s.root / f"node-d{i}", mirror).__enter__())
+
+        b.say(f"{scenario}: docker pull of the LAN copy")
+        r = b.row(scenario, "docker pull of the LAN copy (one daemon)")
+        started = time.monotonic()
+        Engine(s.docker_host, timeout=900).api.pull(f"{hub.address}/{REPO}", tag=t)
+        r.seconds.append(round(time.monotonic() - started, 3))
+        r.mbps = round(total / 1e6 / r.median, 1)
+        r.note = (f"without the mirror each daemon reads the image: {DAEMONS}x = {DAEMONS * total / 1e9:.2f} GB "
+                  "from the LAN")
+
+        b.say(f"{scenario}: lanmirror serve")
+        r = b.row(scenario, "lanmirror")
+        r.seconds = pull_all(daemons, t)
+        r.mbps = round(total / 1e6 / max(r.seconds), 1)
+        lan = upstream_bytes(mirror.url, "lan")
+        r.note = (f"first {min(r.seconds):.1f} s, last {max(r.seconds):.1f} s; LAN bytes read "
+                  f"{lan / total:.2f}x the image")
+
+        b.say(f"{warm}: a pull from a registry on loopback")
+        r = b.row(warm, "docker pull from a registry on loopback (extraction-bound)")
+        started = time.monotonic()
+        Engine(s.docker_host, timeout=900).api.pull(f"{b.lan_direct}/{REPO}", tag=t)
+        r.seconds.append(round(time.monotonic() - started, 3))
+
+        b.say(f"{warm}: lanmirror serve")
+        for d in daemons:
+            empty(d.host)
+        r = b.row(warm, "lanmirror")
+        r.seconds = pull_all(daemons, t)
+        lan_after = upstream_bytes(mirror.url, "lan")
+        r.note = (f"{DAEMONS} at once, slowest {max(r.seconds):.1f} s; LAN bytes read in this round "
+                  f"{(lan_after - lan) / total:.2f}x; the mirror's peak RSS {peak_rss(mirror) / 1e6:.0f} MB "
+                  f"after serving {2 * DAEMONS * total / 1e9:.1f} GB")
+    finally:
+        for d in daemons:
+            d.__exit__()
+        if mirror.proc is not None:
+            mirror.stop()
+        hub.stop()
+
+
+def pull_all(daemons: list, t: str) -> list[float]:
+    from lanmirror.daemon import Engine
+
+    seconds: list[float] = [0.0] * len(daemons)
+
+    def one(i: int) -> None:
+        started = time.monotonic()
+        Engine(daemons[i].host, timeout=900).api.pull(REPO, tag=t)
+        seconds[i] = round(time.monotonic() - started, 3)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(daemons))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return sorted(seconds)
+
+
+def empty(host: str) -> None:
+    import docker
+
+    api = docker.APIClient(base_url=host, version="auto")
+    for image in api.images():
+        api.remove_image(image["Id"], force=True)
+
+
+def upstream_bytes(url: str, kind: str) -> int:
+    import requests
+
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(int(float(v)) for v in re.findall(
+        rf'^lanmirror_node_upstream_bytes_total{{kind="{kind}",[^}}]*}} (\S+)$', text, re.M))
+
+
+def peak_rss(mirror) -> int:
+    status = Path(f"/proc/{mirror.proc.pid}/status").read_text()
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(found.group(1)) * 1024 if found else 0
