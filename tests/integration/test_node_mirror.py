@@ -230,3 +230,23 @@ def test_resolve_leaves_the_pull_to_a_daemon_with_a_node_mirror(stack, repo, nod
         assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
     assert '"path":"node-mirror"' in proc.stderr  # the record line
     assert stack.lan_proxy.bytes_out() >= 2 * 300_000  # through the mirror, from the LAN
+
+
+def test_the_report_reads_the_mirrors_records(stack, repo, tmp_path):
+    from tests.helpers import run_cli
+
+    records = tmp_path / "records.jsonl"
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=400_000, layers=2)
+    mirror = NodeMirror(stack, tmp_path / "cache", [repo], "--record-file", str(records)).start()
+    try:
+        with MirroredDaemon(tmp_path / "d1", mirror) as daemon:
+            Engine(daemon.host).api.pull(repo, tag=tag_for(BASE, 1))
+    finally:
+        assert mirror.stop() == 0
+    proc = run_cli(stack, "report", "--records", str(records), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    (node,) = json.loads(proc.stdout)["node_mirrors"]
+    assert (node["pulls"], node["unverified"], node["blobs_read"]) == (1, 0, 3)  # config and two layers
+    assert blob_bytes(img) <= node["lan_bytes"] and node["hub_bytes"] == 0
+    table = run_cli(stack, "report", "--records", str(records)).stdout
+    assert "Node mirrors" in table

@@ -105,3 +105,26 @@ def test_prometheus_is_promtool_clean_with_gauges_and_whole_numbers(tmp_path):
     sample = prometheus(aggregate(sample_records(), 7, today=dt.date(2026, 12, 2)))
     out = subprocess.run([promtool, "check", "metrics"], input=sample, text=True, capture_output=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def serve(event: str, **body) -> dict:
+    return envelope("serve", {"event": event, **body}, ok=True, exit_code=0, seconds=0.1,
+                    environ={"RUNNER_NAME": "node-7"}, now=NOW)
+
+
+def test_node_mirror_records_make_their_own_table_and_series():
+    recs = [serve("pull", repo="rocm/sgl-dev", tag="t", digest="sha256:" + "a" * 64, verified=True),
+            serve("pull", repo="rocm/sgl-dev", tag="t", digest="sha256:" + "a" * 64, verified=False),
+            serve("blob", digest="sha256:" + "b" * 64, sources=[{"kind": "lan", "registry": "10.0.0.5:5000",
+                                                                 "bytes": 6442969088}]),
+            serve("blob", digest="sha256:" + "c" * 64, sources=[{"kind": "hub", "registry": "docker.io", "bytes": 10}]),
+            serve("blob", sources=[{"kind": "elsewhere", "bytes": 99}, "not a source"])]
+    rep = aggregate(recs, 7, today=NOW.date())
+    data = json.loads(as_json(rep))
+    assert data["node_mirrors"] == [{"node": "node-7", "pulls": 2, "unverified": 1, "blobs_read": 3,
+                                     "lan_bytes": 6442969088, "hub_bytes": 10}]
+    assert data["resolves"] == 0 and not rep.rejected
+    _, rows = table_rows(table(rep), "Node mirrors")
+    assert rows == [["node-7", "2", "1", "3", "6.44 GB", "0.0 MB"]]
+    prom = prometheus(rep)
+    assert 'lanmirror_report_node_upstream_bytes{node="node-7",kind="lan"} 6442969088' in prom

@@ -304,7 +304,8 @@ def serve_command(args: argparse.Namespace) -> Outcome:
                         hub_timeout=args.hub_timeout, hub_unavailable=args.hub_unavailable)
     host, port = args.listen
     try:
-        serve(upstream, repos, Path(args.cache_dir), args.cache_size, host, port, grace=args.grace)
+        serve(upstream, repos, Path(args.cache_dir), args.cache_size, host, port, grace=args.grace,
+              record_file=args.record_file or os.environ.get("LANMIRROR_RECORD_FILE"))
     finally:
         clients.close()
     return Outcome(EXIT_OK, {"stopped": True})

@@ -327,6 +327,10 @@ def _serve(sub: Any) -> None:
                     help="seconds a LAN replica gets to answer a HEAD (default 3)")
     sv.add_argument("--hub-timeout", type=positive_float, default=15.0, metavar="SECONDS",
                     help="seconds the Hub gets to answer a HEAD before it counts as unavailable (default 15)")
+    sv.add_argument("--record-file", metavar="PATH",
+                    help="append one record per pull served and per blob read from upstream to this JSON Lines "
+                         "file, which `lanmirror report --records` reads (default $LANMIRROR_RECORD_FILE; "
+                         "$LANMIRROR_RECORD_KEY signs them)")
     sv.add_argument("--grace", type=positive_float, default=60.0, metavar="SECONDS",
                     help="on SIGTERM, how long pulls in flight may take to finish (default 60)")
     groups.hub_login(sv)

@@ -47,11 +47,14 @@ def _rows(rep: FleetReport) -> dict[str, tuple[list[str], list[list[str]]]]:
                 "quota: jobs", "quota: mirror"]
     mirror = [[t, str(m.tags), str(m.failed), _mb(m.bytes_read), _mb(m.bytes_written), _s(m.summary()["mbps"])]
               for t, m in sorted(rep.mirror.items())]
+    nodes = [[n, str(d["pulls"]), str(d["unverified"]), str(d["blobs_read"]), _mb(d["lan_bytes"]), _mb(d["hub_bytes"])]
+             for n, d in ((n, st.summary()) for n, st in sorted(rep.nodes.items()))]
     return {
         "Pulls by source and registry": (["source", "registry", *stat_head], sources),
         "By runner": (["runner", *stat_head], runners),
         "By day": (day_head, days),
         "Mirror, by target": (["target", "tags", "failed", "read", "written", "MB/s"], mirror),
+        "Node mirrors": (["node", "pulls served", "unverified", "blobs read", "from the LAN", "from the Hub"], nodes),
     }
 
 
@@ -191,6 +194,11 @@ def prometheus(rep: FleetReport) -> str:
           [({"target": t}, m.bytes_written) for t, m in sorted(rep.mirror.items())])
     gauge("lanmirror_report_mirror_read_bytes", "Bytes mirror read from the source for a target in the window.",
           [({"target": t}, m.bytes_read) for t, m in sorted(rep.mirror.items())])
+    gauge("lanmirror_report_node_pulls", "Pulls a node mirror served in the window, by node.",
+          [({"node": n}, st.pulls) for n, st in sorted(rep.nodes.items())])
+    gauge("lanmirror_report_node_upstream_bytes", "Bytes node mirrors read from upstream in the window.",
+          [({"node": n, "kind": k}, st.upstream.get(k, 0)) for n, st in sorted(rep.nodes.items())
+           for k in ("lan", "hub")])
     gauge("lanmirror_report_records_rejected", "Record lines of the window not counted, by reason.",
           [({"reason": r}, n) for r, n in sorted(rep.rejected.items())])
     return "\n".join(out) + "\n"

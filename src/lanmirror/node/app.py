@@ -24,6 +24,7 @@ from lanmirror.errors import LanmirrorError, NotFound
 from lanmirror.name import DIGEST_RE, TAG_RE
 from lanmirror.node.fill import Fill
 from lanmirror.node.metrics import Metrics
+from lanmirror.node.records import Recorder
 from lanmirror.node.store import BlobStore
 from lanmirror.node.upstream import CheckFailed, Upstream
 from lanmirror.remote.hashing import Chunk
@@ -53,6 +54,7 @@ class Node:
     sizes: dict[str, int] = field(default_factory=dict)
     lans_of: dict[str, list[str]] = field(default_factory=dict)  # blob → the replicas whose manifest named it
     full_warned: bool = False
+    record: Recorder = field(default_factory=lambda: Recorder(None))
     # Sources proven to have served wrong bytes (registry → until when they are left out), and the
     # blobs whose last read mismatched with the blame undecided (read one source at a time).
     bad: dict[str, float] = field(default_factory=dict)
@@ -148,8 +150,11 @@ async def manifests(request: web.Request) -> web.Response:
         return _error(502, "UNAVAILABLE", describe(exc))
     learn(node, manifest, lans or [])
     if note:  # one line per pull: a pull starts with its tag
-        log.info("pull %s:%s → %s from %s (%.2fs)", repo, ref, manifest.digest[:19], note, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        log.info("pull %s:%s → %s from %s (%.2fs)", repo, ref, manifest.digest[:19], note, seconds)
         node.metrics.count("pulls")
+        node.record({"event": "pull", "repo": repo, "tag": ref, "digest": manifest.digest,
+                     "verified": resolved.verified, "lans": lans}, seconds)
     headers = {**API_HEADERS, "Docker-Content-Digest": manifest.digest, "Content-Type": manifest.media_type,
                "Content-Length": str(len(manifest.body))}
     if request.method == "HEAD":
@@ -288,6 +293,9 @@ def done(node: Node, digest: str, sources: list[Source], fill: Fill) -> None:
     for s in sources:
         if s.bytes:
             node.metrics.upstream(s.kind, s.name, s.bytes, s.seconds)
+    node.record({"event": "blob", "digest": digest, "bytes": fill.size, "seconds": round(fill.seconds, 3),
+                 "sources": [{"kind": s.kind, "registry": s.name, "bytes": s.bytes, "seconds": round(s.seconds, 3)}
+                             for s in sources if s.bytes]}, fill.seconds)
     with node.lock:
         node.fills.pop(digest, None)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 SCHEMA = 1
 PREFIX = f"lanmirror-record/{SCHEMA} "
-KINDS = ("resolve", "mirror")
+KINDS = ("resolve", "mirror", "serve")  # serve: the node mirror, one per pull and one per blob read
 MAX_LINE = 64 * 1024
 _NONCE = re.compile(r"[0-9a-f]{32}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")

@@ -69,6 +69,20 @@ class MirrorStats:
 
 
 @dataclass
+class NodeStats:
+    """One node mirror's pulls served and what it read from upstream for them."""
+
+    pulls: int = 0
+    unverified: int = 0  # served while the Hub was unavailable
+    blobs: int = 0  # blobs read from upstream (each once per host)
+    upstream: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # bytes by lan / hub
+
+    def summary(self) -> dict[str, Any]:
+        return {"pulls": self.pulls, "unverified": self.unverified, "blobs_read": self.blobs,
+                "lan_bytes": self.upstream.get("lan", 0), "hub_bytes": self.upstream.get("hub", 0)}
+
+
+@dataclass
 class FleetReport:
     days: int
     since: dt.date
@@ -93,6 +107,7 @@ class FleetReport:
     lowest_ratelimit: int | None = None
     mirror: dict[str, MirrorStats] = field(default_factory=lambda: defaultdict(MirrorStats))
     source_bytes_read: int = 0
+    nodes: dict[str, NodeStats] = field(default_factory=lambda: defaultdict(NodeStats))  # node mirrors, by host
     rejected: dict[str, int] = field(default_factory=dict)
     unsigned: int = 0
     github: dict[str, Any] = field(default_factory=dict)  # what reading the runs cost and skipped
@@ -125,6 +140,7 @@ class FleetReport:
                     "counted_pulls_mirror": self.hub_pulls_mirror, "lowest_ratelimit_remaining": self.lowest_ratelimit},
             "mirror": {"targets": [{"target": t, **m.summary()} for t, m in sorted(self.mirror.items())],
                        "source_bytes_read": self.source_bytes_read},
+            "node_mirrors": [{"node": n, **s.summary()} for n, s in sorted(self.nodes.items())],
             "records": {"rejected": dict(sorted(self.rejected.items())), "unsigned": self.unsigned,
                         "outside_window": self.outside, "outside_first": self.outside_first,
                         "outside_last": self.outside_last},
@@ -165,6 +181,8 @@ def aggregate(records: Iterable[dict[str, Any]], days: int, today: dt.date | Non
             scratch = FleetReport(days, since, until)
             if record["kind"] == "resolve":
                 add_resolve(scratch, record, day.isoformat())
+            elif record["kind"] == "serve":
+                add_serve(scratch, record)
             else:
                 add_mirror(scratch, record)
         except Exception as exc:  # records are anyone's text: one that trips a reader is rejected, not fatal
@@ -204,6 +222,13 @@ def merge(into: FleetReport, part: FleetReport) -> None:
     for day, per in part.by_day.items():
         for k, stats in per.items():
             add_stats(into.by_day[day][k], stats)
+    for node, served in part.nodes.items():
+        total = into.nodes[node]
+        total.pulls += served.pulls
+        total.unverified += served.unverified
+        total.blobs += served.blobs
+        for kind, nbytes in served.upstream.items():
+            total.upstream[kind] += nbytes
     for target, m in part.mirror.items():
         t = into.mirror[target]
         t.tags, t.failed = t.tags + m.tags, t.failed + m.failed
@@ -275,3 +300,17 @@ def add_mirror(rep: FleetReport, record: dict[str, Any]) -> None:
         m.bytes_read += int(_num(row.get("bytes_read")) or 0)
         m.bytes_written += int(_num(row.get("bytes_written")) or 0)
         m.seconds += _num(row.get("seconds")) or 0.0
+
+
+def add_serve(rep: FleetReport, record: dict[str, Any]) -> None:
+    """A node mirror's record: a pull served (its tag checked) or a blob read from upstream."""
+    body = record["serve"]
+    node = rep.nodes[_text(record.get("runner"))]
+    if body.get("event") == "pull":
+        node.pulls += 1
+        node.unverified += body.get("verified") is False
+    elif body.get("event") == "blob":
+        node.blobs += 1
+        for source in body.get("sources") or []:
+            if isinstance(source, dict) and source.get("kind") in ("lan", "hub"):
+                node.upstream[source["kind"]] += int(_num(source.get("bytes")) or 0)
