@@ -50,6 +50,11 @@ class TransientError(LanmirrorError):
         self.retry_after = retry_after
 
 
+class SourceAbandoned(LanmirrorError):
+    """A blob read left its source on purpose (too slow): the next source goes on from the byte
+    reached; never retried on the same source."""
+
+
 class DigestMismatch(LanmirrorError):
     """Bytes did not hash to the digest they were addressed by: corrupt or stale data."""
 

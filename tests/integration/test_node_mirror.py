@@ -250,3 +250,26 @@ def test_the_report_reads_the_mirrors_records(stack, repo, tmp_path):
     assert blob_bytes(img) <= node["lan_bytes"] and node["hub_bytes"] == 0
     table = run_cli(stack, "report", "--records", str(records)).stdout
     assert "Node mirrors" in table
+
+
+def test_a_lan_slow_but_alive_is_handed_off_to_the_next_source(stack, repo, tmp_path):
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, lan2=True, size=3_000_000, layers=1)
+    layer = img.layer_digests[0]
+    stack.lan_proxy.break_body("drip", after=100_000, count=10, path=layer)  # alive, a few hundred bytes/s
+    mirror = NodeMirror(stack, tmp_path / "cache", [repo], "--min-pull-rate", "1", "--pull-rate-window", "2",
+                        lans=(stack.lan, stack.lan2)).start()
+    try:
+        with MirroredDaemon(tmp_path / "d1", mirror) as daemon:
+            started = time.monotonic()
+            Engine(daemon.host).api.pull(repo, tag=tag_for(BASE, 1))
+            took = time.monotonic() - started
+            local = Engine(daemon.host).local_image(f"{repo}:{tag_for(BASE, 1)}")
+            assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
+        text = mirror.text()
+        assert f"lan {stack.lan} delivered" in text and "below the floor of 1 MB/s" in text, text
+        assert stack.lan2_proxy.bytes_out() >= 2_000_000  # the rest came from the other replica
+        assert stack.lan_proxy.bytes_out() < 1_000_000
+        assert took < 60  # reported, not a bench: a drip at a few hundred bytes/s would take hours
+        assert "lanmirror_node_handoffs_total 1" in requests.get(f"{mirror.url}/metrics", timeout=5).text
+    finally:
+        assert mirror.stop() == 0

@@ -301,7 +301,8 @@ def serve_command(args: argparse.Namespace) -> Outcome:
     lans = [normalize_registry(r) for r in lan_registries(args.lan_registry)]
     clients = clients_for(args, hub, daemon=False)
     upstream = Upstream(clients, lans, hub, clients.policy, probe_timeout=args.probe_timeout,
-                        hub_timeout=args.hub_timeout, hub_unavailable=args.hub_unavailable)
+                        hub_timeout=args.hub_timeout, hub_unavailable=args.hub_unavailable,
+                        min_rate=args.min_pull_rate * 1e6, rate_window=args.pull_rate_window)
     host, port = args.listen
     try:
         serve(upstream, repos, Path(args.cache_dir), args.cache_size, host, port, grace=args.grace,

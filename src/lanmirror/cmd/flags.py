@@ -11,7 +11,16 @@ from typing import Any
 
 from lanmirror import __version__
 from lanmirror.cmd import flaggroups as groups
-from lanmirror.cmd.argtypes import HelpFormatter, Parser, byte_size, days, host_port, iso_date, positive_float
+from lanmirror.cmd.argtypes import (
+    HelpFormatter,
+    Parser,
+    byte_size,
+    days,
+    host_port,
+    iso_date,
+    positive_float,
+    rate_mbps,
+)
 from lanmirror.cmd.reportfmt import FORMATS
 from lanmirror.node.upstream import HUB_UNAVAILABLE
 from lanmirror.ops.mirror.options import ENGINES, LAN_MODES, REFERRERS
@@ -327,6 +336,11 @@ def _serve(sub: Any) -> None:
                     help="seconds a LAN replica gets to answer a HEAD (default 3)")
     sv.add_argument("--hub-timeout", type=positive_float, default=15.0, metavar="SECONDS",
                     help="seconds the Hub gets to answer a HEAD before it counts as unavailable (default 15)")
+    sv.add_argument("--min-pull-rate", type=rate_mbps, default=5.0, metavar="MB/S",
+                    help="hand a blob's read from a LAN replica that stays slower than this for --pull-rate-window "
+                         "seconds to the next source, from the byte reached (default 5; 0 = no floor)")
+    sv.add_argument("--pull-rate-window", type=positive_float, default=30.0, metavar="SECONDS",
+                    help="how long a source may stay below --min-pull-rate (default 30)")
     sv.add_argument("--record-file", metavar="PATH",
                     help="append one record per pull served and per blob read from upstream to this JSON Lines "
                          "file, which `lanmirror report --records` reads (default $LANMIRROR_RECORD_FILE; "

@@ -23,6 +23,7 @@ from aiohttp import web
 from lanmirror.errors import LanmirrorError, NotFound
 from lanmirror.name import DIGEST_RE, TAG_RE
 from lanmirror.node.fill import Fill
+from lanmirror.node.floor import read_with_floor
 from lanmirror.node.metrics import Metrics
 from lanmirror.node.records import Recorder
 from lanmirror.node.store import BlobStore
@@ -251,8 +252,15 @@ def start_fill(node: Node, repo: str, digest: str, size: int, sources: list[Sour
     feed.solo = node.solo  # what one fill learned about a blob, the next fill of it knows
     provenance = Provenance()
 
+    def handoff(source: Source, rate: float) -> None:
+        node.metrics.count("handoffs")
+        log.warning("%s %s delivered %.2f MB/s of %s over %gs, below the floor of %g MB/s: the rest from the next "
+                    "source", source.kind, source.name, rate / 1e6, digest[:19], node.upstream.rate_window,
+                    node.upstream.min_rate / 1e6)
+
     def read() -> Iterator[Chunk]:
-        yield from feed.read(digest, size, provenance=provenance)
+        yield from read_with_floor(feed, digest, size, provenance, node.upstream.min_rate,
+                                   node.upstream.rate_window, handoff)
 
     def mismatch(why: str) -> None:
         for name in feed.blame(digest, provenance, why):

@@ -44,6 +44,7 @@ class Metrics:
                             ("misses", "Blob requests not in the cache."),
                             ("pass_through", "Blobs served without caching (no room)."),
                             ("check_failed", "Tags refused: the Hub refused the check or is unavailable."),
+                            ("handoffs", "Fills handed from a slow source to the next one."),
                             ("refused", "Requests for repositories this mirror does not serve.")):
             metric(f"lanmirror_node_{event}_total", "counter", text, [("", events.get(event, 0))])
         metric("lanmirror_node_served_bytes_total", "counter", "Blob bytes sent to daemons, by how.",

@@ -58,6 +58,8 @@ class Upstream:
     probe_timeout: float = 3.0
     hub_timeout: float = 15.0
     hub_unavailable: str = "lan"
+    min_rate: float = 5e6  # bytes/s below which a fill's source is handed off (0: no floor) ...
+    rate_window: float = 30.0  # ... after this many seconds
     _registries: dict[str, Registry] = field(default_factory=dict)
     _tags: dict[tuple[str, str], Resolved] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

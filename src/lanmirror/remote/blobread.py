@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import requests
 
-from lanmirror.errors import TransientError
+from lanmirror.errors import SourceAbandoned, TransientError
 from lanmirror.remote.buffers import POOL
 from lanmirror.remote.fill import BROKEN, STREAMS, Partial, StreamMeter, broken_error, fill, read_chunks
 from lanmirror.remote.hashing import CHUNK, Chunk
@@ -53,6 +54,30 @@ class BlobReader:
         self.flows_used: list[int] = []  # the flow counts tried, in order (for reports and tests)
         self.replicas = Replicas([(registry, repo), *(replicas or [])])
         self.meter = meter
+        self.aborted = threading.Event()
+        self._live: list[requests.Response] = []  # the responses open now, for `abort`
+        self._live_lock = threading.Lock()
+
+    def abort(self) -> None:
+        """Leave this source now (a watchdog found it too slow): shut the sockets of the responses
+        being read, so that a read blocked on a dripping source wakes, and raise SourceAbandoned
+        from the reader instead of resuming on the same source."""
+        self.aborted.set()
+        with self._live_lock:
+            live = list(self._live)
+        for resp in live:
+            _shutdown(resp)
+
+    def _opened(self, resp: requests.Response) -> requests.Response:
+        with self._live_lock:
+            self._live = [*[r for r in self._live if r.raw is not None and not r.raw.closed][-64:], resp]
+        if self.aborted.is_set():
+            _shutdown(resp)
+        return resp
+
+    def _check_aborted(self) -> None:
+        if self.aborted.is_set():
+            raise SourceAbandoned(f"{self.registry.name}: left for being too slow")
 
     def __iter__(self) -> Iterator[Chunk]:
         s = self.settings
@@ -146,8 +171,10 @@ class BlobReader:
     # -- one stream, resumable ------------------------------------------------------------------
 
     def _open(self, start: int, end: int | None) -> requests.Response:
+        self._check_aborted()
         what = f"GET {self.digest[:19]} from byte {start}"
-        return self.policy.call(lambda: self.registry.open_blob(self.repo, self.digest, start=start, end=end), what)
+        return self._opened(self.policy.call(
+            lambda: self.registry.open_blob(self.repo, self.digest, start=start, end=end), what))
 
     def _open_replica(self, start: int, end: int) -> tuple[int, requests.Response]:
         """A bounded range from the replica `Replicas.pick` chooses; each retry may choose another."""
@@ -166,8 +193,9 @@ class BlobReader:
                     if self.replicas.all_failed():
                         raise
 
+        self._check_aborted()
         resp = self.policy.call(attempt, f"GET {self.digest[:19]} bytes {start}-{end}")
-        return chosen[0], resp
+        return chosen[0], self._opened(resp)
 
     def _consume(self, resp: requests.Response, start: int, end: int | None,
                  resumable: bool = True) -> Iterator[Chunk]:
@@ -188,6 +216,7 @@ class BlobReader:
                 return
             except (*BROKEN, TransientError) as exc:
                 resp.close()
+                self._check_aborted()
                 err = exc if isinstance(exc, TransientError) else broken_error(exc)
                 if not resumable:
                     raise err from None
@@ -228,6 +257,7 @@ class BlobReader:
                 return buf if length == len(buf) else view
             except TransientError as err:
                 resp.close()
+                self._check_aborted()
                 if not resumable:
                     raise
                 failures += 1
@@ -305,3 +335,14 @@ class BlobReader:
                     fut.cancel()
                 for _ in pending:
                     self.budget.release()
+
+
+def _shutdown(resp: requests.Response) -> None:
+    """Shut the socket under a streaming response (a blocked read on it wakes at once)."""
+    try:
+        # urllib3's response → http.client's → the socket file → its raw SocketIO → the socket
+        sock = getattr(getattr(getattr(getattr(resp.raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except Exception:  # already closed, or a shape without a socket: nothing to wake
+        pass

@@ -108,6 +108,17 @@ class BlobSources:
         self._lock = threading.Lock()
         # Blobs whose last read mismatched with the blame undecided: read one source at a time.
         self.solo: set[str] = set()
+        # The source being read now, its reader, and the sources left after it (for a watchdog).
+        self.current: tuple[Source, BlobReader, list[Source]] | None = None
+
+    def leave_current(self) -> Source | None:
+        """Abandon the source being read (too slow) when another is left: the read goes on from the
+        byte reached with the next one. The source left, or None when there is no other."""
+        current = self.current
+        if current is None or not current[2]:
+            return None
+        current[1].abort()
+        return current[0]
 
     def usable(self) -> list[Source]:
         return [s for s in self.sources if not s.bad]
@@ -141,6 +152,7 @@ class BlobSources:
                 provenance.runs.append(run)
             reader = BlobReader(source.registry, source.repo, digest, size, self.policy, self.settings,
                                 self.budget, start=offset, replicas=[(s.registry, s.repo) for s in spread])
+            self.current = (source, reader, usable[n + 1:])
             began = time.monotonic()
             got = 0
             try:
