@@ -2,8 +2,8 @@
 that pull Docker Hub images through it (`--registry-mirror`).
 
 Each such daemon runs in a network namespace of its own where only the mirror's port answers (the
-Namespace forwards it), and whose hosts file (`/etc/netns/NS/hosts`, which `ip netns exec` mounts
-over /etc/hosts) maps Docker Hub's names to a loopback address nothing listens on: the daemon's own
+Namespace forwards it), with a hosts file (bound over /etc/hosts in a mount namespace of its own)
+that maps Docker Hub's names to a loopback address nothing listens on: the daemon's own
 fallback to registry-1.docker.io, when the mirror fails, is refused on the spot and never leaves
 the machine."""
 
@@ -90,11 +90,15 @@ class MirroredDaemon:
         # 127.0.0.9: a loopback address nothing listens on, so a fallback is refused at once.
         text = "127.0.0.1 localhost\n" + "".join(f"127.0.0.9 {name}\n" for name in HUB_NAMES)
         hosts.write_text(text)
+        # The namespace's network, and a mount namespace of its own where only /etc/hosts differs:
+        # `ip netns exec` would also mount a fresh /sys, where dockerd finds no cgroup (whether it
+        # does depends on the host's mounts; seen failing in the bench, which starts no chroot).
+        prefix = ["nsenter", f"--net=/run/netns/{self.ns.name}", "unshare", "--mount", "--propagation", "private",
+                  "sh", "-c", f'mount --bind {hosts} /etc/hosts && exec "$@"', "sh"]
         if self.engine == "26.1-containerd":
-            self.dockerd = ChrootDockerd(self.root, prefix=self.ns.prefix, mirrors=[self.mirror.url],
-                                         hosts=text).start()
+            self.dockerd = ChrootDockerd(self.root, prefix=prefix, mirrors=[self.mirror.url], hosts=text).start()
         else:
-            self.dockerd = Dockerd(self.root, prefix=self.ns.prefix, mirrors=[self.mirror.url]).start()
+            self.dockerd = Dockerd(self.root, prefix=prefix, mirrors=[self.mirror.url]).start()
         return self
 
     @property
