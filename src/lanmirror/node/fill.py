@@ -54,6 +54,7 @@ class Fill:
                 self._mismatch(f"{self.written} bytes hashing to {actual[:19]}…")
                 raise ValueError(f"upstream bytes hash to {actual} ({self.written} bytes), expected {self.digest} "
                                  f"({self.size} bytes)")
+            self.seconds = time.monotonic() - started  # known before the admission logs and records it
             self.final = self._admit(self.temp)
         except Exception as exc:  # every failure ends the same way: nothing cached, clients cut
             self.error = f"{type(exc).__name__}: {exc}"
@@ -61,7 +62,7 @@ class Fill:
             self.temp.unlink(missing_ok=True)
             self._abandon()
         finally:
-            self.seconds = time.monotonic() - started
+            self.seconds = self.seconds or time.monotonic() - started
             self.done.set()
 
     def available(self) -> int:
