@@ -273,3 +273,37 @@ def test_a_lan_slow_but_alive_is_handed_off_to_the_next_source(stack, repo, tmp_
         assert "lanmirror_node_handoffs_total 1" in requests.get(f"{mirror.url}/metrics", timeout=5).text
     finally:
         assert mirror.stop() == 0
+
+
+def test_rendezvous_spread_and_an_unreachable_hub(stack, repo, tmp_path):
+    """Two nodes rank the same replicas each its own way (rendezvous hashing of the node's id), and a
+    Hub that cannot be reached leaves the tag to --hub-unavailable: lan serves the replicas' common
+    digest with a warning, fail refuses."""
+    from lanmirror.ops.resolve.spread import rendezvous
+
+    img = publish(stack, repo, BASE, 1, hub=False, lan=True, lan2=True)
+    lans = [stack.lan, stack.lan2]
+    ids = [f"node-{i}" for i in range(40)]
+    a = next(i for i in ids if rendezvous(i, lans)[0] == stack.lan)
+    b = next(i for i in ids if rendezvous(i, lans)[0] == stack.lan2)
+    for node_id, first in ((a, stack.lan), (b, stack.lan2)):
+        mirror = NodeMirror(stack, tmp_path / node_id / "cache", [repo], "--lan-select", "spread", "--runner-id",
+                            node_id, "--hub-timeout", "2", lans=tuple(lans))
+        mirror.cmd[mirror.cmd.index("--hub-registry") + 1] = "127.0.0.1:9"  # nothing listens: unreachable
+        mirror.start()
+        try:
+            assert f"LAN {first}, " in mirror.text(), mirror.text()
+            resp = requests.get(f"{mirror.url}/v2/{repo}/manifests/{tag_for(BASE, 1)}", timeout=20)
+            assert resp.status_code == 200 and resp.headers["Docker-Content-Digest"] == img.digest
+            assert "is unavailable" in mirror.text() and "unverified" in mirror.text()
+        finally:
+            assert mirror.stop() == 0
+    strict = NodeMirror(stack, tmp_path / "strict" / "cache", [repo], "--hub-unavailable", "fail", "--hub-timeout",
+                        "2", lans=tuple(lans))
+    strict.cmd[strict.cmd.index("--hub-registry") + 1] = "127.0.0.1:9"
+    strict.start()
+    try:
+        resp = requests.get(f"{strict.url}/v2/{repo}/manifests/{tag_for(BASE, 1)}", timeout=20)
+        assert resp.status_code == 502 and "cannot be checked" in resp.text
+    finally:
+        assert strict.stop() == 0

@@ -38,13 +38,16 @@ class NodeMirror:
         self.log = cache.parent / f"serve-{self.port}.log"
         lan_args = [a for lan in (lans or (stack.lan,)) for a in ("--lan-registry", lan)]
         self.cmd = [LANMIRROR, "serve", "--listen", f"127.0.0.1:{self.port}", "--cache-dir", str(cache),
-                    *[a for r in repos for a in ("--repo", r)], "--hub-registry", stack.hub, *lan_args, *extra]
+                    *[a for r in repos for a in ("--repo", r)], "--hub-registry", stack.hub, *lan_args,
+                    # The replicas in the order given (tests name which one breaks); spread is tested apart.
+                    *([] if "--lan-select" in extra else ["--lan-select", "ordered"]), *extra]
         self.env = {**os.environ, "DOCKERHUB_USERNAME": HUB_USER, "DOCKERHUB_TOKEN": hub_password,
                     "LANMIRROR_CACHE": str(cache.parent / "lanmirror-cache")}
         self.env.pop("DOCKER_HOST", None)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> NodeMirror:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         self._out = open(self.log, "ab")  # noqa: SIM115  (open while the process runs)
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self._out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

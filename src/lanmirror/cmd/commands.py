@@ -299,6 +299,11 @@ def serve_command(args: argparse.Namespace) -> Outcome:
     hub = normalize_registry(hub_registry(args.hub_registry))
     repos = [validate_repository(r) for r in split_tags(args.repo, "--repo")]
     lans = [normalize_registry(r) for r in lan_registries(args.lan_registry)]
+    if args.lan_select == "spread":
+        import socket
+
+        from lanmirror.ops.resolve.spread import rendezvous
+        lans = rendezvous(args.runner_id or socket.gethostname(), lans)
     clients = clients_for(args, hub, daemon=False)
     upstream = Upstream(clients, lans, hub, clients.policy, probe_timeout=args.probe_timeout,
                         hub_timeout=args.hub_timeout, hub_unavailable=args.hub_unavailable,

@@ -328,6 +328,10 @@ def _serve(sub: Any) -> None:
                     help="a LAN replica to read from (repeatable; default $LANMIRROR_LAN_REGISTRY)")
     sv.add_argument("--hub-registry", metavar="HOST[:PORT]",
                     help="the upstream registry (default: $LANMIRROR_HUB_REGISTRY or docker.io)")
+    sv.add_argument("--lan-select", choices=LAN_SELECT, default="spread",
+                    help="spread (default): the LAN replicas ranked for this node by rendezvous hashing of "
+                         "--runner-id, so the nodes of a fleet split evenly over them; ordered: in the given order")
+    sv.add_argument("--runner-id", metavar="ID", help="this node's identity for spread (default: the host name)")
     sv.add_argument("--hub-unavailable", choices=HUB_UNAVAILABLE, default="lan",
                     help="when the Hub cannot be reached (not when it refuses): lan = serve the digest every LAN "
                          "replica agrees on, with a warning; fail = refuse, and the daemon falls back to the Hub "
