@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -31,12 +30,12 @@ from lanmirror.node.upstream import CheckFailed, Upstream
 from lanmirror.remote.hashing import Chunk
 from lanmirror.remote.manifest import Manifest
 from lanmirror.retry import describe
+from lanmirror.serve.byterange import RangeNotSatisfiable, byte_range
 from lanmirror.serve.feed import BlobSources, Provenance, Source
 
 log = logging.getLogger("lanmirror.node")
 
 API_HEADERS = {"Docker-Distribution-API-Version": "registry/2.0"}
-_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 STEP = 1 << 20  # bytes a client is sent per read of a filling blob
 BAD_FOR = 15 * 60.0  # seconds a source proven to serve wrong bytes is left out
 
@@ -137,7 +136,6 @@ async def manifests(request: web.Request) -> web.Response:
             lans = resolved.lans
             where = f"lan {', '.join(lans)}" if lans else f"hub {node.upstream.hub}"
             checked = "verified against the Hub" if resolved.verified else "UNVERIFIED: the Hub is unavailable"
-            checked = "verified against the Hub" if resolved.verified else "UNVERIFIED: the Hub is unavailable"
             note = f"{where}, {checked}"
         else:
             return _error(400, "MANIFEST_INVALID", "not a tag or a digest")
@@ -175,15 +173,6 @@ def learn(node: Node, manifest: Manifest, lans: list[str]) -> None:
         node.lans_of.setdefault(manifest.digest, lans)
 
 
-def _range(request: web.Request, size: int) -> tuple[int, int] | None:
-    m = _RANGE.fullmatch(request.headers.get("Range", "").strip())
-    if not m:
-        return None
-    start = int(m.group(1))
-    end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
-    return (start, end) if start <= end < size else None
-
-
 async def blobs(request: web.Request) -> web.StreamResponse:
     served = _served(request)
     if isinstance(served, web.Response):
@@ -210,8 +199,11 @@ async def blobs(request: web.Request) -> web.StreamResponse:
             return _error(404, "BLOB_UNKNOWN", f"{digest} is on no source")
     size = fill.size if fill is not None else size
     assert size is not None
-    window = _range(request, size)
-    start, end = window if window else (0, size - 1)
+    try:
+        window = byte_range(request.headers.get("Range"), size)
+    except RangeNotSatisfiable:
+        return web.Response(status=416, headers={**API_HEADERS, "Content-Range": f"bytes */{size}"})
+    start, end = window or (0, size - 1)
     headers["Accept-Ranges"] = "bytes"
     if request.method == "HEAD":
         return web.Response(status=200, headers={**headers, "Content-Length": str(size)})

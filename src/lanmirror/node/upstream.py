@@ -99,7 +99,7 @@ class Upstream:
             resolved = Resolved(digest, [lan for lan in lans if lan_digests.get(lan) == digest], True)
         else:
             why = describe(hub) if hub_done else f"no answer within {self.hub_timeout:g}s"
-            if isinstance(hub, (NotFound,)) or self.hub_unavailable == "fail" or not lan_digests:
+            if isinstance(hub, NotFound) or self.hub_unavailable == "fail" or not lan_digests:
                 raise CheckFailed(f"{self.hub} is unavailable ({why}) and {repo}:{tag} cannot be checked")
             digests = set(lan_digests.values())
             if len(digests) > 1:

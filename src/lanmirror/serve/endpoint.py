@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import secrets
 import socket
 import struct
@@ -35,13 +34,11 @@ from types import TracebackType
 from lanmirror.errors import LanmirrorError
 from lanmirror.remote.hashing import Chunk
 from lanmirror.retry import describe
+from lanmirror.serve.byterange import RangeNotSatisfiable, byte_range
 from lanmirror.serve.feed import BlobSources, Provenance
 from lanmirror.serve.image import ServedImage
 
 log = logging.getLogger("lanmirror.serve")
-
-_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
-
 
 # The endpoint serves one daemon for one pull: it needs a few connections (the daemon fetches three
 # layers at once, and retries), and anything else on loopback that finds the port gets little.
@@ -247,14 +244,12 @@ class Endpoint:
         return self._send(h, method, 404, body, {"Content-Type": "application/json"})
 
     def _blob(self, h: BaseHTTPRequestHandler, method: str, digest: str, size: int) -> int:
-        start, end = 0, size - 1
-        match = _RANGE.fullmatch(h.headers.get("Range", "").strip())
-        ranged = match is not None and digest not in self.corrupt
-        if match is not None and ranged:
-            start = int(match.group(1))
-            end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
-            if start >= size or start > end:
-                return self._send(h, method, 416, b"", {"Content-Range": f"bytes */{size}"})
+        try:  # a blob that a source served wrong once goes out whole, from its start
+            window = byte_range(h.headers.get("Range"), size) if digest not in self.corrupt else None
+        except RangeNotSatisfiable:
+            return self._send(h, method, 416, b"", {"Content-Range": f"bytes */{size}"})
+        ranged = window is not None
+        start, end = window or (0, size - 1)
         headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest,
                    "Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
         status = 206 if ranged else 200
