@@ -153,20 +153,23 @@ class Transport:
         """A refused login, remembered: every later request fails at once without sending it again."""
         return self._basic_refused or (self._auth.failure if self._auth else None)
 
+    def _adopt(self, kind: str, params: dict[str, str]) -> tuple[Authenticator | None, bool]:
+        """Take a challenge: the authenticator that answers it (the one in use, with its tokens, when
+        the challenge is the same), and whether it changed."""
+        with self._lock:
+            self._challenged = kind
+            if self._auth is not None and self._auth.same_challenge(kind, params):
+                return self._auth, False
+            self._auth = authenticator_for(kind, params, self.wire, self.credentials)
+            return self._auth, True
+
     def _authenticate(self, resp: requests.Response, scope: str | None, sent: str | None) -> bool:
         """Handle a 401: hand its challenge to the scheme's authenticator. False if nothing can be done."""
         header = resp.headers.get("WWW-Authenticate", "")
         if not header:
             return False
         kind, params = parse_challenge(header)
-        with self._lock:
-            self._challenged = kind
-            auth = self._auth
-            if auth is None or not auth.same_challenge(kind, params):
-                auth = self._auth = authenticator_for(kind, params, self.wire, self.credentials)
-                changed = True
-            else:
-                changed = False
+        auth, changed = self._adopt(kind, params)
         if changed:
             memo = auth.memo() if auth else None
             save_challenge(self.host, (kind, memo) if memo is not None else None)
@@ -287,11 +290,7 @@ class Transport:
         resp = self.session.get(url, timeout=self.timeouts.pair(), verify=self.verify)
         header = resp.headers.get("WWW-Authenticate", "") if resp.status_code == 401 else ""
         if header:
-            kind, params = parse_challenge(header)
-            with self._lock:
-                self._challenged = kind
-                if self._auth is None or not self._auth.same_challenge(kind, params):
-                    self._auth = authenticator_for(kind, params, self.wire, self.credentials)
+            self._adopt(*parse_challenge(header))
         return resp
 
 

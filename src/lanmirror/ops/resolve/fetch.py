@@ -106,15 +106,24 @@ def fetch(run: Run, option: Option, verified: bool | None) -> Resolution:
         engine.tag(pinned, canonical.familiar_repository, cand.tag)
     if kind == "hub":
         refresh_ratelimit(run, cand.tag)
+    if nbytes is None:
+        nbytes = image.bytes  # the daemon pulled directly: the layer sizes its progress named
+    return pulled(run, option, str(canonical), pinned, verified, image, nbytes, started,
+                  where=registry, path=fast.path if fast else "daemon", result=f"pulled {cand.tag}")
+
+
+def pulled(run: Run, option: Option, image_name: str, pinned: str, verified: bool | None, image: LocalImage,
+           nbytes: int | None, started: float, *, where: str, path: str, result: str) -> Resolution:
+    """The image is local: mark a LAN copy the Hub could not confirm, record the pull (`where` the
+    bytes came from, by which `path`) and report it."""
+    cand, kind, registry, digest = option
     if kind == "lan" and verified is False:
         mark_unverified(image.id, registry)
     seconds = clock() - started
-    if nbytes is None:
-        nbytes = image.bytes  # the daemon pulled directly: the layer sizes its progress named
-    run.record(kind, registry, f"pulled {cand.tag}", started, cand.tag, path=fast.path if fast else "daemon",
-               nbytes=nbytes, mbps=round(nbytes / seconds / 1e6, 1) if nbytes and seconds > 0 else None,
+    run.record(kind, where, result, started, cand.tag, path=path, nbytes=nbytes,
+               mbps=round(nbytes / seconds / 1e6, 1) if nbytes and seconds > 0 else None,
                download_seconds=image.download_seconds, event="pull")
-    return report(run, cand, kind, registry, digest, str(canonical), pinned, verified, True)
+    return report(run, cand, kind, registry, digest, image_name, pinned, verified, True)
 
 
 def rename_fast_pull(run: Run, fast: FastPull, pinned: str, kind: str, creds: Credentials | None) -> None:
@@ -160,22 +169,15 @@ def via_node_mirror(run: Run, option: Option, canonical: Reference, pinned: str,
     """The daemon has a node mirror: leave the pull to it, by the Hub name and the digest this run
     checked. The mirror reads the LAN once for the whole host (and the daemon falls back to the Hub
     by itself if the mirror fails); the job needs no endpoint and no LAN route of its own."""
-    cand, kind, registry, digest = option
+    cand, digest = option.cand, option.digest
     engine = run.engine
     assert engine is not None
     by_hub_name = f"{canonical.familiar_repository}@{digest}"
     image = engine.pull(by_hub_name, source=f"node mirror {mirror}", stall_timeout=run.opts.stall_timeout,
                         timeout=run.within(run.opts.pull_timeout), on_progress=run.on_progress, counted=False)
     engine.tag(by_hub_name, canonical.familiar_repository, cand.tag)
-    if kind == "lan" and verified is False:
-        mark_unverified(image.id, registry)
-    seconds = clock() - started
-    nbytes = image.bytes or 0
     # The source stays what the check chose (lan, or hub when the LAN lacks the tag); the registry is
     # the mirror the bytes came through, and the path says so: the report's "via".
-    host = mirror.split("://", 1)[-1]
-    run.record(kind, host, f"pulled {cand.tag} (the daemon, through its node mirror {mirror})", started, cand.tag,
-               path="node-mirror", nbytes=nbytes,
-               mbps=round(nbytes / seconds / 1e6, 1) if nbytes and seconds > 0 else None,
-               download_seconds=image.download_seconds, event="pull")
-    return report(run, cand, kind, registry, digest, str(canonical), pinned, verified, True)
+    return pulled(run, option, str(canonical), pinned, verified, image, image.bytes or 0, started,
+                  where=mirror.split("://", 1)[-1], path="node-mirror",
+                  result=f"pulled {cand.tag} (the daemon, through its node mirror {mirror})")
