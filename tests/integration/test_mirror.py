@@ -311,3 +311,22 @@ def test_workflow_artifacts_come_only_from_trusted_default_branch_runs(github, t
     github.workflow_runs["release.yml"] = [5001]
     with pytest.raises(LanmirrorError, match="no successful run from push, schedule or workflow_dispatch"):
         tags_from_artifact("nightly-tag-*", tmp_path / "c", **kw)
+
+
+def test_a_planted_netrc_never_reaches_the_artifact_storage(stack, repo, github, tmp_path):
+    """GitHub's 302 leads to another host; requests, left to itself, asks ~/.netrc about that host.
+    A runner's home is anyone's: nothing from it may go with the download."""
+    img = publish(stack, repo, BASE, 1)
+    github.artifacts[4343] = {"nightly-tag-mi30x": make_zip({"mi30x.txt": f"{tag_for(BASE, 1)}\n".encode()})}
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".netrc").write_text("machine localhost login netrc-user password netrc-planted\n")
+    (home / ".netrc").chmod(0o600)
+    env = {"GITHUB_TOKEN": github.token, "GITHUB_REPOSITORY": github.repository, "GITHUB_API_URL": github.api,
+           "GITHUB_RUN_ID": "4343", "HOME": str(home)}
+    proc = run_cli(stack, "mirror", "--repo", repo, "--from-artifact", "nightly-tag-*", "--source-registry",
+                   stack.hub, "--lan-registry", stack.lan, "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["mirrored"] == [{"tag": tag_for(BASE, 1), "digest": img.digest}]
+    storage = [r for r in github.requests if r[1].startswith("/storage/")]
+    assert storage and all(auth == "" for _, _, auth in storage), storage

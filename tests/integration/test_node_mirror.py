@@ -307,3 +307,43 @@ def test_rendezvous_spread_and_an_unreachable_hub(stack, repo, tmp_path):
         assert resp.status_code == 502 and "cannot be checked" in resp.text
     finally:
         assert strict.stop() == 0
+
+
+def test_doctors_mirror_check_sends_nothing_from_a_planted_netrc(stack, tmp_path):
+    """The mirror's address comes from the daemon; a ~/.netrc entry for its host is another job's."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+
+    from tests.helpers import run_cli
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    fake = SimpleNamespace(port=port, url=f"http://127.0.0.1:{port}")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".netrc").write_text("machine 127.0.0.1 login netrc-user password netrc-planted\n")
+    (home / ".netrc").chmod(0o600)
+    try:
+        with MirroredDaemon(tmp_path / "d1", fake) as daemon:
+            proc = run_cli(stack, "doctor", "--hub-registry", stack.hub, "--json",
+                           env={"DOCKER_HOST": daemon.host, "HOME": str(home)})
+        line = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}[f"registry mirror {fake.url}"]
+        assert line["status"] == "ok", line
+        assert seen and all(a == "" for a in seen), seen
+    finally:
+        server.shutdown()

@@ -27,6 +27,7 @@ from lanmirror.ops.resolve.onhost import HELPER_REPO, helper_tag
 from lanmirror.remote.registry import Registry
 from lanmirror.retry import describe
 from lanmirror.transport import Timeouts, is_insecure, is_loopback
+from lanmirror.transport.session import NoNetrcSession
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 # Docker documents this image for checking the rate limit without spending it (HEAD is free).
@@ -220,8 +221,9 @@ def node_mirror(d: Doctor) -> list[Check]:
         url = str(url).rstrip("/")
         name = f"registry mirror {url}"
         try:
-            health = requests.get(f"{url}/healthz", timeout=d.timeout)
-            api = requests.get(f"{url}/v2/", timeout=d.timeout)
+            with NoNetrcSession() as session:  # a ~/.netrc entry for the mirror's host is another job's word
+                health = session.get(f"{url}/healthz", timeout=d.timeout)
+                api = session.get(f"{url}/v2/", timeout=d.timeout)
         except requests.RequestException as exc:
             out.append(Check(name, WARN, f"not reachable from here ({describe(exc)}); the daemon pulls Docker Hub "
                              "images through it first, and falls back to the Hub when it fails",

@@ -12,10 +12,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import requests
-
 from lanmirror.errors import BadInput, LanmirrorError
 from lanmirror.sources.tagfile import read_tag_file
+from lanmirror.transport.session import NoNetrcSession
 
 log = logging.getLogger("lanmirror.sources.artifacts")
 
@@ -135,13 +134,15 @@ def tags_from_artifact(pattern: str, dest: Path, *, token: str | None = None, re
             raise LanmirrorError(f"artifact {art.name!r} of run {run.id} has expired; rerun the publish job or "
                                  "pass --tag")
         # GitHub answers with a 302 to short-lived storage; requests drops the Authorization header
-        # when the redirect changes host, so the token never reaches the storage host.
-        resp = requests.get(art.archive_download_url, headers={"Authorization": f"Bearer {token}",
-                                                                "Accept": "application/vnd.github+json"},
-                            timeout=(10, 60), stream=True)
-        if resp.status_code != 200:
-            raise LanmirrorError(f"downloading artifact {art.name!r} failed with HTTP {resp.status_code}")
-        data = resp.raw.read(MAX_ZIP_BYTES + 1, decode_content=True)
+        # when the redirect changes host, so the token never reaches the storage host, and the
+        # session reads no ~/.netrc, which plain requests would consult for that new host.
+        with NoNetrcSession() as session:
+            resp = session.get(art.archive_download_url, headers={"Authorization": f"Bearer {token}",
+                                                                   "Accept": "application/vnd.github+json"},
+                               timeout=(10, 60), stream=True)
+            if resp.status_code != 200:
+                raise LanmirrorError(f"downloading artifact {art.name!r} failed with HTTP {resp.status_code}")
+            data = resp.raw.read(MAX_ZIP_BYTES + 1, decode_content=True)
         folder = dest / f"artifact-{art.id}"
         folder.mkdir(parents=True, exist_ok=True)
         safe_extract(data, folder)
