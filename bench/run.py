@@ -81,8 +81,9 @@ def main() -> int:
     p.add_argument("--profile-spy", default="--gil", metavar="FLAGS",
                    help="profile: py-spy record flags (default --gil: only samples holding the GIL, i.e. Python "
                         "work; '' counts every running thread, C calls that release the GIL included)")
-    p.add_argument("--tools", help="cold and WAN scenarios: only the tools whose name starts with one of these "
-                                   "(comma-separated), e.g. lanmirror; for quick iterations, not for reports")
+    p.add_argument("--tools", help="cold, WAN and fast-pull scenarios: only the tools whose name starts with one of "
+                                   "these (comma-separated), e.g. lanmirror; for quick iterations and A/B runs, "
+                                   "not for reports")
     args = p.parse_args()
     if not shutil.which("skopeo"):
         print("skopeo not found: run ./dev bench, which installs it", file=sys.stderr)
