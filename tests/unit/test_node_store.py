@@ -40,7 +40,22 @@ def test_least_recently_used_goes_first_and_the_order_survives_a_restart(tmp_pat
 def test_a_blob_bigger_than_the_cap_is_refused_not_admitted(tmp_path):
     store = BlobStore(tmp_path, 2 * MB)
     assert store.reserve(3 * MB) is False
+    assert "bigger than the cap of 2 MB" in store.refusal
     assert store.reserve(MB) is True
+
+
+def test_a_disk_found_full_refuses_new_fills_for_a_while_and_frees_their_reservation(tmp_path, monkeypatch):
+    import lanmirror.node.store as store_module
+
+    store = BlobStore(tmp_path, 10 * MB)
+    assert store.reserve(MB)
+    store.release(MB)
+    store.disk_full()
+    assert store.reserve(MB) is False and "no space left on device" in store.refusal
+    assert store._reserved == 0
+    monkeypatch.setattr(store_module, "FULL_FOR", 0.0)
+    store.disk_full()
+    assert store.reserve(MB) is True  # the pause is over: fills again
 
 
 def test_partial_fills_and_orphans_are_removed_at_start(tmp_path):

@@ -9,6 +9,7 @@ from upstream. Blocking work (registry requests, hashing a file) runs on threads
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import threading
@@ -208,31 +209,60 @@ async def blobs(request: web.Request) -> web.StreamResponse:
     if request.method == "HEAD":
         return web.Response(status=200, headers={**headers, "Content-Length": str(size)})
     if fill is None:
-        fill = await loop.run_in_executor(None, start_fill, node, repo, digest, size, sources)
+        started = await loop.run_in_executor(None, start_fill, node, repo, digest, size, sources)
+        if isinstance(started, Path):
+            node.metrics.served("cache", size)
+            return web.FileResponse(started, headers=headers)
+        fill = started
     resp = web.StreamResponse(status=206 if window else 200, headers=headers)
     resp.content_length = end - start + 1
     if window:
         resp.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     await resp.prepare(request)
-    if fill is None:  # no room in the cache: straight from upstream, once for this client
-        async for chunk in _direct(node, repo, digest, size, start, end, sources):
-            await resp.write(chunk)
-    else:
-        await _from_fill(node, fill, resp, start, end)
+    try:
+        if fill is None:  # no room in the cache: straight from upstream, once for this client
+            async for chunk in _direct(node, repo, digest, size, start, end, sources):
+                await resp.write(chunk)
+        else:
+            await _from_fill(node, fill, resp, start, end)
+    except CutShort as exc:
+        # Expected, and said once already by the fill: one line, no traceback. The connection is
+        # dropped before the last byte, so the daemon retries the layer (or goes to the Hub).
+        log.info("cut %s's read of %s short: %s", request.remote, digest[:19], exc)
+        _drop(request)
+        return resp
+    except ConnectionError as exc:  # the client went away
+        log.debug("client %s left during %s: %s", request.remote, digest[:19], exc)
+        _drop(request)
+        return resp
     await resp.write_eof()
     return resp
 
 
-def start_fill(node: Node, repo: str, digest: str, size: int, sources: list[Source] | None) -> Fill | None:
+class CutShort(Exception):
+    """The bytes a client was being sent cannot be finished (the upstream read failed, hashed
+    wrong, or met a full disk)."""
+
+
+def _drop(request: web.BaseRequest) -> None:
+    if request.transport is not None:
+        request.transport.abort()
+
+
+def start_fill(node: Node, repo: str, digest: str, size: int, sources: list[Source] | None) -> Fill | Path | None:
     """The fill of `digest`: the running one, or a new one when the cache has room (None: it has
-    not, and this client is served straight from upstream)."""
+    not, and this client is served straight from upstream); the cached file if one just finished."""
     with node.lock:
         if digest in node.fills:
             return node.fills[digest]
+    # A fill may have finished since the handler looked: it is admitted before it leaves `fills`.
+    cached = node.store.lookup(digest)
+    if cached is not None:
+        return cached
     if not node.store.reserve(size):
         if not node.full_warned:
-            log.warning("the cache (%s, cap %d MB) has no room for %s (%d MB): serving it without caching",
-                        node.store.root, node.store.limit >> 20, digest[:19], size >> 20)
+            log.warning("the cache (%s) has no room for %s (%d MB): %s; serving it without caching (said once)",
+                        node.store.root, digest[:19], size >> 20, node.store.refusal)
             node.full_warned = True
         node.metrics.count("pass_through")
         return None
@@ -264,8 +294,10 @@ def start_fill(node: Node, repo: str, digest: str, size: int, sources: list[Sour
         done(node, digest, sources or [], fill)
         return final
 
-    def abandon() -> None:
+    def abandon(exc: BaseException) -> None:
         node.store.release(size)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            node.store.disk_full()
         with node.lock:
             node.fills.pop(digest, None)
 
@@ -309,14 +341,14 @@ async def _from_fill(node: Node, fill: Fill, resp: web.StreamResponse, start: in
                 f = open(fill.final or fill.temp, "rb")  # noqa: SIM115  (kept open across awaits)
             except FileNotFoundError:
                 if fill.error:
-                    raise ConnectionResetError(f"upstream read failed: {fill.error}") from None
+                    raise CutShort(f"the fill failed: {fill.error}") from None
                 await asyncio.sleep(0.01)
         offset = start
         while offset <= end:
             ready = fill.available()
             if ready <= offset:
                 if fill.error:
-                    raise ConnectionResetError(f"upstream read failed: {fill.error}")
+                    raise CutShort(f"the fill failed: {fill.error}")
                 await asyncio.sleep(0.01)
                 continue
             n = min(ready, end + 1) - offset
@@ -354,7 +386,7 @@ async def _direct(node: Node, repo: str, digest: str, size: int, start: int, end
         if item is None:
             return
         if isinstance(item, BaseException):
-            raise ConnectionResetError(f"upstream read failed: {describe(item)}")
+            raise CutShort(f"the upstream read failed: {describe(item)}")
         node.metrics.served("direct", len(item))
         yield item
 

@@ -1,11 +1,13 @@
 """One upstream read of a blob, shared: the first client's request starts it, on a thread, into a
 temp file of the store; every client asking for the blob meanwhile is served from that file as
 the bytes land, not after the whole blob. Only once every byte hashed right is the file renamed
-into the cache; a read that fails or hashes wrong is never cached, and its clients' connections
+into the cache; a read that fails or hashes wrong, or a write that finds the disk full, is never
+cached, and its clients' connections
 are cut before their last byte (the daemon retries the layer, or falls back to the Hub by itself)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import threading
@@ -20,7 +22,7 @@ log = logging.getLogger("lanmirror.node")
 
 class Fill:
     def __init__(self, digest: str, size: int, temp: Path, read: Callable[[], Iterator[Chunk]],
-                 admit: Callable[[Path], Path], abandon: Callable[[], None],
+                 admit: Callable[[Path], Path], abandon: Callable[[BaseException], None],
                  mismatch: Callable[[str], None] = lambda why: None) -> None:
         self.digest = digest
         self.size = size
@@ -58,9 +60,12 @@ class Fill:
             self.final = self._admit(self.temp)
         except Exception as exc:  # every failure ends the same way: nothing cached, clients cut
             self.error = f"{type(exc).__name__}: {exc}"
-            log.warning("blob %s: the upstream read failed (%s); not cached", self.digest[:19], self.error)
+            # A full disk is the caller's one warning (its clients are then served without caching).
+            full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+            log.log(logging.INFO if full else logging.WARNING, "blob %s: the fill failed (%s); not cached",
+                    self.digest[:19], self.error)
             self.temp.unlink(missing_ok=True)
-            self._abandon()
+            self._abandon(exc)
         finally:
             self.seconds = self.seconds or time.monotonic() - started
             self.done.set()

@@ -28,6 +28,8 @@ from lanmirror.name import validate_digest
 log = logging.getLogger("lanmirror.node")
 
 TOUCH_EVERY = 60.0  # seconds between writes of a blob's last-used time to its sidecar
+HEADROOM = 64 << 20  # left free on the disk: sidecars, and whatever else shares it
+FULL_FOR = 60.0  # after a write found the disk full, no new fill for this long (clients get pass-through)
 
 
 @dataclass
@@ -63,6 +65,8 @@ class BlobStore:
         self._reserved = 0
         self.evicted = 0
         self.tampered = 0
+        self.refusal = ""  # why the last reserve() said no, for the one warning
+        self._full_until = 0.0
         self.scan()
 
     # -- start -------------------------------------------------------------------------------
@@ -120,7 +124,10 @@ class BlobStore:
         now = time.time()
         entry.used = now
         if now - entry.saved_used > TOUCH_EVERY:
-            self._save(digest, entry)
+            try:
+                self._save(digest, entry)
+            except OSError as exc:  # a full disk must not turn a hit into an error; the time is in memory
+                log.debug("last-used time of %s not saved: %s", digest[:19], exc)
         return path
 
     def size_of(self, digest: str) -> int | None:
@@ -137,8 +144,13 @@ class BlobStore:
 
     def reserve(self, size: int) -> bool:
         """Room for a blob of `size` under the cap, evicting the least recently used; False when it
-        cannot fit (bigger than the cap, or the disk itself lacks the room)."""
+        cannot fit (bigger than the cap, or the disk itself lacks the room), with the reason in
+        `refusal`. The cap is ours to keep; the disk is shared, so its free space is asked each time."""
+        if time.monotonic() < self._full_until:
+            self.refusal = f"its disk was found full (no space left on device) less than {FULL_FOR:.0f} s ago"
+            return False
         if size > self.limit:
+            self.refusal = f"it is bigger than the cap of {self.limit >> 20} MB"
             return False
         with self._lock:
             victims: list[str] = []
@@ -149,6 +161,7 @@ class BlobStore:
                 victims.append(digest)
                 used -= entry.size
             if used + size > self.limit:
+                self.refusal = f"the cap of {self.limit >> 20} MB is taken by fills in progress"
                 return False
             for digest in victims:
                 del self._entries[digest]
@@ -158,10 +171,18 @@ class BlobStore:
             self.path(digest).with_suffix(".json").unlink(missing_ok=True)
             self.evicted += 1
             log.info("evicted %s (least recently used) to make room", digest[:19])
-        if shutil.disk_usage(self.root).free < size + (64 << 20):
+        free = shutil.disk_usage(self.root).free
+        if free < size + HEADROOM:
             self.release(size)
+            self.refusal = f"its disk has {free >> 20} MB free"
             return False
         return True
+
+    def disk_full(self) -> None:
+        """A fill's write failed with ENOSPC (the disk filled after reserve() looked, by other fills
+        or other programs): no new fill for FULL_FOR seconds, so that retries are served straight
+        from upstream instead of filling and failing again."""
+        self._full_until = time.monotonic() + FULL_FOR
 
     def release(self, size: int) -> None:
         with self._lock:
