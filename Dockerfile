@@ -1,9 +1,13 @@
 # lanmirror as a container, for hosts without Python:
 #   docker run --rm --network host -v /var/run/docker.sock:/var/run/docker.sock \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" IMAGE resolve --repo rocm/sgl-dev --base-tag ...
+# and the node mirror (examples/systemd/lanmirror-serve-container.service):
+#   docker run -d --network host -v /var/cache/lanmirror:/cache --env-file /etc/lanmirror/serve.env \
+#     IMAGE serve --listen 127.0.0.1:5080 --cache-dir /cache --repo rocm/sgl-dev --lan-registry ...
 #
-# Built offline: the wheels (lanmirror and its dependencies) are made on the host first,
-#   pip wheel --wheel-dir build/wheels .
+# Built offline: the wheels (lanmirror with its `serve` extra, and their dependencies) are made on
+# the host first,
+#   pip wheel --wheel-dir build/wheels '.[serve]'
 # and the base image is a build argument, since nothing may be pulled here (the tests use a
 # debootstrapped Debian with python3; python:3.12-slim works the same where pulling is allowed).
 ARG BASE=python:3.12-slim
@@ -19,7 +23,7 @@ LABEL org.opencontainers.image.title="lanmirror" \
 
 COPY build/wheels /tmp/wheels
 RUN python3 -m venv /opt/lanmirror \
- && /opt/lanmirror/bin/pip install --no-index --no-cache-dir --find-links /tmp/wheels lanmirror \
+ && /opt/lanmirror/bin/pip install --no-index --no-cache-dir --find-links /tmp/wheels 'lanmirror[serve]' \
  && rm -rf /tmp/wheels \
  && (useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin lanmirror 2>/dev/null \
      || adduser --system --uid 10001 --no-create-home lanmirror)

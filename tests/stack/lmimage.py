@@ -1,5 +1,5 @@
 """lanmirror's own container image, built offline for the tests: host-built wheels of this checkout
-(at the version the tests' own lanmirror reports, so a helper container and the job agree) on a
+with the `serve` extra (at the version the tests' own lanmirror reports, so a helper container and the job agree) on a
 debootstrapped Debian with python3, cached between runs like the other root filesystems."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def build(env: dict[str, str], tag: str, version: str) -> str:
     _sh(["bash", "-c", f"docker import - {BASE_IMAGE} < {rootfs_tar}"], env)
     wheels = ROOT / "build" / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)
-    _sh([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheels), str(ROOT)],
+    _sh([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheels), f"{ROOT}[serve]"],
         {**env, "SETUPTOOLS_SCM_PRETEND_VERSION": version}, timeout=600)
     _sh(["docker", "build", "-q", "--network", "none", "--build-arg", f"BASE={BASE_IMAGE}", "--build-arg",
          f"VERSION={version}", "-t", tag, str(ROOT)], {**env, "DOCKER_BUILDKIT": "0"}, timeout=600)

@@ -37,3 +37,17 @@ def test_build_lock_pins_what_the_build_needs_with_hashes():
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
     assert {name(r) for r in requires} <= set(pins("requirements-build.lock"))
     assert "--hash=sha256:" in (ROOT / "requirements-build.lock").read_text()
+
+
+def test_serve_lock_is_the_lock_plus_the_serve_extra_at_the_same_versions():
+    """The project's image installs `lanmirror[serve]` from requirements-serve.lock (the release's
+    image job downloads exactly it): every pin of requirements.lock at the same version, plus the
+    node mirror's server. Regenerate with the command at the top of requirements-serve.lock."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    serve = {name(r) for r in project["optional-dependencies"]["serve"]}
+    base, full = pins("requirements.lock"), pins("requirements-serve.lock")
+    assert serve <= set(full), f"not in requirements-serve.lock: {serve - set(full)}"
+    assert {k: full.get(k) for k in base} == base, "requirements-serve.lock pins another version than requirements.lock"
+    text = (ROOT / "requirements-serve.lock").read_text()
+    blocks = re.split(r"\n(?=[A-Za-z0-9_.-]+==)", text)
+    assert all("--hash=sha256:" in b for b in blocks if "==" in b.split("\n", 1)[0])
