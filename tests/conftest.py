@@ -106,7 +106,7 @@ def repo(request: pytest.FixtureRequest) -> str:
     safe = "".join(c if c.isalnum() else "-" for c in name).strip("-")
     while "--" in safe:
         safe = safe.replace("--", "-")
-    return f"test/{safe[:80]}"
+    return f"test/{safe[:80].rstrip('-')}"
 
 
 @pytest.fixture

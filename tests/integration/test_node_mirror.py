@@ -8,9 +8,13 @@ rules (the Hub's digest, a refusal is a failed check, LAN-only tags never served
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
+import re
+import shutil
 import signal
+import subprocess
 import time
 
 import pytest
@@ -18,7 +22,7 @@ import requests
 
 from lanmirror.daemon import Engine
 from tests.helpers import publish, tag_for
-from tests.stack.node import MirroredDaemon, NodeMirror
+from tests.stack.node import HubNamed, MirroredDaemon, NodeMirror
 
 pytestmark = pytest.mark.integration
 BASE = "v0.5.5-rocm700-mi30x"
@@ -208,7 +212,8 @@ def test_doctor_names_the_daemons_mirror_and_whether_it_answers(stack, repo, nod
         assert line["status"] == "warn" and "not reachable from here" in line["detail"], line
 
 
-def test_resolve_leaves_the_pull_to_a_daemon_with_a_node_mirror(stack, repo, node, tmp_path):
+@pytest.mark.parametrize("engine", ["20.10-classic", "26.1-containerd"])
+def test_resolve_leaves_the_pull_to_a_daemon_with_a_node_mirror(stack, repo, node, tmp_path, engine):
     """A job where the daemon has the node mirror: resolve checks the tag as always, then the daemon
     pulls by the Hub's name and the digest, through the mirror; the record says node-mirror. Run
     in the daemon's namespace, where Docker Hub's names lead nowhere (the Hub is unavailable: the
@@ -217,7 +222,7 @@ def test_resolve_leaves_the_pull_to_a_daemon_with_a_node_mirror(stack, repo, nod
 
     img = publish(stack, repo, BASE, 1, hub=False, lan=True, size=300_000, layers=2)
     lan_port = int(stack.lan.rsplit(":", 1)[1])
-    with MirroredDaemon(tmp_path / "d1", node, ports=(lan_port,)) as daemon:
+    with MirroredDaemon(tmp_path / "d1", node, engine=engine, ports=(lan_port,)) as daemon:
         proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
                        "--hub-registry", "docker.io", "--hub-timeout", "3", "--json",
                        env={"DOCKER_HOST": daemon.host}, prefix=daemon.ns.prefix)
@@ -230,6 +235,35 @@ def test_resolve_leaves_the_pull_to_a_daemon_with_a_node_mirror(stack, repo, nod
         assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
     assert '"path":"node-mirror"' in proc.stderr  # the record line
     assert stack.lan_proxy.bytes_out() >= 2 * 300_000  # through the mirror, from the LAN
+
+
+@pytest.mark.parametrize("engine", ["20.10-classic", "26.1-containerd"])
+def test_a_job_without_a_lan_route_leaves_the_pull_to_the_daemons_mirror(stack, repo, node, tmp_path, engine):
+    """Docker outside of docker with a node mirror: the job, in a namespace of its own, reaches only
+    "Docker Hub" (registry-1.docker.io there, its CA given by --certs-dir), neither the LAN nor the
+    daemon's 127.0.0.1. resolve checks the tag against the Hub; the daemon pulls by the Hub's name
+    through its mirror, which reads the LAN. No endpoint, no helper, no blob from the Hub."""
+    from tests.helpers import run_cli
+
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=300_000, layers=2)
+    with HubNamed(tmp_path / "job", [], hub_data=stack.hub_registry.root / "data") as job, \
+            MirroredDaemon(tmp_path / "d1", node, engine=engine) as daemon:
+        certs = tmp_path / "certs" / "registry-1.docker.io"
+        certs.mkdir(parents=True)
+        shutil.copy(job.ca, certs / "ca.crt")
+        proc = run_cli(stack, "resolve", "--repo", repo, "--base-tag", BASE, "--lan-registry", stack.lan,
+                       "--hub-registry", "docker.io", "--certs-dir", str(certs.parent), "--json",
+                       env={"DOCKER_HOST": daemon.host}, prefix=job.prefix)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        res = json.loads(proc.stdout)
+        assert (res["source"], res["digest"]) == ("hub", img.digest)  # the LAN is beyond the job's reach
+        pulled = [a for a in res["attempts"] if a["result"].startswith("pulled")]
+        assert pulled and pulled[-1]["path"] == "node-mirror", res["attempts"]
+        local = Engine(daemon.host).local_image(f"{repo}:{tag_for(BASE, 1)}")
+        assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
+        assert job.hub is not None and job.hub.blob_gets() == []
+    assert stack.lan_proxy.bytes_out() >= 2 * 300_000  # the mirror read the LAN the job cannot reach
+    assert stack.hub_proxy.counted_gets() == 0
 
 
 def test_the_report_reads_the_mirrors_records(stack, repo, tmp_path):
@@ -347,3 +381,101 @@ def test_doctors_mirror_check_sends_nothing_from_a_planted_netrc(stack, tmp_path
         assert seen and all(a == "" for a in seen), seen
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("engine", ["20.10-classic", "26.1-containerd"])
+def test_the_mirror_killed_mid_pull_the_daemon_falls_back_to_the_hub_by_itself(stack, repo, tmp_path, engine):
+    """The mirror dies while a daemon reads a layer through it. The daemon then goes to Docker Hub
+    by itself: here a Hub at registry-1.docker.io inside the daemon's namespace, serving the test
+    Hub's storage, so the fallback is real and never leaves the machine. A restarted mirror finds
+    no partial blob in its cache. (Engine 20.10 first retries the layer against the dead mirror,
+    --max-download-attempts times: 2 here, 15 s; 75 s with its default of 5. Engine 26 goes to the
+    Hub at once.)"""
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=3_000_000, layers=1)
+    layer = img.layer_digests[0]
+    tag = tag_for(BASE, 1)
+    stack.lan_proxy.break_body("drip", after=500_000, count=10, path=layer)  # the layer is under way for a while
+    mirror = NodeMirror(stack, tmp_path / "cache", [repo]).start()
+    with MirroredDaemon(tmp_path / "d", mirror, engine=engine, hub_data=stack.hub_registry.root / "data",
+                        download_attempts=2) as daemon, cf.ThreadPoolExecutor(1) as pool:
+        pulling = pool.submit(Engine(daemon.host).api.pull, repo, tag=tag)
+        deadline = time.monotonic() + 20
+        while not any((tmp_path / "cache" / "tmp").iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any((tmp_path / "cache" / "tmp").iterdir()), "the layer was being filled"
+        time.sleep(0.5)
+        assert mirror.stop(signal.SIGKILL) == -signal.SIGKILL
+        said = pulling.result(timeout=120)
+        local = Engine(daemon.host).local_image(f"{repo}:{tag}")
+        assert daemon.hub is not None
+        fetched = daemon.hub.blob_gets()
+    assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests), said[-2000:]
+    assert layer in fetched  # the rest of the layer came from "Docker Hub", not from the dead mirror
+    stack.lan_proxy.clear()
+    again = NodeMirror(stack, tmp_path / "cache", [repo], port=mirror.port).start()
+    try:
+        assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+        assert not (tmp_path / "cache" / "blobs" / "sha256" / layer.split(":")[1]).exists()
+    finally:
+        assert again.stop() == 0
+
+
+def test_a_full_cache_disk_still_serves_the_pull_without_caching_with_one_warning(stack, repo, tmp_path):
+    """A real full disk (a small tmpfs holds the cache): the fill under way meets ENOSPC and is
+    dropped, the daemon retries the layer, and the retry is served straight from upstream. One
+    warning says so; nothing half-written stays in the cache."""
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=8_000_000, layers=1)
+    layer = img.layer_digests[0]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m,mode=0700", "lmx-cache", str(cache)], check=True)
+    mirror = None
+    try:
+        stack.lan_proxy.break_body("drip", after=500_000, count=10, path=layer)
+        mirror = NodeMirror(stack, cache, [repo]).start()
+        with MirroredDaemon(tmp_path / "d", mirror) as daemon, cf.ThreadPoolExecutor(1) as pool:
+            pulling = pool.submit(Engine(daemon.host).api.pull, repo, tag=tag_for(BASE, 1))
+            deadline = time.monotonic() + 20
+            while not any((cache / "tmp").iterdir()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert any((cache / "tmp").iterdir()), "the layer was being filled"
+            # Another program takes the rest of the disk.
+            with open(cache / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            stack.lan_proxy.clear()
+            pulling.result(timeout=120)
+            local = Engine(daemon.host).local_image(f"{repo}:{tag_for(BASE, 1)}")
+            assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
+        text = mirror.text()
+        assert text.count("serving it without caching") == 1 and "no space left on device" in text, text
+        assert "No space left on device" in text  # the fill's own line names the error
+        assert list((cache / "tmp").iterdir()) == []
+        assert not (cache / "blobs" / "sha256" / layer.split(":")[1]).exists()
+        metrics = requests.get(f"{mirror.url}/metrics", timeout=5).text
+        assert re.search(r"^lanmirror_node_pass_through_total [1-9]", metrics, re.M), metrics
+    finally:
+        if mirror is not None and mirror.proc is not None and mirror.proc.poll() is None:
+            assert mirror.stop() == 0
+        subprocess.run(["umount", str(cache)], check=True)
+
+
+def test_the_container_form_serves_a_daemon_on_the_host(stack, repo, tmp_path, lanmirror_image):
+    """The project's image running `serve` on the host network, the cache a volume (the shape of
+    examples/systemd/lanmirror-serve-container.service): a daemon pulls the Hub's image through it,
+    and `docker stop`'s SIGTERM ends it cleanly."""
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=500_000, layers=2)
+    mirror = NodeMirror(stack, tmp_path / "cache", [repo], image=lanmirror_image).start()
+    try:
+        with MirroredDaemon(tmp_path / "d", mirror) as daemon:
+            Engine(daemon.host).api.pull(repo, tag=tag_for(BASE, 1))
+            local = Engine(daemon.host).local_image(f"{repo}:{tag_for(BASE, 1)}")
+            assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
+        assert stack.lan_proxy.bytes_out() >= blob_bytes(img)
+        cached = {p.name for p in (tmp_path / "cache" / "blobs" / "sha256").iterdir()}
+        assert {d.split(":")[1] for d in img.layer_digests} <= cached
+        assert "verified against the Hub" in mirror.text()
+    finally:
+        assert mirror.stop() == 0, mirror.text()
+    assert "stopped" in mirror.text()

@@ -77,8 +77,11 @@ class Dockerd:
     """dockerd with --data-root/--exec-root/socket/pidfile in `root`, no bridge, no iptables."""
 
     def __init__(self, root: Path, insecure: list[str] | None = None, prefix: list[str] | None = None,
-                 mirrors: list[str] | None = None) -> None:
+                 mirrors: list[str] | None = None, extra_env: dict[str, str] | None = None,
+                 extra_args: list[str] | None = None) -> None:
         self.root = root
+        self.extra_env = dict(extra_env or {})  # e.g. SSL_CERT_FILE: the CAs Go trusts for Docker Hub itself
+        self.extra_args = list(extra_args or [])
         self.insecure = list(insecure or [])
         self.mirrors = list(mirrors or [])  # --registry-mirror URLs: Docker Hub pulls go there first
         self.prefix = list(prefix or [])  # e.g. `ip netns exec NS`: a daemon in a job's network namespace
@@ -98,8 +101,8 @@ class Dockerd:
                # Declared, never contacted (TEST-NET-1): lets tests read a daemon's insecure list.
                "--insecure-registry", "192.0.2.10:5000",
                *[a for registry in self.insecure for a in ("--insecure-registry", registry)],
-               *[a for mirror in self.mirrors for a in ("--registry-mirror", mirror)]]
-        env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+               *[a for mirror in self.mirrors for a in ("--registry-mirror", mirror)], *self.extra_args]
+        env = {**{k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}, **self.extra_env}
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         wait_for_dockerd(self.host, "dockerd", self.proc, self.log)

@@ -25,8 +25,13 @@ class ChrootDockerd:
     name = "26-containerd"
 
     def __init__(self, root: Path, insecure: list[str] | None = None, prefix: list[str] | None = None,
-                 mirrors: list[str] | None = None, hosts: str | None = None) -> None:
+                 mirrors: list[str] | None = None, hosts: str | None = None,
+                 config: dict[str, object] | None = None, files: dict[str, bytes] | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.root = root
+        self.config = dict(config or {})  # more daemon.json keys
+        self.files = dict(files or {})  # more files in the chroot, by absolute path inside it
+        self.extra_env = dict(extra_env or {})
         self.prefix = list(prefix or [])  # e.g. `ip netns exec NS`: a daemon in a job's network namespace
         self.mirrors = list(mirrors or [])  # registry-mirrors: Docker Hub pulls go there first
         self.hosts = hosts  # the chroot's own /etc/hosts (a netns's hosts file does not reach into it)
@@ -55,11 +60,17 @@ class ChrootDockerd:
         config: dict[str, object] = {"features": {"containerd-snapshotter": True}}
         if self.mirrors:
             config["registry-mirrors"] = self.mirrors
+        config.update(self.config)
         daemon_json.write_text(json.dumps(config))
         if self.hosts is not None:
             etc_hosts = self.rootfs / "etc" / "hosts"
             etc_hosts.unlink(missing_ok=True)  # a hard link into the cache: replaced, never written through
             etc_hosts.write_text(self.hosts)
+        for inside, data in self.files.items():
+            path = self.rootfs / inside.lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)  # never write through a hard link into the cache
+            path.write_bytes(data)
         # The root a mount point of its own: runc makes "/" private before it pivots into a container's
         # root, which fails (EINVAL) on a chroot's plain folder. With it, this engine runs containers.
         self._mount(["--bind", str(self.rootfs)], self.rootfs)
@@ -73,6 +84,7 @@ class ChrootDockerd:
                "--insecure-registry", "192.0.2.10:5000", *self.insecure]
         env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
         env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
+        env.update(self.extra_env)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         wait_for_dockerd(self.host, "dockerd 26 (chroot)", self.proc, self.log)

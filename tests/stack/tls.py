@@ -17,15 +17,17 @@ from .daemons import Registry
 
 
 def _cert(subject: x509.Name, issuer_key: ec.EllipticCurvePrivateKey, issuer_name: x509.Name,
-          key: ec.EllipticCurvePrivateKey, *, ca: bool = False, ip: str | None = None) -> x509.Certificate:
+          key: ec.EllipticCurvePrivateKey, *, ca: bool = False, ip: str | None = None,
+          dns: str | None = None) -> x509.Certificate:
     now = dt.datetime.now(dt.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name).public_key(key.public_key())
                .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
                .not_valid_after(now + dt.timedelta(days=1))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if ip:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
-                                        critical=False)
+    names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip))] if ip else []
+    names += [x509.DNSName(dns)] if dns else []
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -37,14 +39,16 @@ def _write(path: Path, cert: x509.Certificate | None = None, key: ec.EllipticCur
                                            serialization.NoEncryption()))
 
 
-def make_pki(root: Path) -> Path:
-    """ca.crt, server.crt/key (for 127.0.0.1) and client.crt/key, all from one fresh CA."""
+def make_pki(root: Path, dns: str | None = None) -> Path:
+    """ca.crt, server.crt/key (for 127.0.0.1, and `dns` if given) and client.crt/key, all from one
+    fresh CA."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lanmirror test CA")])
     ca = _cert(ca_name, ca_key, ca_name, ca_key, ca=True)
     for name, ip in (("server", "127.0.0.1"), ("client", None)):
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), ca_key, ca_name, key, ip=ip)
+        cert = _cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), ca_key, ca_name, key, ip=ip,
+                     dns=dns if ip else None)
         _write(root / f"{name}.crt", cert=cert)
         _write(root / f"{name}.key", key=key)
     _write(root / "ca.crt", cert=ca)
