@@ -24,6 +24,9 @@ Scenarios (on the same local stack as the tests):
  10f dood            docker outside of docker, on both engines: the job in its own network namespace, the
                         LAN (kernel WAN, 25 MB/s per flow) only the daemon's: docker pull | resolve through a
                         helper container on the daemon's host
+ 10n node             the node mirror (`lanmirror serve`): 4 daemons on one host pull one new image through
+                        it (cold, then warm) | their own docker pull of the LAN copy | a loopback registry;
+                        LAN bytes; peak RSS, also while a 4 GB image goes to 4 clients at once
  11. profile          py-spy over a loopback cold mirror and a kernel-WAN copy: CPU per GiB by category
                         (sha256, socket in/out, requests/urllib3, thread hand-offs, lanmirror, start-up)
 

@@ -92,6 +92,53 @@ def run(b: Bench) -> None:
         if mirror.proc is not None:
             mirror.stop()
         hub.stop()
+    four_clients_of_a_big_image(b)
+
+
+def four_clients_of_a_big_image(b: Bench) -> None:
+    """10n memory: a 4 GB image (8 x 512 MiB) served by a cold mirror to 4 clients at once, each
+    reading every blob as a daemon does (HTTP clients that discard the bytes: four extractions of
+    4 GB would measure the disks, not the mirror). The mirror's peak RSS is the number."""
+    import concurrent.futures as cf
+
+    import requests
+    from tests.stack.node import NodeMirror
+
+    s = b.stack
+    t = tag(0, "fnmem")
+    img = images.build([f"fnmem-{i}" for i in range(8)], 512 << 20)
+    images.push(s.client(b.hub_direct, HUB_CREDS), REPO, t, img)
+    images.push(s.client(b.lan_direct), REPO, t, img)
+    total = sum(len(x) for x in img.blobs.values())
+    label = "10n memory: a 4 GB image (8 x 512 MiB) to 4 clients at once, cold mirror, loopback LAN"
+    mirror = NodeMirror(s, s.root / "node-cache-mem", [REPO], lans=(b.lan_direct,)).start()
+    accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+
+    def client(_: int) -> int:
+        with requests.Session() as http:
+            http.get(f"{mirror.url}/v2/{REPO}/manifests/{t}", headers={"Accept": accept}, timeout=60).raise_for_status()
+            got = 0
+            for digest in img.blobs:
+                with http.get(f"{mirror.url}/v2/{REPO}/blobs/{digest}", stream=True, timeout=300) as resp:
+                    resp.raise_for_status()
+                    for chunk in resp.iter_content(1 << 20):
+                        got += len(chunk)
+            return got
+
+    try:
+        b.say(label)
+        started = time.monotonic()
+        with cf.ThreadPoolExecutor(4) as pool:
+            served = sum(pool.map(client, range(4)))
+        r = b.row(label, "lanmirror")
+        r.seconds.append(round(time.monotonic() - started, 3))
+        r.rss_mb = round(peak_rss(mirror) / 1e6, 1)
+        r.mbps = round(served / 1e6 / r.median, 1)
+        r.note = (f"the mirror's peak RSS {r.rss_mb:.0f} MB after serving {served / 1e9:.1f} GB "
+                  f"({served / total:.2f}x the image) to 4 clients; LAN bytes "
+                  f"{upstream_bytes(mirror.url, 'lan') / total:.2f}x the image")
+    finally:
+        mirror.stop()
 
 
 def pull_all(daemons: list, t: str) -> list[float]:
