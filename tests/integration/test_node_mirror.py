@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from lanmirror.daemon import Engine
-from tests.helpers import publish, tag_for
+from tests.helpers import LANMIRROR, publish, tag_for
 from tests.stack.node import HubNamed, MirroredDaemon, NodeMirror
 
 pytestmark = pytest.mark.integration
@@ -479,3 +479,37 @@ def test_the_container_form_serves_a_daemon_on_the_host(stack, repo, tmp_path, l
     finally:
         assert mirror.stop() == 0, mirror.text()
     assert "stopped" in mirror.text()
+
+
+def test_the_hosts_warm_timer_fills_the_node_cache_for_every_daemon_behind_it(stack, repo, node, tmp_path):
+    """examples/systemd/lanmirror-warm.sh on a host whose daemon has the node mirror: its resolve
+    leaves the pull to the daemon, so the nightly lands in the node cache as well as in the host's
+    image store; a runner's docker-in-docker daemon with an empty store, behind the same mirror,
+    then pulls it from the cache (the LAN is not read again)."""
+    from tests.consumer import ROOT
+
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=400_000, layers=2)
+    lan_port = int(stack.lan.rsplit(":", 1)[1])
+    with MirroredDaemon(tmp_path / "host", node, ports=(lan_port,),
+                        hub_data=stack.hub_registry.root / "data") as host:
+        certs = tmp_path / "certs" / "registry-1.docker.io"
+        certs.mkdir(parents=True)
+        shutil.copy(host.named.ca, certs / "ca.crt")
+        env = {**stack.env(), "LANMIRROR": LANMIRROR, "BASE_TAGS": BASE, "IMAGE_REPO": repo, "KEEP": "1",
+               "LANMIRROR_LAN_REGISTRY": stack.lan, "LANMIRROR_HUB_REGISTRY": "docker.io",
+               "LANMIRROR_CERTS_DIR": str(certs.parent), "DOCKER_HOST": host.host,
+               "LANMIRROR_CACHE": str(tmp_path / "lanmirror-cache")}
+        proc = subprocess.run([*host.named.prefix, "bash", str(ROOT / "examples" / "systemd" / "lanmirror-warm.sh")],
+                              env=env, text=True, capture_output=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert '"path":"node-mirror"' in proc.stderr
+        local = Engine(host.host).local_image(f"{repo}:{tag_for(BASE, 1)}")
+        assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
+    cached = {p.name for p in (node.cache / "blobs" / "sha256").iterdir()}
+    assert {d.split(":")[1] for d in img.layer_digests} <= cached
+    warmed = stack.lan_proxy.bytes_out()
+    with MirroredDaemon(tmp_path / "pod", node) as pod:  # a runner's own daemon, throwaway store
+        Engine(pod.host).api.pull(repo, tag=tag_for(BASE, 1))
+        local = Engine(pod.host).local_image(f"{repo}:{tag_for(BASE, 1)}")
+        assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
+    assert stack.lan_proxy.bytes_out() - warmed < 100_000  # manifests at most: the layers came from the cache
