@@ -2,8 +2,8 @@
 temp file of the store; every client asking for the blob meanwhile is served from that file as
 the bytes land, not after the whole blob. Only once every byte hashed right is the file renamed
 into the cache; a read that fails or hashes wrong, or a write that finds the disk full, is never
-cached, and its clients' connections
-are cut before their last byte (the daemon retries the layer, or falls back to the Hub by itself)."""
+cached, and its clients' connections are cut before their last byte (the daemon retries the layer,
+or falls back to the Hub by itself)."""
 
 from __future__ import annotations
 
