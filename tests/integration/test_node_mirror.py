@@ -165,6 +165,27 @@ def test_a_blob_bigger_than_the_cache_is_served_without_caching_with_one_warning
         assert mirror.stop() == 0
 
 
+def test_a_blob_served_without_caching_is_hashed_too_and_a_wrong_one_never_arrives_whole(stack, repo, tmp_path):
+    """No room in the cache, and the first LAN flips bytes: the pass-through read is hashed as it
+    goes, its last chunk held back; the daemon's connection is cut short, the LAN is named, and the
+    daemon's retry reads the other replica. Engine 20.10 ends with the right image."""
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, lan2=True, size=1_500_000, layers=1)
+    layer = img.layer_digests[0]
+    stack.lan_proxy.break_body("corrupt", after=1000, count=1000, path=layer)
+    mirror = NodeMirror(stack, tmp_path / "cache", [repo], "--cache-size", "1M", lans=(stack.lan, stack.lan2)).start()
+    try:
+        with MirroredDaemon(tmp_path / "d1", mirror) as daemon:
+            Engine(daemon.host).api.pull(repo, tag=tag_for(BASE, 1))
+            local = Engine(daemon.host).local_image(f"{repo}:{tag_for(BASE, 1)}")
+            assert local is not None and any(d.endswith("@" + img.digest) for d in local.repo_digests)
+        text = mirror.text()
+        assert "serving it without caching" in text, text
+        assert f"{stack.lan} served wrong bytes" in text and f"{stack.lan2} served wrong bytes" not in text, text
+        assert stack.lan2_proxy.bytes_out() >= 1_500_000
+    finally:
+        assert mirror.stop() == 0
+
+
 def test_sigterm_lets_a_pull_in_flight_finish(stack, repo, tmp_path):
     img = publish(stack, repo, BASE, 1, hub=True, lan=True, size=2_000_000, layers=1)
     layer = img.layer_digests[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import logging
 import os
 import threading
@@ -285,9 +286,7 @@ def start_fill(node: Node, repo: str, digest: str, size: int, sources: list[Sour
                                    node.upstream.rate_window, handoff)
 
     def mismatch(why: str) -> None:
-        for name in feed.blame(digest, provenance, why):
-            node.bad[name] = time.time() + BAD_FOR
-            log.warning("%s served wrong bytes of %s: left out for %.0f minutes", name, digest[:19], BAD_FOR / 60)
+        blame(node, feed, digest, provenance, why)
 
     def admit(temp: Path) -> Path:
         final = node.store.admit(digest, temp, size)
@@ -308,6 +307,13 @@ def start_fill(node: Node, repo: str, digest: str, size: int, sources: list[Sour
             return node.fills[digest]
         node.fills[digest] = fill
     return fill.start()
+
+
+def blame(node: Node, feed: BlobSources, digest: str, provenance: Provenance, why: str) -> None:
+    """A whole read of `digest` hashed wrong: leave out the sources proven to have served it."""
+    for name in feed.blame(digest, provenance, why):
+        node.bad[name] = time.time() + BAD_FOR
+        log.warning("%s served wrong bytes of %s: left out for %.0f minutes", name, digest[:19], BAD_FOR / 60)
 
 
 def _sources(node: Node, repo: str, digest: str) -> list[Source]:
@@ -366,19 +372,45 @@ async def _from_fill(node: Node, fill: Fill, resp: web.StreamResponse, start: in
 
 async def _direct(node: Node, repo: str, digest: str, size: int, start: int, end: int,
                   sources: list[Source] | None) -> AsyncIterator[bytes]:
-    """Stream a blob from upstream to one client without caching it (a thread feeds a queue)."""
+    """Stream a blob from upstream to one client without caching it (a thread feeds a queue). A
+    whole-blob read is hashed as it goes, and its last chunk is sent only once the blob hashed
+    right, as a fill's last byte is: a wrong blob never reaches the daemon whole."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=8)
     srcs = sources if sources is not None else await loop.run_in_executor(None, _sources, node, repo, digest)
-    feed = BlobSources(srcs, node.upstream.policy, node.upstream.settings)
+    now = time.time()
+    feed = BlobSources([s for s in srcs if node.bad.get(s.name, 0.0) < now], node.upstream.policy,
+                       node.upstream.settings)
+    provenance = Provenance() if start == 0 and end == size - 1 else None
+
+    def put(item: bytes | BaseException | None) -> None:
+        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
 
     def pump() -> None:
+        hasher = hashlib.sha256()
+        got = 0
+        held: bytes | None = None  # a whole read's latest chunk, sent once the next one (or the hash) is in
         try:
-            for chunk in feed.read(digest, end + 1, start):
-                asyncio.run_coroutine_threadsafe(queue.put(bytes(chunk)), loop).result()
-            asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+            for chunk in feed.read(digest, end + 1, start, provenance):
+                data = bytes(chunk)
+                got += len(data)
+                if provenance is None:
+                    put(data)
+                    continue
+                hasher.update(data)
+                if held is not None:
+                    put(held)
+                held = data
+            if provenance is not None:  # the read is over, and its sources are on record for blame
+                actual = "sha256:" + hasher.hexdigest()
+                if got != size or actual != digest:
+                    blame(node, feed, digest, provenance, f"{got} bytes hashing to {actual[:19]}…")
+                    raise ValueError(f"upstream bytes hash to {actual} ({got} bytes), expected {digest}")
+                if held is not None:
+                    put(held)
+            put(None)
         except BaseException as exc:
-            asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
+            put(exc)
 
     threading.Thread(target=pump, name=f"direct {digest[:19]}", daemon=True).start()
     while True:
