@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import logging
 import os
 import threading
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from lanmirror.errors import LanmirrorError, NotFound
+from lanmirror.errors import DigestMismatch, LanmirrorError, NotFound
 from lanmirror.name import DIGEST_RE, TAG_RE
 from lanmirror.node.fill import Fill
 from lanmirror.node.floor import read_with_floor
@@ -29,7 +28,7 @@ from lanmirror.node.metrics import Metrics
 from lanmirror.node.records import Recorder
 from lanmirror.node.store import BlobStore
 from lanmirror.node.upstream import CheckFailed, Upstream
-from lanmirror.remote.hashing import Chunk
+from lanmirror.remote.hashing import Chunk, HashingReader
 from lanmirror.remote.manifest import Manifest
 from lanmirror.retry import describe
 from lanmirror.serve.byterange import RangeNotSatisfiable, byte_range
@@ -269,8 +268,7 @@ def start_fill(node: Node, repo: str, digest: str, size: int, sources: list[Sour
         return None
     if sources is None:
         sources = _sources(node, repo, digest)
-    now = time.time()
-    sources = [s for s in sources if node.bad.get(s.name, 0.0) < now]
+    sources = _usable(node, sources)
     feed = BlobSources(sources, node.upstream.policy, node.upstream.settings)
     feed.solo = node.solo  # what one fill learned about a blob, the next fill of it knows
     provenance = Provenance()
@@ -314,6 +312,12 @@ def blame(node: Node, feed: BlobSources, digest: str, provenance: Provenance, wh
     for name in feed.blame(digest, provenance, why):
         node.bad[name] = time.time() + BAD_FOR
         log.warning("%s served wrong bytes of %s: left out for %.0f minutes", name, digest[:19], BAD_FOR / 60)
+
+
+def _usable(node: Node, sources: list[Source]) -> list[Source]:
+    """`sources` but those proven to serve wrong bytes lately (`blame`)."""
+    now = time.time()
+    return [s for s in sources if node.bad.get(s.name, 0.0) < now]
 
 
 def _sources(node: Node, repo: str, digest: str) -> list[Source]:
@@ -378,34 +382,28 @@ async def _direct(node: Node, repo: str, digest: str, size: int, start: int, end
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=8)
     srcs = sources if sources is not None else await loop.run_in_executor(None, _sources, node, repo, digest)
-    now = time.time()
-    feed = BlobSources([s for s in srcs if node.bad.get(s.name, 0.0) < now], node.upstream.policy,
-                       node.upstream.settings)
+    feed = BlobSources(_usable(node, srcs), node.upstream.policy, node.upstream.settings)
     provenance = Provenance() if start == 0 and end == size - 1 else None
 
     def put(item: bytes | BaseException | None) -> None:
         asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
 
     def pump() -> None:
-        hasher = hashlib.sha256()
-        got = 0
+        chunks = feed.read(digest, end + 1, start, provenance)
         held: bytes | None = None  # a whole read's latest chunk, sent once the next one (or the hash) is in
         try:
-            for chunk in feed.read(digest, end + 1, start, provenance):
-                data = bytes(chunk)
-                got += len(data)
-                if provenance is None:
-                    put(data)
-                    continue
-                hasher.update(data)
-                if held is not None:
-                    put(held)
-                held = data
-            if provenance is not None:  # the read is over, and its sources are on record for blame
-                actual = "sha256:" + hasher.hexdigest()
-                if got != size or actual != digest:
-                    blame(node, feed, digest, provenance, f"{got} bytes hashing to {actual[:19]}…")
-                    raise ValueError(f"upstream bytes hash to {actual} ({got} bytes), expected {digest}")
+            if provenance is None:
+                for chunk in chunks:
+                    put(bytes(chunk))
+            else:
+                try:
+                    for chunk in HashingReader(chunks, digest):  # DigestMismatch after the last chunk
+                        if held is not None:
+                            put(held)
+                        held = bytes(chunk)
+                except DigestMismatch as exc:  # the read is over: its sources are on record for blame
+                    blame(node, feed, digest, provenance, str(exc))
+                    raise
                 if held is not None:
                     put(held)
             put(None)

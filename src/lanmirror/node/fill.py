@@ -8,14 +8,14 @@ or falls back to the Hub by itself)."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from lanmirror.remote.hashing import Chunk
+from lanmirror.errors import DigestMismatch
+from lanmirror.remote.hashing import Chunk, HashingReader
 
 log = logging.getLogger("lanmirror.node")
 
@@ -43,22 +43,17 @@ class Fill:
 
     def _run(self) -> None:
         started = time.monotonic()
-        h = hashlib.sha256()
         try:
             with open(self.temp, "wb") as f:
-                for chunk in self._read():
+                for chunk in HashingReader(self._read(), self.digest):  # DigestMismatch after the last chunk
                     f.write(chunk)
                     f.flush()  # readers open the file by name and read what the kernel has
-                    h.update(chunk)
                     self.written += len(chunk)
-            actual = "sha256:" + h.hexdigest()
-            if self.written != self.size or actual != self.digest:
-                self._mismatch(f"{self.written} bytes hashing to {actual[:19]}…")
-                raise ValueError(f"upstream bytes hash to {actual} ({self.written} bytes), expected {self.digest} "
-                                 f"({self.size} bytes)")
             self.seconds = time.monotonic() - started  # known before the admission logs and records it
             self.final = self._admit(self.temp)
         except Exception as exc:  # every failure ends the same way: nothing cached, clients cut
+            if isinstance(exc, DigestMismatch):
+                self._mismatch(f"{self.written} of {self.size} bytes: {exc}")
             self.error = f"{type(exc).__name__}: {exc}"
             # A full disk is the caller's one warning (its clients are then served without caching).
             full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
