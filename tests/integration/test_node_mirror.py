@@ -227,7 +227,9 @@ def test_on_engine_26_a_lan_serving_wrong_bytes_fails_that_pull_and_others_get_t
     mirror's next read comes from the other replica, and another daemon gets the right image from
     the cache. (The failed daemon keeps its ingest for a while: its own next pull failed the same
     way in 3 of 7 runs, so that is not asserted either way.)"""
-    img = publish(stack, repo, BASE, 1, hub=True, lan=True, lan2=True, size=1_000_000, layers=1)
+    # 16 MB: the daemon is attached and receiving before the read ends (a 1 MB read over loopback
+    # could fail before the daemon's first byte, and then nothing wrong reaches it at all).
+    img = publish(stack, repo, BASE, 1, hub=True, lan=True, lan2=True, size=16_000_000, layers=1)
     layer = img.layer_digests[0]
     stack.lan_proxy.break_body("corrupt", after=1000, count=1000, path=layer)
     name = f"{repo}:{tag_for(BASE, 1)}"
